@@ -47,34 +47,100 @@ class CustomerType:
 
 TYPES = [
     CustomerType(
-        "loyal_high_spender", 0.15, (46, 9), (0.48, 0.50, 0.02), (0.03, 0.12, 0.40, 0.45),
-        (0.15, 0.15, 0.20, 0.20, 0.30), (0.40, 0.20, 0.05, 0.20, 0.15, 0.00),
-        2.4, 3.2, (6, 1, 5, 1, 2, 3, 2, 1), (0.10, 0.35, 0.55), 0.04, 0.03, 1.0,
+        "loyal_high_spender",
+        0.15,
+        (46, 9),
+        (0.48, 0.50, 0.02),
+        (0.03, 0.12, 0.40, 0.45),
+        (0.15, 0.15, 0.20, 0.20, 0.30),
+        (0.40, 0.20, 0.05, 0.20, 0.15, 0.00),
+        2.4,
+        3.2,
+        (6, 1, 5, 1, 2, 3, 2, 1),
+        (0.10, 0.35, 0.55),
+        0.04,
+        0.03,
+        1.0,
     ),
     CustomerType(
-        "bargain_hunter", 0.22, (33, 8), (0.62, 0.36, 0.02), (0.30, 0.45, 0.20, 0.05),
-        (0.25, 0.25, 0.15, 0.15, 0.20), (0.05, 0.10, 0.15, 0.35, 0.05, 0.30),
-        1.0, 1.6, (1, 6, 1, 5, 1, 2, 1, 2), (0.75, 0.22, 0.03), 0.70, 0.12, 2.0,
+        "bargain_hunter",
+        0.22,
+        (33, 8),
+        (0.62, 0.36, 0.02),
+        (0.30, 0.45, 0.20, 0.05),
+        (0.25, 0.25, 0.15, 0.15, 0.20),
+        (0.05, 0.10, 0.15, 0.35, 0.05, 0.30),
+        1.0,
+        1.6,
+        (1, 6, 1, 5, 1, 2, 1, 2),
+        (0.75, 0.22, 0.03),
+        0.70,
+        0.12,
+        2.0,
     ),
     CustomerType(
-        "new_customer", 0.12, (27, 6), (0.50, 0.47, 0.03), (0.25, 0.40, 0.28, 0.07),
-        (0.20, 0.20, 0.20, 0.20, 0.20), (0.10, 0.15, 0.55, 0.05, 0.10, 0.05),
-        0.0, 2.0, (2, 3, 1, 2, 3, 1, 1, 1), (0.35, 0.50, 0.15), 0.35, 0.06, 2.0,
+        "new_customer",
+        0.12,
+        (27, 6),
+        (0.50, 0.47, 0.03),
+        (0.25, 0.40, 0.28, 0.07),
+        (0.20, 0.20, 0.20, 0.20, 0.20),
+        (0.10, 0.15, 0.55, 0.05, 0.10, 0.05),
+        0.0,
+        2.0,
+        (2, 3, 1, 2, 3, 1, 1, 1),
+        (0.35, 0.50, 0.15),
+        0.35,
+        0.06,
+        2.0,
     ),
     CustomerType(
-        "lapsing", 0.16, (41, 11), (0.52, 0.46, 0.02), (0.12, 0.35, 0.40, 0.13),
-        (0.20, 0.30, 0.20, 0.10, 0.20), (0.25, 0.30, 0.10, 0.20, 0.10, 0.05),
-        1.0, 2.2, (2, 2, 4, 1, 4, 2, 3, 1), (0.30, 0.55, 0.15), 0.20, 0.15, 0.6,
+        "lapsing",
+        0.16,
+        (41, 11),
+        (0.52, 0.46, 0.02),
+        (0.12, 0.35, 0.40, 0.13),
+        (0.20, 0.30, 0.20, 0.10, 0.20),
+        (0.25, 0.30, 0.10, 0.20, 0.10, 0.05),
+        1.0,
+        2.2,
+        (2, 2, 4, 1, 4, 2, 3, 1),
+        (0.30, 0.55, 0.15),
+        0.20,
+        0.15,
+        0.6,
     ),
     CustomerType(
-        "one_off", 0.17, (37, 13), (0.50, 0.48, 0.02), (0.20, 0.35, 0.33, 0.12),
-        (0.20, 0.20, 0.20, 0.20, 0.20), (0.15, 0.35, 0.20, 0.05, 0.10, 0.15),
-        0.0, 1.8, (2, 2, 2, 1, 2, 1, 3, 4), (0.40, 0.45, 0.15), 0.25, 0.10, 0.2,
+        "one_off",
+        0.17,
+        (37, 13),
+        (0.50, 0.48, 0.02),
+        (0.20, 0.35, 0.33, 0.12),
+        (0.20, 0.20, 0.20, 0.20, 0.20),
+        (0.15, 0.35, 0.20, 0.05, 0.10, 0.15),
+        0.0,
+        1.8,
+        (2, 2, 2, 1, 2, 1, 3, 4),
+        (0.40, 0.45, 0.15),
+        0.25,
+        0.10,
+        0.2,
     ),
     CustomerType(
-        "window_shopper", 0.18, (24, 5), (0.45, 0.51, 0.04), (0.40, 0.40, 0.17, 0.03),
-        (0.20, 0.20, 0.20, 0.20, 0.20), (0.15, 0.10, 0.55, 0.05, 0.10, 0.05),
-        0.0, 0.0, (3, 3, 1, 2, 2, 1, 1, 2), (0.40, 0.45, 0.15), 0.0, 0.0, 1.5,
+        "window_shopper",
+        0.18,
+        (24, 5),
+        (0.45, 0.51, 0.04),
+        (0.40, 0.40, 0.17, 0.03),
+        (0.20, 0.20, 0.20, 0.20, 0.20),
+        (0.15, 0.10, 0.55, 0.05, 0.10, 0.05),
+        0.0,
+        0.0,
+        (3, 3, 1, 2, 2, 1, 1, 2),
+        (0.40, 0.45, 0.15),
+        0.0,
+        0.0,
+        1.5,
     ),
 ]
 
@@ -182,7 +248,9 @@ def _chunk(
     rate = per_type("orders_per_month") / 30.4 * rng.gamma(4.0, 0.25, n)
     span = active_end - first_order + 1
     n_orders = rng.poisson(rate * span)
-    n_orders = np.where(np.isin(name, ["loyal_high_spender", "bargain_hunter"]), n_orders + 1, n_orders)
+    n_orders = np.where(
+        np.isin(name, ["loyal_high_spender", "bargain_hunter"]), n_orders + 1, n_orders
+    )
     n_orders[lapsing] = np.maximum(n_orders[lapsing], 2)
     n_orders[is_new] = 1 + rng.poisson(0.7, is_new.sum())
     n_orders[name == "one_off"] = 1
@@ -194,10 +262,39 @@ def _chunk(
     is_first[1:] = o_cust[1:] != o_cust[:-1]
     o_day = sampler.days(rng, first_order[o_cust], active_end[o_cust])
     o_day[is_first] = first_order[o_cust[is_first]]
-    hour_p = np.array([1, 0.5, 0.3, 0.2, 0.2, 0.3, 0.8, 1.5, 2.5, 3, 3.2, 3.5, 4, 3.8, 3.5,
-                       3.4, 3.5, 4, 4.8, 5.5, 6, 5.5, 4, 2])
-    o_sec = (o_day * 86400 + rng.choice(24, len(o_cust), p=hour_p / hour_p.sum()) * 3600
-             + rng.integers(0, 3600, len(o_cust)))
+    hour_p = np.array(
+        [
+            1,
+            0.5,
+            0.3,
+            0.2,
+            0.2,
+            0.3,
+            0.8,
+            1.5,
+            2.5,
+            3,
+            3.2,
+            3.5,
+            4,
+            3.8,
+            3.5,
+            3.4,
+            3.5,
+            4,
+            4.8,
+            5.5,
+            6,
+            5.5,
+            4,
+            2,
+        ]
+    )
+    o_sec = (
+        o_day * 86400
+        + rng.choice(24, len(o_cust), p=hour_p / hour_p.sum()) * 3600
+        + rng.integers(0, 3600, len(o_cust))
+    )
     order_no = counters["order"] + np.arange(len(o_cust))
     counters["order"] += len(o_cust)
 
@@ -230,9 +327,13 @@ def _chunk(
     discount = np.round(np.where(discounted, gross * rng.uniform(0.1, 0.35, len(o_cust)), 0), 2)
     amount = np.round(gross - discount, 2)
     u = rng.random(len(o_cust))
-    status = np.where(u < 0.02, "cancelled",
-                      np.where(rng.random(len(o_cust)) < per_type("return_prob")[o_cust],
-                               "returned", "completed"))
+    status = np.where(
+        u < 0.02,
+        "cancelled",
+        np.where(
+            rng.random(len(o_cust)) < per_type("return_prob")[o_cust], "returned", "completed"
+        ),
+    )
 
     # events: a session before every order, plus browsing sessions without a purchase
     months = (np.minimum(active_end + 30, end_day) - signup + 1) / 30.4
@@ -278,8 +379,12 @@ def _chunk(
     first_view = np.ones(len(v_sess), dtype=bool)
     first_view[1:] = v_sess[1:] != v_sess[:-1]
     cart_rows = first_view & b_cart[v_sess]
-    add(n_purchase_sessions + v_sess[cart_rows], "add_to_cart",
-        np.full(cart_rows.sum(), 950), v_prod[cart_rows])
+    add(
+        n_purchase_sessions + v_sess[cart_rows],
+        "add_to_cart",
+        np.full(cart_rows.sum(), 950),
+        v_prod[cart_rows],
+    )
 
     ev_s = np.concatenate(ev_session)
     epoch = int((start - date(1970, 1, 1)).days) * 86400
@@ -327,8 +432,13 @@ def _chunk(
         }
     )
     truth = pa.table({"customer_no": cust_no, "customer_type": name})
-    return {"customers": customers, "orders": orders, "items": items, "events": events,
-            "truth": truth}
+    return {
+        "customers": customers,
+        "orders": orders,
+        "items": items,
+        "events": events,
+        "truth": truth,
+    }
 
 
 _DDL = """
@@ -427,10 +537,14 @@ def generate_demo(
         if dirty and customers >= 10:
             con.execute(_DIRTY.format(end=end_date.isoformat()))
     counts = {
-        t: wh.count(f"raw.{t}") for t in ["customers", "orders", "order_items", "products", "events"]
+        t: wh.count(f"raw.{t}")
+        for t in ["customers", "orders", "order_items", "products", "events"]
     }
     wh.close()
     return DemoSummary(
-        counts["customers"], counts["orders"], counts["order_items"], counts["products"],
+        counts["customers"],
+        counts["orders"],
+        counts["order_items"],
+        counts["products"],
         counts["events"],
     )

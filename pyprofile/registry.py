@@ -123,7 +123,9 @@ def load_model(wh: Warehouse, name: str, version: str | None = None) -> ModelRec
     """Fetch a model (the latest trained when ``version`` is None) and verify its checksum."""
     wh = Warehouse.open(wh)
     if not wh.exists(REGISTRY):
-        raise WarehouseError(f"no model registry ({REGISTRY}) in this warehouse: train a model first")
+        raise WarehouseError(
+            f"no model registry ({REGISTRY}) in this warehouse: train a model first"
+        )
     sql = (
         f"select name, version, trained_at, params, metrics, artifact, checksum "
         f"from {qualified(REGISTRY)} where name = ?"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from contextlib import contextmanager
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +117,18 @@ class Warehouse:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         config = {} if read_only else {"storage_compatibility_version": STORAGE_VERSION}
-        try:
-            con = duckdb.connect(path, read_only=read_only, config=config)
-        except duckdb.Error as exc:
-            raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
+        attempts = [(read_only, config)]
+        # The file may already be open in this process (e.g. by dbt, read-write): share it.
+        attempts += [(False, {"storage_compatibility_version": STORAGE_VERSION}), (False, {})]
+        for i, (ro, cfg) in enumerate(attempts):
+            try:
+                con = duckdb.connect(path, read_only=ro, config=cfg)
+                break
+            except duckdb.ConnectionException as exc:
+                if "different configuration" not in str(exc) or i == len(attempts) - 1:
+                    raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
+            except duckdb.Error as exc:
+                raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
         return cls(con, path=path, owned=True)
 
     def close(self) -> None:

@@ -1,0 +1,11 @@
+-- The one wide feature table: one row per customer known at as_of.
+-- depends_on: {{ ref('stg_shop__order_items') }}
+-- depends_on: {{ ref('stg_shop__products') }}
+{{ customer_features_sql(
+    as_of_date(),
+    ref('feat_customer__rfm'),
+    ref('feat_customer__orders'),
+    ref('feat_customer__baskets'),
+    ref('feat_customer__behavior'),
+    category_values()
+) }}

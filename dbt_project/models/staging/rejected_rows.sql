@@ -1,0 +1,18 @@
+-- Every raw row that staging kept out, with its table, key and reason:
+-- staged rows + rejected rows = raw rows, for every table.
+{% set keys = {
+    'customers': "customer_id",
+    'orders': "order_id",
+    'products': "product_id",
+    'order_items': "order_id || '/' || product_id",
+    'events': "customer_id || '@' || cast(event_at as " ~ dbt.type_string() ~ ")",
+} %}
+{% for table, key in keys.items() %}
+select
+    '{{ table }}' as table_name,
+    coalesce({{ key }}, '<null>') as record_key,
+    reject_reason as reason
+from {{ ref('int_' ~ table ~ '__validated') }}
+where reject_reason is not null
+{% if not loop.last %}union all{% endif %}
+{% endfor %}

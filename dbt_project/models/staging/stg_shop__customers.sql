@@ -1,0 +1,13 @@
+-- Valid customers: typed and de-duplicated; rejected rows are in rejected_rows.
+select
+    customer_id,
+    signup_at,
+    birth_date,
+    age,
+    gender,
+    income,
+    income_band,
+    region,
+    channel
+from {{ ref('int_customers__validated') }}
+where reject_reason is null

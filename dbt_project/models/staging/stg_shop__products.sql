@@ -1,0 +1,8 @@
+-- Valid products: typed and de-duplicated; rejected rows are in rejected_rows.
+select
+    product_id,
+    category,
+    brand,
+    price_amount
+from {{ ref('int_products__validated') }}
+where reject_reason is null

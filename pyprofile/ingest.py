@@ -1,0 +1,269 @@
+"""Load your own CSV or Parquet exports into the raw tables, with a column mapping.
+
+Dates are parsed with an explicit format or one inferred from the data; rows whose required
+values cannot be parsed are kept out of the raw table and recorded in ``raw.load_rejects``
+(nothing is lost). Loading the same file twice adds nothing the second time: new rows are
+appended only if they are not already there (row for row). Orders without an order id get
+a deterministic one (``G`` + 16 hex of a hash of customer, time, amount and occurrence), so
+reloading the same export yields the same ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyprofile.errors import InputError
+from pyprofile.warehouse import Warehouse, quote
+
+# table -> {contract column: (type, required)}
+CONTRACT: dict[str, dict[str, tuple[str, bool]]] = {
+    "customers": {
+        "customer_id": ("varchar", True),
+        "signup_at": ("timestamp", False),
+        "birth_date": ("date", False),
+        "age": ("integer", False),
+        "gender": ("varchar", False),
+        "income": ("double", False),
+        "income_band": ("varchar", False),
+        "region": ("varchar", False),
+        "channel": ("varchar", False),
+    },
+    "orders": {
+        "order_id": ("varchar", False),  # generated when absent
+        "customer_id": ("varchar", True),
+        "ordered_at": ("timestamp", True),
+        "amount": ("decimal(18, 4)", True),
+        "discount": ("decimal(18, 4)", False),
+        "status": ("varchar", False),
+    },
+    "order_items": {
+        "order_id": ("varchar", True),
+        "product_id": ("varchar", True),
+        "quantity": ("integer", True),
+        "unit_price": ("decimal(18, 4)", True),
+    },
+    "products": {
+        "product_id": ("varchar", True),
+        "category": ("varchar", False),
+        "brand": ("varchar", False),
+        "price": ("decimal(18, 4)", False),
+    },
+    "events": {
+        "customer_id": ("varchar", True),
+        "event_at": ("timestamp", True),
+        "event_type": ("varchar", True),
+        "product_id": ("varchar", False),
+        "session_id": ("varchar", False),
+    },
+}
+
+# Tried in order when no format is given; the first that parses every non-empty value wins
+# (so 03/04/2024 is read month-first only if no value rules that out).
+DATE_FORMATS = [
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%Y%m%d",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%d-%m-%Y",
+    "%Y/%m/%d",
+]
+
+
+@dataclass
+class LoadReport:
+    table: str
+    read: int
+    loaded: int
+    rejected: int
+    duplicates: int
+    reasons: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _reader(path: Path) -> str:
+    suffix = "".join(path.suffixes).lower()
+    lit = "'" + str(path).replace("'", "''") + "'"
+    if suffix.endswith(".parquet") or suffix.endswith(".pq"):
+        return f"read_parquet({lit})"
+    if any(suffix.endswith(s) for s in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")):
+        return f"read_csv({lit}, all_varchar = true, header = true)"
+    raise InputError(f"{path}: unsupported file type (use .csv, .tsv or .parquet)")
+
+
+def _infer_format(wh: Warehouse, src: str, column: str) -> str | None:
+    """The first format that parses every non-empty value of a text column (None: ISO cast)."""
+    col = f"trim(cast({quote(column)} as varchar))"
+    sample = f"(select {col} as v from {src} where {col} <> '' limit 20000)"
+    total = wh.scalar(f"select count(*) from {sample}")
+    if not total:
+        return None
+    if wh.scalar(f"select count(try_cast(v as timestamp)) from {sample}") == total:
+        return None
+    best, best_ok = None, 0
+    for fmt in DATE_FORMATS:
+        ok = wh.scalar(f"select count(try_strptime(v, '{fmt}')) from {sample}")
+        if ok == total:
+            return fmt
+        if ok > best_ok:
+            best, best_ok = fmt, ok
+    return best
+
+
+def load_file(
+    db,
+    table: str,
+    path: str | Path,
+    *,
+    mapping: dict[str, str] | None = None,
+    date_format: str | None = None,
+    replace: bool = False,
+) -> LoadReport:
+    """Load ``path`` into ``raw.<table>``; ``mapping`` maps contract names to the file's columns."""
+    if table not in CONTRACT:
+        raise InputError(f"unknown table {table!r}: choose one of {', '.join(CONTRACT)}")
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    mapping = dict(mapping or {})
+    contract = CONTRACT[table]
+    unknown = [k for k in mapping if k not in contract]
+    if unknown:
+        raise InputError(
+            f"--map names {', '.join(unknown)} not in the {table} contract ({', '.join(contract)})"
+        )
+    wh = Warehouse.open(db)
+    try:
+        return _load(wh, table, path, mapping, date_format, replace)
+    finally:
+        wh.close()
+
+
+def _load(wh, table, path, mapping, date_format, replace) -> LoadReport:
+    contract = CONTRACT[table]
+    src = _reader(path)
+    try:
+        file_cols = [r[0] for r in wh.con.execute(f"describe select * from {src}").fetchall()]
+    except Exception as exc:
+        raise InputError(f"{path}: cannot be read ({exc})") from exc
+    lower = {c.lower(): c for c in file_cols}
+    chosen: dict[str, str] = {}
+    for name in contract:
+        source_col = mapping.get(name, name)
+        if source_col in file_cols:
+            chosen[name] = source_col
+        elif source_col.lower() in lower:
+            chosen[name] = lower[source_col.lower()]
+        elif name in mapping:
+            raise InputError(
+                f"{path}: --map {name}={source_col} but the file has no column {source_col!r} "
+                f"(columns: {', '.join(file_cols)})"
+            )
+    read = int(wh.scalar(f"select count(*) from {src}"))
+    if read == 0:
+        raise InputError(f"{path}: the file has no rows; nothing was loaded into raw.{table}")
+    missing = [n for n, (_, req) in contract.items() if req and n not in chosen]
+    if missing:
+        raise InputError(
+            f"{path}: raw.{table} needs column(s) {', '.join(missing)}; the file has "
+            f"{', '.join(file_cols)} — map them with --map {missing[0]}=<file column>"
+        )
+    notes: list[str] = []
+    exprs, checks = [], []
+    for name, (typ, required) in contract.items():
+        if name not in chosen:
+            continue
+        col = quote(chosen[name])
+        text = f"nullif(trim(cast({col} as varchar)), '')"
+        if typ in ("timestamp", "date"):
+            fmt = date_format or _infer_format(wh, src, chosen[name])
+            parsed = f"try_strptime({text}, '{fmt}')" if fmt else f"try_cast({text} as timestamp)"
+            value = f"cast({parsed} as {typ})"
+            notes.append(f"{name}: parsed with {fmt or 'ISO 8601'}")
+        elif typ == "varchar":
+            value = text
+        else:
+            value = f"try_cast({text} as {typ})"
+        exprs.append(f"{value} as {quote(name)}")
+        checks.append((name, text, value, required))
+    extras = [c for c in file_cols if c not in chosen.values() and c.lower() not in contract]
+    exprs += [f"nullif(trim(cast({quote(c)} as varchar)), '') as {quote(c)}" for c in extras]
+    reason_sql = " ".join(
+        f"when {text} is not null and {value} is null then 'unparseable {name}'"
+        + (f" when {text} is null then 'missing {name}'" if req else "")
+        for name, text, value, req in checks
+    )
+    staged = f"""
+        select row_number() over () as _row, {", ".join(exprs)},
+            case {reason_sql} end as _reason
+        from {src}"""
+    wh.execute(f"create or replace temp table __load as {staged}")
+    if table == "orders" and "order_id" not in chosen:
+        notes.append("order_id: none in the file, generated from customer, time and amount")
+        wh.execute("""
+            alter table __load add column order_id varchar;
+            update __load set order_id = g.id from (
+                select _row, 'G' || substr(md5(concat_ws('|', customer_id, ordered_at, amount,
+                    row_number() over (partition by customer_id, ordered_at, amount
+                                       order by _row))), 1, 16) as id
+                from __load) as g
+            where __load._row = g._row""")
+    cols = [n for n in contract if n in chosen or (table == "orders" and n == "order_id")]
+    cols += [c for c in extras]
+    col_list = ", ".join(quote(c) for c in cols)
+    reasons = dict(
+        wh.con.execute(
+            "select _reason, count(*) from __load where _reason is not null group by 1"
+        ).fetchall()
+    )
+    rejected = sum(reasons.values())
+    target = f"raw.{quote(table)}"
+    with wh.transaction() as con:
+        con.execute("create schema if not exists raw")
+        exists = wh.exists(f"raw.{table}")
+        if replace or not exists:
+            con.execute(
+                f"create or replace table {target} as select {col_list} from __load "
+                "where _reason is null order by _row"
+            )
+            duplicates = 0
+            loaded = read - rejected
+        else:
+            have = list(wh.columns(f"raw.{table}"))
+            if set(have) != set(cols):
+                raise InputError(
+                    f"{path}: raw.{table} already has columns {', '.join(have)} but this file "
+                    f"gives {', '.join(cols)}; use --replace to replace the table"
+                )
+            ordered = ", ".join(quote(c) for c in have)
+            before = wh.count(f"raw.{table}")
+            con.execute(
+                f"insert into {target} select {ordered} from __load where _reason is null "
+                f"except all select {ordered} from {target}"
+            )
+            loaded = wh.count(f"raw.{table}") - before
+            duplicates = read - rejected - loaded
+        con.execute(
+            "create table if not exists raw.load_rejects (table_name varchar, file varchar, "
+            "row_number bigint, reason varchar, loaded_at timestamp)"
+        )
+        con.execute(
+            "delete from raw.load_rejects where table_name = ? and file = ?", [table, str(path)]
+        )
+        con.execute(
+            "insert into raw.load_rejects select ?, ?, _row, _reason, current_timestamp "
+            "from __load where _reason is not null",
+            [table, str(path)],
+        )
+    wh.execute("drop table if exists __load")
+    if table == "orders" and not wh.exists("raw.customers"):
+        notes.append("no raw.customers table: customers are derived from orders")
+    return LoadReport(table, read, loaded, rejected, duplicates, reasons, notes)
