@@ -48,11 +48,15 @@ def _as_float(name: str, values: Any) -> np.ndarray:
 
 
 def _lit(value: float) -> str:
-    """A float as an exact DuckDB DOUBLE literal (17 significant digits round-trip)."""
+    """A float as an exact DuckDB DOUBLE literal (17 significant digits round-trip).
+
+    Negative values are parenthesised: ``x - -1e0`` would start a ``--`` SQL comment.
+    """
     value = float(value)
     if not np.isfinite(value):
         raise InputError(f"cannot write the non-finite value {value} into SQL")
-    return f"{value:.17e}"
+    text = f"{value:.17e}"
+    return f"({text})" if value < 0 else text
 
 
 def _col(name: str) -> str:

@@ -167,8 +167,20 @@ def test_gamma_gamma_recovers_simulated_parameters():
 
 
 # ---------------------------------------------------------------------------- SQL = Python
-def test_sql_macros_equal_python(fitted):
+HAND_PARAMS = {
+    # 2F1 series constants with a negative Pochhammer argument and lgamma(A) < 0
+    "negative_b": {"r": 0.3, "alpha": 10.0, "a": 0.5, "b": 2.0},
+    # a > r + 2: the series terms grow polynomially before they decay
+    "large_a": {"r": 0.2, "alpha": 5.0, "a": 3.0, "b": 6.0},
+}
+
+
+@pytest.mark.parametrize("which", ["cdnow", *HAND_PARAMS])
+def test_sql_macros_equal_python(fitted, which):
     bg, gg = fitted
+    if which != "cdnow":
+        bg = BGNBD()
+        bg.params_ = HAND_PARAMS[which]
     rng = np.random.default_rng(0)
     n = 1500
     T = rng.integers(0, 700, n).astype(float)
@@ -216,6 +228,14 @@ def test_sql_macros_equal_python(fitted):
         assert np.array_equal(np.isnan(sql), np.isnan(py)), name
         np.testing.assert_allclose(sql, py, rtol=1e-12, atol=1e-9, equal_nan=True, err_msg=name)
     assert np.isnan(expected["pa"][7]) and expected["ep0"][0] == 0.0
+    # the series agrees with lifetimes' scipy.special.hyp2f1 formula where that one is finite
+    ref = lifetimes.BetaGeoFitter()
+    ref.params_ = pd.Series(bg.params_)
+    ok = ~np.isnan(f)
+    theirs = ref.conditional_expected_number_of_purchases_up_to_time(90, f[ok], rec[ok], T[ok])
+    finite = np.isfinite(theirs)
+    assert finite.mean() > 0.95
+    np.testing.assert_allclose(expected["ep"][ok][finite], theirs[finite], rtol=1e-7)
 
 
 # ---------------------------------------------------------------------------- bad input
