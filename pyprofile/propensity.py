@@ -1,0 +1,634 @@
+"""Propensity models (churn, next-period purchase) on any feature table with a binary label.
+
+:class:`PropensityModel` follows scikit-learn's conventions (``fit(X, y)`` / ``predict_proba``)
+and takes a pandas DataFrame or Arrow table, never a connection.
+
+* **Preprocessing** is the one the segmenter uses (:mod:`pyprofile.segment`): numeric and
+  boolean columns are median-imputed (plus a ``__missing`` indicator when the training rows
+  had nulls), log-transformed when heavy-tailed, robust-scaled and clipped; string columns
+  with at most ``max_categories`` levels are one-hot encoded; id and date columns are dropped.
+  It is fitted on the training split only.
+* **Candidates**: an L2-regularised logistic regression (the baseline, exportable to SQL) and
+  scikit-learn's ``HistGradientBoostingClassifier``; with ``model="auto"`` the one with the
+  higher validation ROC AUC is kept (ties go to the linear model).
+* **Calibration**: Platt scaling (``sigmoid``) or isotonic regression on the model's raw score,
+  fitted on the validation split. ``"auto"`` keeps whichever of Platt, isotonic and ``"none"``
+  (the model's own log-loss probabilities) has the lowest 5-fold cross-validated Brier score
+  on that split, so recalibration is applied when it helps and never makes Brier worse in
+  expectation (logistic regression and log-loss boosting are often calibrated already).
+* **Honest metrics** (``metrics_``) come from a stratified test split the model never saw:
+  ROC AUC, PR AUC (average precision), Brier score (calibrated and uncalibrated) and the lift
+  in the top decile.
+* **Reason codes** (:meth:`PropensityModel.reason_codes`): the top features pushing each
+  score up. Linear model: coefficient x preprocessed (standardised) value, summed over a
+  column's one-hot levels. Gradient boosting: occlusion, i.e. how much the raw score (log-odds)
+  falls when the column is reset to the training reference customer (median of each numeric
+  column, most frequent level of each categorical one).
+* **SQL**: :meth:`PropensityModel.to_sql` writes the linear model (preprocessing, logistic
+  score and calibration) as a macro body equal to ``predict_proba(X, model="linear")``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from pyprofile.errors import InputError, NotFittedError
+from pyprofile.segment import (
+    _preprocessing_sql,
+    apply_preprocessing,
+    as_frame,
+    fit_preprocessing,
+    output_names,
+    sql_number,
+)
+
+__all__ = [
+    "PropensityModel",
+    "average_precision",
+    "brier_score",
+    "classification_metrics",
+    "roc_auc",
+    "top_decile_lift",
+]
+
+MODELS = ("linear", "gbm")
+CALIBRATIONS = ("sigmoid", "isotonic", "none")
+_MIN_PER_CLASS = 10
+_ARTIFACT_FORMAT = "pyprofile.propensity/1"
+
+
+# ---------------------------------------------------------------------------- metrics
+def _binary(y: Any, name: str = "label") -> np.ndarray:
+    """0/1 int array from bools, 0/1 numbers (nullable dtypes too); nulls are an InputError."""
+    series = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y))
+    n_null = int(series.isna().sum())
+    if n_null:
+        raise InputError(f"label {name} has {n_null} null value(s) in {len(series)} rows")
+    try:
+        values = series.astype("float64").to_numpy()
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"label {name} must be 0/1 or boolean: {exc}") from exc
+    odd = int(np.sum((values != 0) & (values != 1)))
+    if odd:
+        raise InputError(f"label {name} must be 0/1 or boolean: {odd} of {len(values)} are not")
+    return values.astype(np.int64)
+
+
+def roc_auc(y_true: Any, score: Any) -> float:
+    """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties)."""
+    y = np.asarray(y_true).astype(bool)
+    s = np.asarray(score, dtype=float)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def average_precision(y_true: Any, score: Any) -> float:
+    """PR AUC as average precision: sum over thresholds of (recall step) x precision."""
+    y = np.asarray(y_true).astype(np.int64)
+    s = np.asarray(score, dtype=float)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, y_sorted = s[order], y[order]
+    last = np.r_[np.nonzero(np.diff(s_sorted))[0], len(s_sorted) - 1]  # end of each tie group
+    tps = np.cumsum(y_sorted)[last]
+    precision = tps / (last + 1.0)
+    recall = tps / n_pos
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def brier_score(y_true: Any, probability: Any) -> float:
+    """Mean squared difference between the predicted probability and the 0/1 outcome."""
+    y = np.asarray(y_true, dtype=float)
+    return float(np.mean((np.asarray(probability, dtype=float) - y) ** 2))
+
+
+def top_decile_lift(y_true: Any, score: Any, fraction: float = 0.1) -> float:
+    """Positive rate among the top ``fraction`` of scores (ceil(fraction * n) rows, stable
+    order for ties) divided by the overall positive rate."""
+    y = np.asarray(y_true, dtype=float)
+    s = np.asarray(score, dtype=float)
+    if y.size == 0 or y.mean() == 0:
+        return float("nan")
+    k = max(1, int(np.ceil(fraction * y.size)))
+    top = np.argsort(-s, kind="mergesort")[:k]
+    return float(y[top].mean() / y.mean())
+
+
+def classification_metrics(y_true: Any, probability: Any) -> dict[str, float]:
+    """ROC AUC, PR AUC, Brier score, top-decile lift and the base rate."""
+    y = np.asarray(y_true)
+    return {
+        "roc_auc": roc_auc(y, probability),
+        "pr_auc": average_precision(y, probability),
+        "brier": brier_score(y, probability),
+        "top_decile_lift": top_decile_lift(y, probability),
+        "base_rate": float(np.mean(y)),
+    }
+
+
+# ---------------------------------------------------------------------------- calibration
+def _expit(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _fit_calibrator(z: np.ndarray, y: np.ndarray, method: str) -> dict[str, Any]:
+    if method == "none":  # the model's own log-odds: p = expit(z)
+        return {"method": "none", "a": 1.0, "b": 0.0}
+    if method == "sigmoid":
+        from sklearn.linear_model import LogisticRegression
+
+        lr = LogisticRegression(C=1e6, max_iter=1000).fit(z[:, None], y)
+        return {"method": "sigmoid", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(z, y)
+    return {
+        "method": "isotonic",
+        "x": [float(v) for v in iso.X_thresholds_],
+        "y": [float(v) for v in iso.y_thresholds_],
+    }
+
+
+def _apply_calibrator(cal: dict[str, Any], z: np.ndarray) -> np.ndarray:
+    if cal["method"] in ("sigmoid", "none"):
+        return _expit(cal["a"] * z + cal["b"])
+    xs, ys = np.asarray(cal["x"]), np.asarray(cal["y"])
+    if xs.size == 1:
+        return np.full(z.shape, ys[0])
+    # piecewise linear with flat ends, written out like the SQL (not np.interp) so both agree
+    j = np.clip(np.searchsorted(xs, z, side="left") - 1, 0, xs.size - 2)
+    slope = (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j])
+    out = ys[j] + (z - xs[j]) * slope
+    return np.where(z <= xs[0], ys[0], np.where(z >= xs[-1], ys[-1], out))
+
+
+def _calibrator_sql(cal: dict[str, Any], z: str) -> str:
+    if cal["method"] in ("sigmoid", "none"):
+        return f"1.0e0 / (1.0e0 + exp(-({sql_number(cal['a'])} * {z} + {sql_number(cal['b'])})))"
+    xs, ys = cal["x"], cal["y"]
+    if len(xs) == 1:
+        return sql_number(ys[0])
+    parts = [f"case when {z} <= {sql_number(xs[0])} then {sql_number(ys[0])}"]
+    for j in range(len(xs) - 1):
+        slope = (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j])
+        parts.append(
+            f"when {z} <= {sql_number(xs[j + 1])} then "
+            f"{sql_number(ys[j])} + ({z} - {sql_number(xs[j])}) * {sql_number(slope)}"
+        )
+    parts.append(f"else {sql_number(ys[-1])} end")
+    return " ".join(parts)
+
+
+def _choose_calibration(z: np.ndarray, y: np.ndarray, random_state: int) -> str:
+    """The calibration (or none) with the lowest 5-fold cross-validated Brier score."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=random_state)
+    scores = {}
+    for method in CALIBRATIONS:
+        pred = np.empty_like(z)
+        for fit_idx, held_idx in folds.split(z, y):
+            pred[held_idx] = _apply_calibrator(
+                _fit_calibrator(z[fit_idx], y[fit_idx], method), z[held_idx]
+            )
+        scores[method] = brier_score(y, pred)
+    return min(CALIBRATIONS, key=lambda m: scores[m])
+
+
+# ---------------------------------------------------------------------------- gradient boosting
+def _gbm_arrays(gbm) -> dict[str, np.ndarray]:
+    """The fitted trees of a HistGradientBoostingClassifier as plain arrays (no pickle)."""
+    out = {"gbm_baseline": np.asarray(gbm._baseline_prediction, dtype=float).reshape(-1)}
+    fields = (
+        "value",
+        "feature_idx",
+        "num_threshold",
+        "missing_go_to_left",
+        "left",
+        "right",
+        "is_leaf",
+    )
+    trees = [stage[0].nodes for stage in gbm._predictors]
+    sizes = np.array([len(t) for t in trees], dtype=np.int64)
+    out["gbm_tree_sizes"] = sizes
+    for f in fields:
+        out[f"gbm_{f}"] = np.concatenate([t[f] for t in trees]) if trees else np.empty(0)
+    return out
+
+
+def _gbm_raw(arrays: dict[str, np.ndarray], D: np.ndarray) -> np.ndarray:
+    """Raw score (log-odds) of the stored trees: numeric splits only (one-hot design matrix)."""
+    raw = np.full(D.shape[0], float(arrays["gbm_baseline"][0]))
+    starts = np.r_[0, np.cumsum(arrays["gbm_tree_sizes"])[:-1]]
+    value, feat = arrays["gbm_value"], arrays["gbm_feature_idx"].astype(np.int64)
+    thr, miss_left = arrays["gbm_num_threshold"], arrays["gbm_missing_go_to_left"].astype(bool)
+    left, right = arrays["gbm_left"].astype(np.int64), arrays["gbm_right"].astype(np.int64)
+    leaf = arrays["gbm_is_leaf"].astype(bool)
+    rows = np.arange(D.shape[0])
+    for start in starts:
+        node = np.full(D.shape[0], start, dtype=np.int64)
+        active = ~leaf[node]
+        while active.any():
+            n = node[active]
+            x = D[rows[active], feat[n]]
+            go_left = np.where(np.isnan(x), miss_left[n], x <= thr[n])
+            node[active] = start + np.where(go_left, left[n], right[n])
+            active = ~leaf[node]
+        raw += value[node]
+    return raw
+
+
+def _reference_values(frame: pd.DataFrame, spec: list[dict[str, Any]]) -> dict[str, Any]:
+    """The typical customer: each numeric column's median, each categorical's commonest level."""
+    values: dict[str, Any] = {}
+    for item in spec:
+        if item["kind"] == "numeric":
+            values[item["column"]] = item["fill"]
+        else:
+            counts = frame[item["column"]].dropna().astype(str).value_counts()
+            values[item["column"]] = str(counts.index[0]) if len(counts) else None
+    return values
+
+
+# ---------------------------------------------------------------------------- estimator
+class PropensityModel:
+    """Calibrated binary propensity model: logistic regression vs gradient boosting.
+
+    Parameters
+    ----------
+    model : ``"auto"`` (higher validation ROC AUC), ``"linear"`` or ``"gbm"``.
+    C : inverse L2 regularisation strength of the logistic regression.
+    calibration : ``"auto"``, ``"sigmoid"`` (Platt), ``"isotonic"`` or ``"none"``.
+    columns : feature columns (None: every usable column except ``exclude`` and the label).
+    exclude : columns never used as features (ids and dates are always dropped).
+    max_categories : string columns with more distinct values are dropped.
+    clip : preprocessed numeric values are clipped to ``[-clip, clip]``.
+    validation_fraction : share of the non-test rows used for model choice and calibration.
+    test_fraction : share of rows held out for the reported metrics.
+    gbm_max_iter, gbm_learning_rate, gbm_max_leaf_nodes : gradient boosting settings.
+    n_threads : OpenMP threads for gradient boosting (None: the library default).
+    random_state : seed of the splits and of the gradient boosting.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str = "auto",
+        C: float = 1.0,
+        calibration: str = "auto",
+        columns: list[str] | None = None,
+        exclude: tuple[str, ...] = (),
+        max_categories: int = 20,
+        clip: float = 10.0,
+        validation_fraction: float = 0.25,
+        test_fraction: float = 0.2,
+        gbm_max_iter: int = 300,
+        gbm_learning_rate: float = 0.05,
+        gbm_max_leaf_nodes: int = 15,
+        n_threads: int | None = 1,
+        random_state: int = 0,
+    ):
+        self.model = model
+        self.C = C
+        self.calibration = calibration
+        self.columns = columns
+        self.exclude = exclude
+        self.max_categories = max_categories
+        self.clip = clip
+        self.validation_fraction = validation_fraction
+        self.test_fraction = test_fraction
+        self.gbm_max_iter = gbm_max_iter
+        self.gbm_learning_rate = gbm_learning_rate
+        self.gbm_max_leaf_nodes = gbm_max_leaf_nodes
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def set_params(self, **params: Any) -> PropensityModel:
+        for name, value in params.items():
+            if name not in self.get_params():
+                raise ValueError(f"unknown parameter {name!r}")
+            setattr(self, name, value)
+        return self
+
+    # ------------------------------------------------------------------ fitting
+    def _check_params(self) -> None:
+        if self.model not in ("auto", *MODELS):
+            raise InputError(f"model must be 'auto', 'linear' or 'gbm', not {self.model!r}")
+        if self.calibration not in ("auto", *CALIBRATIONS):
+            raise InputError(
+                "calibration must be 'auto', 'sigmoid', 'isotonic' or 'none', "
+                f"not {self.calibration!r}"
+            )
+        for name in ("validation_fraction", "test_fraction"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise InputError(f"{name} must lie strictly between 0 and 1")
+
+    def _split(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from sklearn.model_selection import train_test_split
+
+        idx = np.arange(y.shape[0])
+        rest, test = train_test_split(
+            idx, test_size=self.test_fraction, stratify=y, random_state=self.random_state
+        )
+        train, val = train_test_split(
+            rest,
+            test_size=self.validation_fraction,
+            stratify=y[rest],
+            random_state=self.random_state,
+        )
+        return np.sort(train), np.sort(val), np.sort(test)
+
+    def fit(self, X: Any, y: Any) -> PropensityModel:
+        """Fit on features ``X`` and 0/1 labels ``y`` (an array, or the name of a column of X)."""
+        self._check_params()
+        frame = as_frame(X)
+        label = y if isinstance(y, str) else "label"
+        if isinstance(y, str):
+            if y not in frame.columns:
+                raise InputError(f"feature table ({len(frame)} rows) has no label column {y!r}")
+            y = frame[y]
+        yv = _binary(y, label)
+        if yv.shape[0] != len(frame):
+            raise InputError(f"{len(frame)} feature rows but {yv.shape[0]} labels")
+        n_pos = int(yv.sum())
+        n_neg = int(yv.shape[0] - n_pos)
+        if n_pos == 0 or n_neg == 0:
+            raise InputError(
+                f"label {label} has a single class: all {len(yv)} rows are {int(yv[0]) if len(yv) else '-'}"
+                " (e.g. every customer churned); a propensity model needs both outcomes"
+            )
+        if min(n_pos, n_neg) < _MIN_PER_CLASS:
+            raise InputError(
+                f"label {label} has {n_pos} positive and {n_neg} negative rows of {len(yv)}; "
+                f"need at least {_MIN_PER_CLASS} of each"
+            )
+        columns = self._feature_columns(frame, label)
+        train, val, test = self._split(yv)
+        spec, dropped = fit_preprocessing(
+            frame.iloc[train], columns, max_categories=self.max_categories, clip=self.clip
+        )
+        if not spec:
+            raise InputError(
+                f"feature table ({len(frame)} rows) has no usable feature column: {dropped}"
+            )
+        self.spec_ = spec
+        self.dropped_columns_ = dropped
+        self.feature_names_in_ = [item["column"] for item in spec]
+        self.design_names_ = output_names(spec)
+        self.reference_ = _reference_values(frame.iloc[train], spec)
+        D = apply_preprocessing(frame, spec)
+
+        self.linear_ = self._fit_linear(D[train], yv[train])
+        self.gbm_arrays_ = None
+        wanted = MODELS if self.model == "auto" else (self.model,)
+        if "gbm" in wanted:
+            self.gbm_arrays_ = _gbm_arrays(self._fit_gbm(D[train], yv[train]))
+        if self.model == "linear":
+            wanted = ("linear",)
+
+        self.calibrators_: dict[str, dict[str, Any]] = {}
+        self.candidates_: dict[str, dict[str, float]] = {}
+        for name in wanted:
+            z_val = self._raw(D[val], name)
+            method = self.calibration
+            if method == "auto":
+                method = _choose_calibration(z_val, yv[val], self.random_state)
+            self.calibrators_[name] = _fit_calibrator(z_val, yv[val], method)
+            z_test = self._raw(D[test], name)
+            cal = _apply_calibrator(self.calibrators_[name], z_test)
+            metrics = classification_metrics(yv[test], cal)
+            metrics["brier_uncalibrated"] = brier_score(yv[test], _expit(z_test))
+            metrics["validation_roc_auc"] = roc_auc(yv[val], z_val)
+            self.candidates_[name] = metrics
+        self.best_model_ = max(
+            wanted, key=lambda m: (self.candidates_[m]["validation_roc_auc"], m == "linear")
+        )
+        self.metrics_ = {
+            **self.candidates_[self.best_model_],
+            "model": self.best_model_,
+            "calibration": self.calibrators_[self.best_model_]["method"],
+            "n_train": int(train.size),
+            "n_validation": int(val.size),
+            "n_test": int(test.size),
+            "n_features": len(self.feature_names_in_),
+        }
+        for name, metrics in self.candidates_.items():
+            self.metrics_[f"validation_roc_auc_{name}"] = metrics["validation_roc_auc"]
+        return self
+
+    def _feature_columns(self, frame: pd.DataFrame, label: str) -> list[str]:
+        if self.columns is not None:
+            missing = [c for c in self.columns if c not in frame.columns]
+            if missing:
+                raise InputError(
+                    f"feature table ({len(frame)} rows) lacks column(s) {', '.join(missing)}"
+                )
+            return [c for c in self.columns if c != label]
+        skip = {*self.exclude, label}
+        return [c for c in frame.columns if c not in skip]
+
+    def _fit_linear(self, D: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        from sklearn.linear_model import LogisticRegression
+
+        lr = LogisticRegression(C=self.C, max_iter=5000).fit(D, y)
+        return {"coef": lr.coef_[0].astype(float), "intercept": float(lr.intercept_[0])}
+
+    def _fit_gbm(self, D: np.ndarray, y: np.ndarray):
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from threadpoolctl import threadpool_limits
+
+        gbm = HistGradientBoostingClassifier(
+            max_iter=self.gbm_max_iter,
+            learning_rate=self.gbm_learning_rate,
+            max_leaf_nodes=self.gbm_max_leaf_nodes,
+            l2_regularization=1.0,
+            early_stopping=True,
+            validation_fraction=0.15,
+            n_iter_no_change=20,
+            random_state=self.random_state,
+        )
+        # OpenMP threads spin badly on small shared machines: 1 thread by default
+        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+            return gbm.fit(D, y)
+
+    # ------------------------------------------------------------------ scoring
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "spec_"):
+            raise NotFittedError("PropensityModel is not fitted: call fit() first")
+
+    def _which(self, model: str | None) -> str:
+        name = self.best_model_ if model is None else model
+        if name not in self.calibrators_:
+            raise InputError(
+                f"model {name!r} was not fitted; fitted: {', '.join(self.calibrators_)}"
+            )
+        return name
+
+    def _raw(self, D: np.ndarray, name: str) -> np.ndarray:
+        if name == "linear":
+            return D @ self.linear_["coef"] + self.linear_["intercept"]
+        return _gbm_raw(self.gbm_arrays_, D)
+
+    def _design(self, X: Any) -> np.ndarray:
+        self._check_fitted()
+        return apply_preprocessing(as_frame(X), self.spec_)
+
+    def decision_function(self, X: Any, *, model: str | None = None) -> np.ndarray:
+        """Uncalibrated raw score (log-odds) of the chosen (or named) model."""
+        return self._raw(self._design(X), self._which(model))
+
+    def predict_proba(self, X: Any, *, model: str | None = None) -> np.ndarray:
+        """Calibrated probabilities, shape (n, 2): columns P(y=0), P(y=1)."""
+        self._check_fitted()
+        name = self._which(model)
+        z = self.decision_function(X, model=name)
+        p = _apply_calibrator(self.calibrators_[name], z)
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Any, *, threshold: float = 0.5, model: str | None = None) -> np.ndarray:
+        return (self.predict_proba(X, model=model)[:, 1] >= threshold).astype(np.int64)
+
+    def contributions(self, X: Any, *, model: str | None = None) -> pd.DataFrame:
+        """Per-row, per-feature push on the raw score (see the module docstring)."""
+        self._check_fitted()
+        name = self._which(model)
+        D = self._design(X)
+        index = {c: i for i, c in enumerate(self.feature_names_in_)}
+        groups = np.array([index[c] for c in self._design_sources()])
+        if name == "linear":
+            per_design = D * self.linear_["coef"]
+            out = np.zeros((D.shape[0], len(self.feature_names_in_)))
+            for j, g in enumerate(groups):
+                out[:, g] += per_design[:, j]
+        else:
+            reference = self._reference_row()
+            base = _gbm_raw(self.gbm_arrays_, D)
+            out = np.empty((D.shape[0], len(self.feature_names_in_)))
+            for g in range(len(self.feature_names_in_)):
+                cols = np.nonzero(groups == g)[0]
+                occluded = D.copy()
+                occluded[:, cols] = reference[cols]
+                out[:, g] = base - _gbm_raw(self.gbm_arrays_, occluded)
+        return pd.DataFrame(out, columns=self.feature_names_in_)
+
+    def _design_sources(self) -> list[str]:
+        """The source column of each design column (indicators and levels included)."""
+        names = []
+        for item in self.spec_:
+            if item["kind"] == "numeric":
+                names += [item["column"]] * (1 + int(item["indicator"]))
+            else:
+                names += [item["column"]] * (len(item["levels"]) + int(item["null_level"]))
+        return names
+
+    def _reference_row(self) -> np.ndarray:
+        """Design vector of the reference customer (``reference_``)."""
+        frame = pd.DataFrame({c: pd.Series([v], dtype=object) for c, v in self.reference_.items()})
+        return apply_preprocessing(frame, self.spec_)[0]
+
+    def reason_codes(self, X: Any, *, k: int = 3, model: str | None = None) -> pd.DataFrame:
+        """Top ``k`` features pushing each score up (None where fewer push up).
+
+        Categorical features are named ``column=value``.
+        """
+        frame = as_frame(X)
+        contrib = self.contributions(frame, model=model)
+        values = contrib.to_numpy()
+        order = np.argsort(-values, axis=1, kind="mergesort")[:, :k]
+        cats = {item["column"] for item in self.spec_ if item["kind"] == "categorical"}
+        names = np.array(self.feature_names_in_, dtype=object)
+        out = {}
+        for i in range(k):
+            if i >= values.shape[1]:
+                out[f"reason_{i + 1}"] = [None] * len(frame)
+                continue
+            idx = order[:, i]
+            picked = values[np.arange(len(frame)), idx]
+            labels = names[idx].copy()
+            for c in cats:
+                rows = labels == c
+                if rows.any():
+                    raw = frame[c].to_numpy(dtype=object)[rows]
+                    labels[rows] = [f"{c}=<null>" if pd.isna(v) else f"{c}={v}" for v in raw]
+            labels[~(picked > 0)] = None
+            out[f"reason_{i + 1}"] = labels
+        return pd.DataFrame(out)
+
+    # ------------------------------------------------------------------ SQL + persistence
+    def to_sql(self, *, model: str = "linear") -> tuple[list[str], str]:
+        """``(macro parameters, macro body)`` equal to ``predict_proba(X, model="linear")[:, 1]``.
+
+        Only the linear model is exported; parameters are the feature columns it uses.
+        """
+        self._check_fitted()
+        if self._which(model) != "linear":
+            raise InputError("only the linear model can be exported to SQL")
+        terms = [sql_number(self.linear_["intercept"])]
+        for expr, coef in zip(_preprocessing_sql(self.spec_), self.linear_["coef"], strict=True):
+            terms.append(f"{sql_number(coef)} * ({expr})")
+        z = " + ".join(terms)
+        body = _calibrator_sql(self.calibrators_["linear"], "z")
+        return list(self.feature_names_in_), f"(list_transform([{z}], lambda z: {body})[1])"
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Arrays + JSON metadata for :func:`pyprofile.registry.pack` (no pickle)."""
+        self._check_fitted()
+        arrays: dict[str, np.ndarray] = {
+            "linear_coef": self.linear_["coef"],
+            "linear_intercept": np.array([self.linear_["intercept"]]),
+        }
+        if self.gbm_arrays_ is not None:
+            arrays.update(self.gbm_arrays_)
+        meta = {
+            "format": _ARTIFACT_FORMAT,
+            "params": {
+                k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()
+            },
+            "spec": self.spec_,
+            "dropped_columns": self.dropped_columns_,
+            "reference": self.reference_,
+            "calibrators": self.calibrators_,
+            "best_model": self.best_model_,
+            "metrics": self.metrics_,
+            "candidates": self.candidates_,
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> PropensityModel:
+        """Rebuild a fitted model from :meth:`to_arrays` output."""
+        if meta.get("format") != _ARTIFACT_FORMAT:
+            raise InputError(f"not a propensity model artifact (format {meta.get('format')!r})")
+        params = dict(meta["params"])
+        params["exclude"] = tuple(params.get("exclude") or ())
+        model = cls(**params)
+        model.spec_ = meta["spec"]
+        model.dropped_columns_ = meta["dropped_columns"]
+        model.reference_ = meta["reference"]
+        model.feature_names_in_ = [item["column"] for item in model.spec_]
+        model.design_names_ = output_names(model.spec_)
+        model.linear_ = {
+            "coef": np.asarray(arrays["linear_coef"], dtype=float),
+            "intercept": float(arrays["linear_intercept"][0]),
+        }
+        gbm = {k: v for k, v in arrays.items() if k.startswith("gbm_")}
+        model.gbm_arrays_ = gbm or None
+        model.calibrators_ = meta["calibrators"]
+        model.best_model_ = meta["best_model"]
+        model.metrics_ = meta["metrics"]
+        model.candidates_ = meta["candidates"]
+        return model
