@@ -2,10 +2,9 @@
 {% macro category_values() -%}
     {%- if not execute -%}{{ return([]) }}{%- endif -%}
     {%- set query -%}
-        select lower(trim(p.category)) as category
+        select coalesce(p.category, 'unknown') as category
         from {{ ref('stg_shop__order_items') }} as i
-        inner join {{ ref('stg_shop__products') }} as p on i.product_id = p.product_id
-        where p.category is not null and trim(p.category) <> ''
+        left join {{ ref('stg_shop__products') }} as p on i.product_id = p.product_id
         group by 1
         order by sum(i.quantity * i.unit_price) desc, 1
         limit {{ var('max_categories') }}

@@ -10,9 +10,10 @@ with source as (
 {% else %}
 {{ log("pyprofile: no customers table; customers are derived from orders", info=true) }}
 with source as (
-    select distinct
+    -- a derived customer signs up with their first order (so point-in-time filters work)
+    select
         customer_id,
-        cast(null as {{ dbt.type_string() }}) as signup_at,
+        min({{ dbt.safe_cast("ordered_at", api.Column.translate_type("timestamp")) }}) as signup_at,
         cast(null as {{ dbt.type_string() }}) as birth_date,
         cast(null as {{ dbt.type_string() }}) as age,
         cast(null as {{ dbt.type_string() }}) as gender,
@@ -21,9 +22,10 @@ with source as (
         cast(null as {{ dbt.type_string() }}) as region,
         cast(null as {{ dbt.type_string() }}) as channel
     from (
-        {{ select_raw('orders', [['customer_id', true]]) }}
+        {{ select_raw('orders', [['customer_id', true], ['ordered_at', true]]) }}
     ) as o
     where customer_id is not null
+    group by customer_id
 ),
 {% endif %}
 
