@@ -1,0 +1,513 @@
+"""Reversible encoding of a customer table for the GAN: mode-specific normalisation, one-hots.
+
+Numeric columns (floats, integers, dates, timestamps) are mapped to a Gaussian scale, either
+through their empirical quantiles (``encoding="quantile"``: exact marginals, point masses such as
+"0 spend" and bounds are kept by construction) or by standardising (``encoding="gmm"``, plain
+CTGAN), and then split by a per-column Gaussian mixture into a mode one-hot plus a scaled value
+in [-1, 1]. The mixtures of all columns are fitted together by a vectorised EM (one array
+operation per iteration for every column), instead of one scikit-learn
+``BayesianGaussianMixture`` per column, the slow step of CTGAN. Categorical and boolean columns
+(and integer columns with few values) become one-hots; nulls are a category for discrete
+columns and a null indicator for numeric ones. Id and PII columns are left out.
+
+The encoded matrix is laid out as ``[scaled values | one-hot blocks]``: the first
+``n_values`` columns use ``tanh``; each later block is one softmax (mode, null indicator or
+category). The state is plain arrays and JSON (no pickle).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy.special import ndtr, ndtri
+
+from pyprofile.errors import InputError, NotFittedError
+from pyprofile.warehouse import as_arrow
+
+ID_PATTERN = re.compile(r"(^id$|_id$|^id_|uuid|guid)", re.IGNORECASE)
+PII_PATTERN = re.compile(
+    r"^(e_?mail|email_address|phone|phone_number|telephone|mobile|mobile_number|name|"
+    r"first_?name|last_?name|full_?name|surname|customer_name|contact_name|address|"
+    r"street|street_address|zip|zip_code|postcode|postal_code|ssn|passport|iban|"
+    r"credit_card|card_number|ip|ip_address)$|_(email|phone|phone_number)$",
+    re.IGNORECASE,
+)
+HIGH_CARDINALITY = 0.5  # text columns with more distinct values than this share of rows
+MAX_DISCRETE_INTEGERS = 10  # integer columns with at most this many values are categories
+EM_ROWS = 20_000
+EM_ITERATIONS = 60
+QUANTILES = 1001
+CHUNK = 65_536
+
+
+@dataclass
+class Block:
+    """One softmax block of the encoded matrix."""
+
+    kind: str  # "mode" | "null" | "category"
+    column: str
+    start: int  # offset inside the one-hot part
+    width: int
+
+
+def _kind(field: pa.Field) -> str:
+    t = field.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "str"
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "float"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_null(t):
+        return "null"
+    return "unsupported"
+
+
+def _numeric(col: pa.ChunkedArray, kind: str) -> np.ndarray:
+    """A column as float64 with NaN for nulls (dates as days, timestamps as microseconds)."""
+    if kind == "date":
+        col = pc.cast(col, pa.date32()).cast(pa.int32())
+    elif kind == "timestamp":
+        col = pc.cast(col, pa.timestamp("us", tz=col.type.tz)).cast(pa.int64())
+    return col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def _decimals(x: np.ndarray) -> int:
+    """Fewest decimals (0-6) that represent every value, so outputs are rounded like inputs."""
+    sample = x[:10_000]
+    for d in range(7):
+        scaled = sample * 10.0**d
+        if np.all(np.abs(scaled - np.round(scaled)) < 1e-6 * np.maximum(1.0, np.abs(scaled))):
+            return d
+    return -1  # keep full precision
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def excluded_columns(names, n_rows: int, uniques: dict[str, int]) -> dict[str, str]:
+    """Columns left out of the model, with the reason (ids, PII, all-distinct text)."""
+    out = {}
+    for name in names:
+        if ID_PATTERN.search(name):
+            out[name] = "identifier"
+        elif PII_PATTERN.search(name):
+            out[name] = "personal data (PII)"
+        elif name in uniques and n_rows > 20 and uniques[name] > HIGH_CARDINALITY * n_rows:
+            out[name] = "text with a distinct value on most rows (free text, names or ids)"
+    return out
+
+
+def fast_gmm(
+    x: np.ndarray, n_modes: int, rng: np.random.Generator, *, weight_threshold: float = 0.005
+):
+    """Fit a 1-D Gaussian mixture to every column of ``x`` at once (NaN = missing).
+
+    Returns ``(means, stds, weights)``, each of shape (columns, n_modes); modes whose weight
+    falls under ``weight_threshold`` get weight 0 and are never used.
+    """
+    n, c = x.shape
+    if n > EM_ROWS:
+        x = x[rng.choice(n, EM_ROWS, replace=False)]
+    valid = ~np.isnan(x)
+    xv = np.where(valid, x, 0.0)
+    w = valid.astype(np.float64)
+    k = n_modes
+    qs = (np.arange(k) + 0.5) / k
+    means = np.stack(
+        [np.quantile(x[valid[:, j], j], qs) if valid[:, j].any() else np.zeros(k) for j in range(c)]
+    )
+    spread = np.array([np.std(x[valid[:, j], j]) if valid[:, j].any() else 1.0 for j in range(c)])
+    floor = (1e-3 * np.maximum(spread, 1e-9))[:, None] ** 2
+    var = np.repeat(((spread / k) ** 2 + floor[:, 0])[:, None], k, axis=1)
+    weights = np.full((c, k), 1.0 / k)
+    for _ in range(EM_ITERATIONS):
+        resp = _responsibilities(xv, means, var, weights)  # (n, c, k)
+        resp *= w[:, :, None]
+        nk = resp.sum(0) + 1e-12
+        weights = nk / nk.sum(1, keepdims=True)
+        means = np.einsum("nck,nc->ck", resp, xv) / nk
+        diff2 = (xv[:, :, None] - means[None]) ** 2
+        var = np.einsum("nck,nck->ck", resp, diff2) / nk + floor
+    weights = np.where(weights < weight_threshold, 0.0, weights)
+    weights /= weights.sum(1, keepdims=True)
+    return means, np.sqrt(var), weights
+
+
+def _responsibilities(x, means, var, weights):
+    with np.errstate(divide="ignore"):
+        logw = np.log(weights)
+    logp = -0.5 * (x[:, :, None] - means[None]) ** 2 / var[None] - 0.5 * np.log(var)[None]
+    logp = logp + logw[None]
+    logp -= logp.max(2, keepdims=True)
+    p = np.exp(logp)
+    return p / p.sum(2, keepdims=True)
+
+
+class DataTransformer:
+    """Encode a table to a float matrix for the GAN and decode generated matrices back.
+
+    Parameters are stored as given; ``fit`` learns everything ending in ``_``.
+    """
+
+    def __init__(self, *, max_modes: int = 10, encoding: str = "quantile", random_state=0):
+        self.max_modes = max_modes
+        self.encoding = encoding
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data, discrete_columns=None, *, exclude=(), also_discrete=()):
+        table = as_arrow(data)
+        if self.encoding not in ("quantile", "gmm"):
+            raise InputError(f"encoding must be 'quantile' or 'gmm', got {self.encoding!r}")
+        if table.num_rows == 0:
+            raise InputError("the table is empty (0 rows): nothing to learn from")
+        rng = np.random.default_rng(self.random_state)
+        n = table.num_rows
+        kinds = {f.name: _kind(f) for f in table.schema}
+        bad = [
+            f"{c} ({table.schema.field(c).type})" for c, k in kinds.items() if k == "unsupported"
+        ]
+        uniques = {c: pc.count_distinct(table[c]).as_py() for c, k in kinds.items() if k == "str"}
+        excluded = excluded_columns(table.column_names, n, uniques)
+        excluded.update({c: "excluded by the caller" for c in exclude})
+        bad = [b for b in bad if b.split(" ")[0] not in excluded]
+        if bad:
+            raise InputError(
+                f"unsupported column type(s) for the synthesizer: {', '.join(bad)} "
+                f"({n} rows); cast them to numbers, text, booleans or dates, or exclude them"
+            )
+        names = [c for c in table.column_names if c not in excluded]
+        if not names:
+            raise InputError(f"no column left to model after excluding {', '.join(excluded)}")
+        all_null = [c for c in names if table[c].null_count == n]
+        if all_null:
+            raise InputError(
+                f"column(s) {', '.join(all_null)} are null on all {n} rows: "
+                "nothing to learn; exclude them"
+            )
+        if discrete_columns is None:
+            discrete = {
+                c
+                for c in names
+                if kinds[c] in ("str", "bool")
+                or (
+                    kinds[c] == "int"
+                    and pc.count_distinct(table[c]).as_py() <= MAX_DISCRETE_INTEGERS
+                )
+            }
+        else:
+            unknown = [c for c in discrete_columns if c not in table.column_names]
+            if unknown:
+                raise InputError(f"discrete column(s) {', '.join(unknown)} not in the table")
+            discrete = {c for c in discrete_columns if c in names}
+            discrete |= {c for c in names if kinds[c] in ("str", "bool")}
+        discrete |= {c for c in also_discrete if c in names}
+        self.excluded_ = excluded
+        self.schema_ = pa.schema([table.schema.field(c) for c in names])
+        self.full_schema_ = table.schema
+        self.n_rows_ = n
+        self.columns_ = []
+        numeric = [c for c in names if c not in discrete]
+        for c in names:
+            spec = {"name": c, "kind": kinds[c]}
+            if c in discrete:
+                spec["type"] = "discrete"
+                col = table[c]
+                if pa.types.is_dictionary(col.type):
+                    col = col.cast(col.type.value_type)
+                vc = pc.value_counts(col)
+                values = vc.field("values").to_pylist()
+                counts = vc.field("counts").to_numpy()
+                order = np.argsort(-counts, kind="stable")
+                spec["categories"] = [_jsonable(values[i]) for i in order]
+                spec["counts"] = [int(counts[i]) for i in order]
+            else:
+                spec["type"] = "numeric"
+            self.columns_.append(spec)
+        self._fit_numeric(table, numeric, rng)
+        self._layout()
+        return self
+
+    def _fit_numeric(self, table, numeric, rng):
+        specs = {s["name"]: s for s in self.columns_}
+        k = self.max_modes
+        self.numeric_ = numeric
+        m = len(numeric)
+        self.quantiles_ = np.zeros((m, QUANTILES))
+        self.bounds_ = np.zeros((m, 2))
+        self.loc_ = np.zeros(m)
+        self.scale_ = np.ones(m)
+        zs = []
+        for j, c in enumerate(numeric):
+            x = _numeric(table[c], specs[c]["kind"])
+            valid = x[~np.isnan(x)]
+            specs[c]["has_null"] = bool(np.isnan(x).any())
+            specs[c]["decimals"] = 0 if specs[c]["kind"] != "float" else _decimals(valid)
+            self.bounds_[j] = valid.min(), valid.max()
+            self.quantiles_[j] = np.quantile(valid, np.linspace(0, 1, QUANTILES))
+            self.loc_[j], self.scale_[j] = valid.mean(), max(valid.std(), 1e-12)
+            zs.append(self._to_gauss(j, x, rng))
+        z = np.stack(zs, 1) if zs else np.zeros((self.n_rows_, 0))
+        self.means_, self.stds_, self.weights_ = (
+            fast_gmm(z, k, rng) if m else (np.zeros((0, k)),) * 3
+        )
+        self._z_cache = z  # the training encoding reuses it (dropped after transform)
+
+    def _to_gauss(self, j, x, rng):
+        """Numeric column -> Gaussian scale (NaN kept)."""
+        if self.encoding == "gmm":
+            return (x - self.loc_[j]) / self.scale_[j]
+        valid = ~np.isnan(x)
+        v = x[valid]
+        sorted_v = np.sort(v)
+        lo = np.searchsorted(sorted_v, v, "left")
+        hi = np.searchsorted(sorted_v, v, "right")
+        # distributional transform: ties (point masses) spread uniformly over their mass
+        u = (lo + rng.random(len(v)) * (hi - lo)) / len(v)
+        u = np.clip(u, 0.5 / len(v), 1 - 0.5 / len(v))
+        out = np.full_like(x, np.nan)
+        out[valid] = ndtri(u)
+        return out
+
+    def _from_gauss(self, z):
+        """Gaussian scale -> numeric columns, clipped to the training bounds."""
+        out = np.empty_like(z)
+        grid = np.linspace(0, 1, QUANTILES)
+        for j in range(z.shape[1]):
+            if self.encoding == "gmm":
+                out[:, j] = z[:, j] * self.scale_[j] + self.loc_[j]
+            else:
+                out[:, j] = np.interp(ndtr(z[:, j]), grid, self.quantiles_[j])
+        return np.clip(out, self.bounds_[:, 0], self.bounds_[:, 1])
+
+    def _layout(self):
+        """Blocks of the one-hot part, in order: numeric modes/null flags, then categories."""
+        blocks, start = [], 0
+        specs = {s["name"]: s for s in self.columns_}
+        self.mode_index_ = []  # per numeric column: indices of its active modes
+        for j, c in enumerate(self.numeric_):
+            active = np.flatnonzero(self.weights_[j] > 0)
+            self.mode_index_.append(active)
+            blocks.append(Block("mode", c, start, len(active)))
+            start += len(active)
+            if specs[c]["has_null"]:
+                blocks.append(Block("null", c, start, 2))
+                start += 2
+        for s in self.columns_:
+            if s["type"] == "discrete":
+                blocks.append(Block("category", s["name"], start, len(s["categories"])))
+                start += len(s["categories"])
+        self.blocks_ = blocks
+        self.n_values_ = len(self.numeric_)
+        self.n_onehot_ = start
+        self.output_dim_ = self.n_values_ + start
+        self.discrete_ = [s["name"] for s in self.columns_ if s["type"] == "discrete"]
+
+    # ------------------------------------------------------------------ encode
+    def _check(self):
+        if not hasattr(self, "blocks_"):
+            raise NotFittedError("DataTransformer is not fitted: call fit first")
+
+    def category_codes(self, data) -> np.ndarray:
+        """(rows, discrete columns) integer category codes of a table (nulls are a category)."""
+        self._check()
+        table = as_arrow(data)
+        specs = {s["name"]: s for s in self.columns_}
+        codes = np.zeros((table.num_rows, len(self.discrete_)), dtype=np.int64)
+        for d, c in enumerate(self.discrete_):
+            col = table[c]
+            if pa.types.is_dictionary(col.type):
+                col = col.cast(col.type.value_type)
+            cats = specs[c]["categories"]
+            non_null = [v for v in cats if v is not None]
+            idx = pc.index_in(col, value_set=pa.array(non_null, type=col.type)).to_numpy(
+                zero_copy_only=False
+            )
+            lookup = np.array([cats.index(v) for v in non_null] + [-1])
+            idx = np.where(np.isnan(idx.astype(float)), len(non_null), idx).astype(np.int64)
+            mapped = lookup[idx]
+            if None in cats:
+                mapped = np.where(mapped < 0, cats.index(None), mapped)
+            if (mapped < 0).any():
+                raise InputError(f"column {c} has values not seen in training")
+            codes[:, d] = mapped
+        return codes
+
+    def transform(self, data, *, random_state=None) -> np.ndarray:
+        """Encode rows into the GAN's float32 matrix (modes drawn from their posterior)."""
+        self._check()
+        table = as_arrow(data)
+        rng = np.random.default_rng(self.random_state if random_state is None else random_state)
+        n = table.num_rows
+        z = getattr(self, "_z_cache", None)
+        if z is None or len(z) != n:
+            specs = {s["name"]: s for s in self.columns_}
+            cols = [
+                self._to_gauss(j, _numeric(table[c], specs[c]["kind"]), rng)
+                for j, c in enumerate(self.numeric_)
+            ]
+            z = np.stack(cols, 1) if cols else np.zeros((n, 0))
+        self._z_cache = None
+        out = np.zeros((n, self.output_dim_), dtype=np.float32)
+        codes = self.category_codes(table)
+        for lo in range(0, n, CHUNK):
+            self._encode_numeric(z[lo : lo + CHUNK], out[lo : lo + CHUNK], rng)
+        cat_blocks = [b for b in self.blocks_ if b.kind == "category"]
+        rows = np.arange(n)
+        for d, b in enumerate(cat_blocks):
+            out[rows, self.n_values_ + b.start + codes[:, d]] = 1.0
+        return out
+
+    def _encode_numeric(self, z, out, rng):
+        if z.shape[1] == 0:
+            return
+        null = np.isnan(z)
+        zv = np.where(null, 0.0, z)
+        resp = _responsibilities(zv, self.means_, self.stds_**2, self.weights_)
+        # Gumbel-max: one posterior draw of the mode per value, for all columns at once
+        gumbel = -np.log(-np.log(rng.random(resp.shape) + 1e-20) + 1e-20)
+        with np.errstate(divide="ignore"):
+            mode = np.argmax(np.log(resp) + gumbel, axis=2)
+        mu = np.take_along_axis(self.means_[None], mode[:, :, None], 2)[:, :, 0]
+        sd = np.take_along_axis(self.stds_[None], mode[:, :, None], 2)[:, :, 0]
+        out[:, : self.n_values_] = np.clip((zv - mu) / (4 * sd), -0.99, 0.99)
+        rows = np.arange(len(z))
+        blocks = [b for b in self.blocks_ if b.kind != "category"]
+        j = -1
+        for b in blocks:
+            if b.kind == "mode":
+                j += 1
+                pos = np.searchsorted(self.mode_index_[j], mode[:, j])
+                out[rows, self.n_values_ + b.start + pos] = 1.0
+            else:
+                out[rows, self.n_values_ + b.start + null[:, j].astype(int)] = 1.0
+
+    # ------------------------------------------------------------------ decode
+    def inverse_transform(self, values: np.ndarray, onehot_codes: np.ndarray) -> pa.Table:
+        """Decode generated rows: ``values`` (rows, n_values) in [-1, 1] and the argmax code of
+        every one-hot block (rows, blocks). Returns an Arrow table with the training schema."""
+        self._check()
+        n = len(values)
+        arrays = {}
+        z = np.zeros((n, self.n_values_))
+        nulls = np.zeros((n, self.n_values_), dtype=bool)
+        blocks, b_i, cat_codes = self.blocks_, 0, {}
+        for j in range(self.n_values_):
+            mode = self.mode_index_[j][onehot_codes[:, b_i]]
+            b_i += 1
+            z[:, j] = values[:, j] * 4 * self.stds_[j, mode] + self.means_[j, mode]
+            if b_i < len(blocks) and blocks[b_i].kind == "null":
+                nulls[:, j] = onehot_codes[:, b_i] == 1
+                b_i += 1
+        for c in self.discrete_:
+            cat_codes[c] = onehot_codes[:, b_i]
+            b_i += 1
+        x = self._from_gauss(z)
+        specs = {s["name"]: s for s in self.columns_}
+        for j, c in enumerate(self.numeric_):
+            arrays[c] = self._numeric_array(
+                specs[c], self.schema_.field(c).type, x[:, j], nulls[:, j]
+            )
+        for c in self.discrete_:
+            typ = self.schema_.field(c).type
+            if pa.types.is_dictionary(typ):
+                typ = typ.value_type
+            cats = pa.array(specs[c]["categories"], type=typ)
+            arrays[c] = cats.take(pa.array(cat_codes[c]))
+        return pa.table([arrays[c] for c in self.schema_.names], schema=self._plain_schema())
+
+    def _plain_schema(self):
+        fields = []
+        for f in self.schema_:
+            t = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+            fields.append(pa.field(f.name, t))
+        return pa.schema(fields)
+
+    @staticmethod
+    def _numeric_array(spec, typ, x, null):
+        kind = spec["kind"]
+        if kind == "float":
+            d = spec["decimals"]
+            if d >= 0:
+                x = np.round(x, d)
+            arr = pa.array(x, mask=null if null.any() else None)
+            return arr.cast(typ, safe=False)
+        ints = np.round(x).astype(np.int64)
+        mask = null if null.any() else None
+        if kind == "int":
+            return pa.array(ints, mask=mask).cast(typ)
+        if kind == "date":
+            return pa.array(ints.astype(np.int32), mask=mask).cast(pa.date32()).cast(typ)
+        return pa.array(ints, mask=mask).cast(pa.timestamp("us", tz=typ.tz)).cast(typ)
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays and JSON metadata that rebuild this transformer (no pickle)."""
+        self._check()
+        arrays = {
+            "quantiles": self.quantiles_,
+            "bounds": self.bounds_,
+            "loc": self.loc_,
+            "scale": self.scale_,
+            "means": self.means_,
+            "stds": self.stds_,
+            "weights": self.weights_,
+            "schema": np.frombuffer(self.schema_.serialize().to_pybytes(), dtype=np.uint8),
+            "full_schema": np.frombuffer(
+                self.full_schema_.serialize().to_pybytes(), dtype=np.uint8
+            ),
+        }
+        meta = {
+            "params": {
+                "max_modes": self.max_modes,
+                "encoding": self.encoding,
+                "random_state": self.random_state,
+            },
+            "columns": self.columns_,
+            "numeric": self.numeric_,
+            "excluded": self.excluded_,
+            "n_rows": self.n_rows_,
+        }
+        json.dumps(meta)  # fail early if a category is not JSON-able
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays, meta) -> DataTransformer:
+        self = cls(**meta["params"])
+        self.quantiles_ = arrays["quantiles"]
+        self.bounds_ = arrays["bounds"]
+        self.loc_, self.scale_ = arrays["loc"], arrays["scale"]
+        self.means_, self.stds_, self.weights_ = arrays["means"], arrays["stds"], arrays["weights"]
+        self.schema_ = pa.ipc.read_schema(pa.py_buffer(arrays["schema"].tobytes()))
+        self.full_schema_ = pa.ipc.read_schema(pa.py_buffer(arrays["full_schema"].tobytes()))
+        self.columns_ = meta["columns"]
+        self.numeric_ = meta["numeric"]
+        self.excluded_ = meta["excluded"]
+        self.n_rows_ = meta["n_rows"]
+        self._layout()
+        return self
+
+
+def warn_excluded(excluded: dict[str, str]) -> None:
+    """Say which columns the synthesizer leaves out and why."""
+    if excluded:
+        detail = "; ".join(f"{c}: {why}" for c, why in excluded.items())
+        warnings.warn(f"synthesizer leaves out {len(excluded)} column(s): {detail}", stacklevel=3)
