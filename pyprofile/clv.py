@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
+from sklearn.base import BaseEstimator
 
 from pyprofile.errors import InputError, NotFittedError
 
@@ -116,12 +117,19 @@ def _minimize(fun, x0_list: Sequence[np.ndarray], tol: float, max_iter: int):
     return best
 
 
-class _Fitted:
-    """Shared by the two models: fitted check and pickle-free persistence of ``params_``."""
+class _Fitted(BaseEstimator):
+    """Shared by the two models: parameters, fitted check, pickle-free persistence.
+
+    ``penalizer`` adds an L2 penalty as lifetimes does; ``tol`` and ``max_iter`` steer L-BFGS-B.
+    """
 
     param_names: tuple[str, ...] = ()
     params_: dict[str, float]
-    penalizer: float
+
+    def __init__(self, *, penalizer: float = 0.0, tol: float = 1e-9, max_iter: int = 2000):
+        self.penalizer = penalizer
+        self.tol = tol
+        self.max_iter = max_iter
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "params_"):
@@ -165,11 +173,6 @@ class BGNBD(_Fitted):
     """
 
     param_names = ("r", "alpha", "a", "b")
-
-    def __init__(self, *, penalizer: float = 0.0, tol: float = 1e-9, max_iter: int = 2000):
-        self.penalizer = penalizer
-        self.tol = tol
-        self.max_iter = max_iter
 
     # ------------------------------------------------------------------ likelihood
     @staticmethod
@@ -420,11 +423,6 @@ class GammaGamma(_Fitted):
     """
 
     param_names = ("p", "q", "v")
-
-    def __init__(self, *, penalizer: float = 0.0, tol: float = 1e-9, max_iter: int = 2000):
-        self.penalizer = penalizer
-        self.tol = tol
-        self.max_iter = max_iter
 
     @staticmethod
     def _neg_ll(theta, x, m, penalizer):

@@ -30,12 +30,12 @@ and takes a pandas DataFrame or Arrow table, never a connection.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
+from sklearn.base import BaseEstimator
 
 from pyprofile.errors import InputError, NotFittedError
 from pyprofile.segment import (
@@ -261,7 +261,7 @@ def _reference_values(frame: pd.DataFrame, spec: list[dict[str, Any]]) -> dict[s
 
 
 # ---------------------------------------------------------------------------- estimator
-class PropensityModel:
+class PropensityModel(BaseEstimator):
     """Calibrated binary propensity model: logistic regression vs gradient boosting.
 
     Parameters
@@ -312,17 +312,6 @@ class PropensityModel:
         self.gbm_max_leaf_nodes = gbm_max_leaf_nodes
         self.n_threads = n_threads
         self.random_state = random_state
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
-
-    def set_params(self, **params: Any) -> PropensityModel:
-        for name, value in params.items():
-            if name not in self.get_params():
-                raise ValueError(f"unknown parameter {name!r}")
-            setattr(self, name, value)
-        return self
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self) -> None:
@@ -393,10 +382,11 @@ class PropensityModel:
         D = apply_preprocessing(frame, spec)
 
         self.linear_ = self._fit_linear(D[train], yv[train])
-        self.gbm_arrays_ = None
+        self.gbm_arrays_ = self._gbm = None
         wanted = MODELS if self.model == "auto" else (self.model,)
         if "gbm" in wanted:
-            self.gbm_arrays_ = _gbm_arrays(self._fit_gbm(D[train], yv[train]))
+            self._gbm = self._fit_gbm(D[train], yv[train])
+            self.gbm_arrays_ = _gbm_arrays(self._gbm)
         if self.model == "linear":
             wanted = ("linear",)
 
@@ -481,7 +471,12 @@ class PropensityModel:
     def _raw(self, D: np.ndarray, name: str) -> np.ndarray:
         if name == "linear":
             return D @ self.linear_["coef"] + self.linear_["intercept"]
-        return _gbm_raw(self.gbm_arrays_, D)
+        if getattr(self, "_gbm", None) is not None:  # fitted here: scikit-learn's fast walk
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+                return self._gbm.decision_function(D)
+        return _gbm_raw(self.gbm_arrays_, D)  # loaded from the registry: same trees in numpy
 
     def _design(self, X: Any) -> np.ndarray:
         self._check_fitted()
@@ -516,13 +511,17 @@ class PropensityModel:
                 out[:, g] += per_design[:, j]
         else:
             reference = self._reference_row()
-            base = _gbm_raw(self.gbm_arrays_, D)
-            out = np.empty((D.shape[0], len(self.feature_names_in_)))
+            base = self._raw(D, "gbm")
+            split = ~self.gbm_arrays_["gbm_is_leaf"].astype(bool)
+            used = set(self.gbm_arrays_["gbm_feature_idx"][split].tolist())
+            out = np.zeros((D.shape[0], len(self.feature_names_in_)))
             for g in range(len(self.feature_names_in_)):
                 cols = np.nonzero(groups == g)[0]
+                if not used.intersection(cols.tolist()):
+                    continue  # never split on: no effect on the score
                 occluded = D.copy()
                 occluded[:, cols] = reference[cols]
-                out[:, g] = base - _gbm_raw(self.gbm_arrays_, occluded)
+                out[:, g] = base - self._raw(occluded, "gbm")
         return pd.DataFrame(out, columns=self.feature_names_in_)
 
     def _design_sources(self) -> list[str]:
