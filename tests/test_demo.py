@@ -48,13 +48,17 @@ def test_hidden_types_are_separate_and_complete(small):
 
 def test_types_differ_in_behaviour(small):
     with Warehouse.open(small) as wh:
-        df = wh.query(
-            """select t.customer_type,
+        df = (
+            wh.query(
+                """select t.customer_type,
                 count(o.order_id) / count(distinct t.customer_id) as orders_per_customer,
                 avg(o.amount) as aov, avg((o.discount > 0)::int) as discount_rate
             from demo_truth.customer_types t left join raw.orders o using (customer_id)
             group by 1"""
-        ).to_pandas().set_index("customer_type")
+            )
+            .to_pandas()
+            .set_index("customer_type")
+        )
         browsers = wh.scalar(
             """select count(distinct e.customer_id) from raw.events e
             join demo_truth.customer_types t using (customer_id)
@@ -72,18 +76,20 @@ def test_types_differ_in_behaviour(small):
 def test_seasonality_heavy_tail_and_sessions_before_purchases(small):
     with Warehouse.open(small) as wh:
         by_dow = dict(
-            wh.query(
-                "select isodow(ordered_at) d, count(*) n from raw.orders group by 1"
-            ).to_pandas().values
+            wh.query("select isodow(ordered_at) d, count(*) n from raw.orders group by 1")
+            .to_pandas()
+            .values
         )
         by_month = dict(
             wh.query("select month(ordered_at) m, count(*) n from raw.orders group by 1")
             .to_pandas()
             .values
         )
-        spend = wh.query(
-            "select sum(amount) s from raw.orders group by customer_id"
-        ).to_pandas()["s"].to_numpy(dtype=float)
+        spend = (
+            wh.query("select sum(amount) s from raw.orders group by customer_id")
+            .to_pandas()["s"]
+            .to_numpy(dtype=float)
+        )
         late = wh.scalar(
             """select count(*) from raw.orders o where o.order_id not like 'O_BAD_%' and not exists (
                 select 1 from raw.events e where e.customer_id = o.customer_id
@@ -102,6 +108,9 @@ def test_dirty_rows_are_present_for_staging_to_reject(small):
     with Warehouse.open(small) as wh:
         assert wh.scalar("select count(*) from raw.orders where amount < 0") == 1
         assert wh.scalar("select count(*) from raw.orders where customer_id is null") == 1
-        assert wh.scalar(
-            "select count(*) from (select order_id from raw.orders group by 1 having count(*) > 1)"
-        ) == 3
+        assert (
+            wh.scalar(
+                "select count(*) from (select order_id from raw.orders group by 1 having count(*) > 1)"
+            )
+            == 3
+        )

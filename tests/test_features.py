@@ -35,8 +35,11 @@ def pandas_rfm(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         }
     )
     out["monetary_value"] = repeat.groupby("customer_id").amount.mean().reindex(out.index).fillna(0)
-    for col, key, asc in [("r_score", "recency_days", False), ("f_score", "order_count", True),
-                          ("m_score", "monetary_amount", True)]:
+    for col, key, asc in [
+        ("r_score", "recency_days", False),
+        ("f_score", "order_count", True),
+        ("m_score", "monetary_amount", True),
+    ]:
         ranks = out[key].rank(method="min", ascending=asc)
         pct = (ranks - 1) / (len(out) - 1)
         out[col] = np.minimum(5, 1 + np.floor(5 * pct)).astype(int)
@@ -55,8 +58,16 @@ def test_rfm_and_lifetimes_columns_match_pandas_reference(demo_wh, features):
     buyers = features[features.has_purchased]
     assert set(buyers.index) == set(ref.index)
     got = buyers.loc[ref.index]
-    for col in ["order_count", "frequency", "recency", "T", "recency_days",
-                "r_score", "f_score", "m_score"]:
+    for col in [
+        "order_count",
+        "frequency",
+        "recency",
+        "T",
+        "recency_days",
+        "r_score",
+        "f_score",
+        "m_score",
+    ]:
         np.testing.assert_array_equal(got[col].to_numpy(int), ref[col].to_numpy(int), err_msg=col)
     for col in ["monetary_amount", "monetary_value"]:
         np.testing.assert_allclose(got[col].astype(float), ref[col], rtol=1e-12, err_msg=col)
@@ -70,14 +81,22 @@ def test_lifetimes_summary_on_demo_data(demo_wh, features):
     from lifetimes.utils import summary_data_from_transaction_data
 
     orders = demo_wh.read("staging.stg_shop__orders").to_pandas()
-    orders = orders[~orders.status.isin(NON_PURCHASE)].assign(amount=lambda d: d.amount.astype(float))
+    orders = orders[~orders.status.isin(NON_PURCHASE)].assign(
+        amount=lambda d: d.amount.astype(float)
+    )
     as_of = pd.Timestamp(features.as_of_date.iloc[0])
     ref = summary_data_from_transaction_data(
-        orders, "customer_id", "ordered_at", monetary_value_col="amount",
-        observation_period_end=as_of, freq="D",
+        orders,
+        "customer_id",
+        "ordered_at",
+        monetary_value_col="amount",
+        observation_period_end=as_of,
+        freq="D",
     )
     got = features.loc[ref.index, LIFETIMES_COLS].astype(float)
-    np.testing.assert_array_equal(got[["frequency", "recency", "T"]], ref[["frequency", "recency", "T"]])
+    np.testing.assert_array_equal(
+        got[["frequency", "recency", "T"]], ref[["frequency", "recency", "T"]]
+    )
     np.testing.assert_allclose(got.monetary_value, ref.monetary_value, rtol=1e-12)
 
 
@@ -88,8 +107,10 @@ def test_other_features_match_pandas(demo_wh, features):
     placed = o[o.status != "cancelled"]
     rr = placed.groupby("customer_id").status.apply(lambda s: (s == "returned").mean())
     ds = placed.groupby("customer_id").apply(
-        lambda d: d.discount_amount.astype(float).sum()
-        / (d.amount.astype(float) + d.discount_amount.astype(float)).sum(),
+        lambda d: (
+            d.discount_amount.astype(float).sum()
+            / (d.amount.astype(float) + d.discount_amount.astype(float)).sum()
+        ),
         include_groups=False,
     )
     np.testing.assert_allclose(features.loc[rr.index, "return_rate"], rr, rtol=1e-12)
@@ -115,7 +136,9 @@ def test_staged_plus_rejected_equals_raw(demo_wh):
     reasons = dict(
         demo_wh.query(
             "select reason, count(*) from staging.rejected_rows where table_name = 'orders' group by 1"
-        ).to_pandas().values
+        )
+        .to_pandas()
+        .values
     )
     assert reasons == {
         "duplicate order_id": 3,
@@ -148,8 +171,12 @@ def _cdnow() -> pd.DataFrame:
     import lifetimes
 
     path = os.path.join(os.path.dirname(lifetimes.__file__), "datasets", "CDNOW_sample.txt")
-    df = pd.read_csv(path, sep=r"\s+", header=None,
-                     names=["customer_index", "customer_id", "date", "quantity", "amount"])
+    df = pd.read_csv(
+        path,
+        sep=r"\s+",
+        header=None,
+        names=["customer_index", "customer_id", "date", "quantity", "amount"],
+    )
     return df
 
 
@@ -159,21 +186,32 @@ def test_cdnow_matches_lifetimes_summary(tmp_path):
 
     df = _cdnow()
     csv = tmp_path / "cdnow.csv"
-    df[["customer_id", "date", "amount"]].rename(columns={"customer_id": "CustID", "date": "Date",
-                                                         "amount": "Total"}).to_csv(csv, index=False)
+    df[["customer_id", "date", "amount"]].rename(
+        columns={"customer_id": "CustID", "date": "Date", "amount": "Total"}
+    ).to_csv(csv, index=False)
     db = tmp_path / "cdnow.duckdb"
-    report = load_file(db, "orders", csv, mapping={"customer_id": "CustID", "ordered_at": "Date",
-                                                  "amount": "Total"})
+    report = load_file(
+        db,
+        "orders",
+        csv,
+        mapping={"customer_id": "CustID", "ordered_at": "Date", "amount": "Total"},
+    )
     assert (report.read, report.loaded, report.rejected) == (len(df), len(df), 0)
     assert any("%Y%m%d" in n for n in report.notes)
     run_dbt("build", db, select=["staging", "features"])
     with Warehouse.open(db) as wh:
         got = wh.read("features.customer_features").to_pandas().set_index("customer_id")
-    tx = df.assign(date=pd.to_datetime(df.date.astype(str), format="%Y%m%d"),
-                   customer_id=df.customer_id.astype(str))
+    tx = df.assign(
+        date=pd.to_datetime(df.date.astype(str), format="%Y%m%d"),
+        customer_id=df.customer_id.astype(str),
+    )
     ref = summary_data_from_transaction_data(
-        tx, "customer_id", "date", monetary_value_col="amount",
-        observation_period_end=tx.date.max(), freq="D",
+        tx,
+        "customer_id",
+        "date",
+        monetary_value_col="amount",
+        observation_period_end=tx.date.max(),
+        freq="D",
     )
     assert len(got) == len(ref) == df.customer_id.nunique()
     got = got.loc[ref.index]
