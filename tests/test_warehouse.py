@@ -4,6 +4,7 @@ import os
 import subprocess
 import threading
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -32,7 +33,7 @@ def test_write_is_atomic_and_idempotent(tmp_path):
     with pytest.raises(InputError, match=r"1 null row"):
         wh.write("ml.t", pa.table({"id": [None, 4], "v": [1.0, 2.0]}), primary_key=["id"])
     # a failure inside a multi-table write rolls every table back
-    with pytest.raises(Exception), wh.transaction() as con:
+    with pytest.raises(duckdb.CatalogException), wh.transaction() as con:
         con.execute("create or replace table ml.t as select 99 as id")
         con.execute("select * from no_such_table")
     assert wh.query("select id from ml.t order by id").column("id").to_pylist() == [1, 2]
