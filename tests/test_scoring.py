@@ -1,0 +1,167 @@
+"""run_scoring on a small generated warehouse: scores table, registry, macros, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyprofile import registry
+from pyprofile.clv import BGNBD
+from pyprofile.errors import InputError, WarehouseError
+from pyprofile.propensity import PropensityModel
+from pyprofile.scoring import METRIC_COLUMNS, SCORE_COLUMNS, metrics_rows, run_scoring
+from pyprofile.warehouse import Warehouse
+
+AS_OF = 730
+HORIZON = 90
+
+
+def simulate_orders(n: int, seed: int) -> pd.DataFrame:
+    """Orders of BG/NBD customers (integer days 0..AS_OF) with a region that shifts the rate."""
+    rng = np.random.default_rng(seed)
+    region = rng.choice(["north", "south", "west"], n)
+    lam = rng.gamma(0.8, 1.0 / 25.0, n) * np.where(region == "west", 0.5, 1.0)
+    p = rng.beta(1.0, 4.0, n)
+    birth = rng.integers(0, AS_OF - 30, n)
+    rows = []
+    for i in range(n):
+        t = float(birth[i])
+        while t <= AS_OF:
+            rows.append((i, int(t), float(rng.gamma(3.0, 15.0))))
+            if rng.random() < p[i]:
+                break
+            t += rng.exponential(1.0 / lam[i])
+    orders = pd.DataFrame(rows, columns=["customer_id", "day", "amount"])
+    customers = pd.DataFrame(
+        {"customer_id": np.arange(n), "region": region, "age": rng.integers(18, 80, n)}
+    )
+    customers["age"] = customers["age"].astype("float64").where(rng.random(n) > 0.1)
+    return orders, customers
+
+
+def features_at(orders: pd.DataFrame, customers: pd.DataFrame, day: int) -> pd.DataFrame:
+    """A miniature ``customer_features`` as of ``day`` (lifetimes-style columns included)."""
+    seen = orders[orders["day"] <= day]
+    daily = seen.groupby(["customer_id", "day"], as_index=False)["amount"].sum()
+    g = daily.groupby("customer_id")
+    first, last, n_days = g["day"].min(), g["day"].max(), g["day"].count()
+    total = g["amount"].sum()
+    first_amount = daily.sort_values("day").groupby("customer_id")["amount"].first()
+    feats = pd.DataFrame(
+        {
+            "frequency": n_days - 1,
+            "recency": last - first,
+            "T": day - first,
+            "monetary_value": ((total - first_amount) / (n_days - 1).where(n_days > 1)).fillna(0.0),
+            "recency_days": day - last,
+            "order_count": n_days,
+            "monetary_amount": total,
+        }
+    ).reset_index()
+    out = customers.merge(feats, on="customer_id", how="inner")
+    out.insert(1, "as_of_date", pd.Timestamp("2024-01-01") + pd.Timedelta(days=day))
+    return out
+
+
+@pytest.fixture(scope="module")
+def warehouse():
+    orders, customers = simulate_orders(1200, seed=11)
+    cutoff = AS_OF - HORIZON
+    training = features_at(orders, customers, cutoff)
+    window = orders[(orders["day"] > cutoff) & (orders["day"] <= AS_OF)]
+    spend = window.groupby("customer_id")["amount"].sum()
+    training["spend_in_window"] = training["customer_id"].map(spend).fillna(0.0)
+    training["purchased"] = training["spend_in_window"] > 0
+    training["churned"] = ~training["purchased"]
+    scoring = features_at(orders, customers, AS_OF)
+    wh = Warehouse.open(":memory:")
+    wh.write_many({"features.customer_training": training, "features.customer_features": scoring})
+    summary = run_scoring(wh, horizon_days=HORIZON)
+    return wh, summary, training, scoring
+
+
+def test_scores_table_has_one_row_per_customer(warehouse):
+    wh, summary, _, scoring = warehouse
+    scores = wh.read("ml.customer_scores").to_pandas()
+    assert list(scores.columns) == ["customer_id", *SCORE_COLUMNS]
+    assert summary["rows"] == len(scores) == len(scoring)
+    assert scores["customer_id"].is_unique
+    for col in ("churn_probability", "purchase_probability", "p_alive"):
+        assert scores[col].between(0.0, 1.0).all(), col
+    assert (scores["expected_purchases_90d"] >= 0).all() and (scores["clv_12m"] >= 0).all()
+    assert (scores["model_version"] == summary["model_version"]).all()
+    # churn and purchase are complementary labels here: their scores must disagree in sign
+    corr = np.corrcoef(scores["churn_probability"], scores["purchase_probability"])[0, 1]
+    assert corr < -0.8
+    # scores discriminate on the labelled window (in-sample sanity, not the honest metric)
+    assert summary["metrics"][0]["roc_auc"] > 0.65
+
+
+def test_models_and_metrics_are_registered(warehouse):
+    wh, summary, _, _ = warehouse
+    names = {row["name"] for row in wh.query("select name from ml.model_registry").to_pylist()}
+    assert {"churn", "purchase", "bgnbd", "gamma_gamma", "customer_scores"} <= names
+    record = registry.load_model(wh, "churn", summary["versions"]["churn"])
+    assert record.metrics["roc_auc"] == pytest.approx(summary["metrics"][0]["roc_auc"])
+    bundle = registry.load_model(wh, "customer_scores", summary["model_version"])
+    assert bundle.params["components"] == summary["versions"]
+    assert [r["model"] for r in summary["metrics"]] == ["churn", "purchase", "clv"]
+    assert all(len(cells) == len(METRIC_COLUMNS) for cells in metrics_rows(summary))
+    assert summary["clv_holdout"]["spend_mae"] < summary["clv_holdout"]["spend_mae_baseline"]
+
+
+def test_macros_reproduce_the_scores(warehouse):
+    wh, summary, _, scoring = warehouse
+    got = wh.query(
+        'select s.customer_id, ml.p_alive(f.frequency, f.recency, f."T") as pa, '
+        's.p_alive, ml.expected_purchases(90, f.frequency, f.recency, f."T") as ep, '
+        's.expected_purchases_90d, ml.clv_12m(f.frequency, f.recency, f."T", f.monetary_value) '
+        "as clv, s.clv_12m from ml.customer_scores s join features.customer_features f "
+        "using (customer_id) order by customer_id"
+    ).to_pandas()
+    np.testing.assert_allclose(got["pa"], got["p_alive"], atol=1e-9)
+    np.testing.assert_allclose(got["ep"], got["expected_purchases_90d"], atol=1e-9)
+    np.testing.assert_allclose(got["clv"], got["clv_12m"], atol=1e-9)
+    # churn_score = the registered linear churn model, within 1e-9
+    params = summary["macros"]["ml.churn_score"]
+    args = ", ".join(f'"{p}"' for p in params)
+    sql = wh.query(
+        f"select ml.churn_score({args}) as p from features.customer_features order by customer_id"
+    ).column("p")
+    record = registry.load_model(wh, "churn", summary["versions"]["churn"])
+    model = PropensityModel.from_arrays(*registry.unpack(record.artifact))
+    ordered = scoring.sort_values("customer_id")
+    expected = model.predict_proba(ordered, model="linear")[:, 1]
+    np.testing.assert_allclose(sql.to_numpy(), expected, atol=1e-9)
+    # and the registered BG/NBD is the one that scored
+    bg = BGNBD.from_arrays(*registry.unpack(registry.load_model(wh, "bgnbd").artifact))
+    assert bg.params_ == pytest.approx(
+        {k: summary["clv_params"][k] for k in ("r", "alpha", "a", "b")}
+    )
+
+
+def test_rerun_is_idempotent(warehouse):
+    wh, summary, _, _ = warehouse
+    again = run_scoring(wh, horizon_days=HORIZON)
+    assert again["model_version"] == summary["model_version"]
+    assert again["versions"] == summary["versions"]
+
+
+def test_bad_inputs_name_the_table(warehouse):
+    _, _, training, scoring = warehouse
+    wh = Warehouse.open(":memory:")
+    wh.write("features.customer_features", scoring)
+    with pytest.raises(WarehouseError, match="features.customer_training"):
+        run_scoring(wh)
+    wh.write("features.customer_training", training.assign(churned=True, purchased=False))
+    with pytest.raises(InputError, match=r"features.customer_training .*single class"):
+        run_scoring(wh)
+    wh.write("features.customer_training", training)
+    one_off = scoring.assign(frequency=0, recency=0, monetary_value=0.0)
+    wh.write("features.customer_features", one_off)
+    with pytest.raises(InputError, match=r"features.customer_features .*frequency 0"):
+        run_scoring(wh)
+    wh.write("features.customer_features", scoring.head(1))
+    with pytest.raises(InputError, match="at least 2 customers"):
+        run_scoring(wh)
