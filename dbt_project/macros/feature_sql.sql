@@ -10,7 +10,7 @@
 
 {% macro feat_rfm_sql(as_of) -%}
 with as_of as (
-    select {{ as_of }} as as_of_date
+    select cast({{ as_of }} as date) as as_of_date
 ),
 
 purchases as (
@@ -99,7 +99,7 @@ from rfm
 
 {% macro feat_orders_sql(as_of) -%}
 with as_of as (
-    select {{ as_of }} as as_of_date
+    select cast({{ as_of }} as date) as as_of_date
 ),
 
 orders as (
@@ -171,7 +171,7 @@ from per_customer
 
 {% macro feat_baskets_sql(as_of, categories) -%}
 with as_of as (
-    select {{ as_of }} as as_of_date
+    select cast({{ as_of }} as date) as as_of_date
 ),
 
 purchase_orders as (
@@ -220,7 +220,7 @@ group by customer_id
 
 {% macro feat_behavior_sql(as_of) -%}
 with as_of as (
-    select {{ as_of }} as as_of_date
+    select cast({{ as_of }} as date) as as_of_date
 ),
 
 events as (
@@ -261,7 +261,7 @@ group by customer_id
 {% macro customer_features_sql(as_of, rfm, orders, baskets, behavior, categories) -%}
 {#- rfm/orders/baskets/behavior: relations or CTE names holding those feature parts. -#}
 with as_of as (
-    select {{ as_of }} as as_of_date
+    select cast({{ as_of }} as date) as as_of_date
 ),
 
 customers as (

@@ -1,0 +1,52 @@
+-- Point-in-time training set for propensity models: one row per customer with a purchase on or
+-- before cutoff = as_of - horizon_days, with the features as of cutoff (the same feature SQL as
+-- customer_features) and the labels observed in the window (cutoff, as_of].
+-- depends_on: {{ ref('stg_shop__order_items') }}
+-- depends_on: {{ ref('stg_shop__products') }}
+-- depends_on: {{ ref('stg_shop__events') }}
+{%- set horizon = (config.get('horizon_days') or var('horizon_days', 90)) | int %}
+{%- set cutoff = "cast(" ~ dbt.dateadd('day', -horizon, as_of_date()) ~ " as date)" %}
+{%- set categories = category_values() %}
+
+with rfm as (
+    {{ feat_rfm_sql(cutoff) }}
+),
+
+order_features as (
+    {{ feat_orders_sql(cutoff) }}
+),
+
+baskets as (
+    {{ feat_baskets_sql(cutoff, categories) }}
+),
+
+behavior as (
+    {{ feat_behavior_sql(cutoff) }}
+),
+
+features as (
+    {{ customer_features_sql(cutoff, 'rfm', 'order_features', 'baskets', 'behavior', categories) }}
+),
+
+window_purchases as (
+    select
+        o.customer_id,
+        count(*) as purchases,
+        sum(o.amount) as spend
+    from {{ ref('stg_shop__orders') }} as o
+    where
+        o.status not in {{ in_list(var('non_purchase_statuses')) }}
+        and cast(o.ordered_at as date) > {{ cutoff }}
+        and cast(o.ordered_at as date) <= {{ as_of_date() }}
+    group by o.customer_id
+)
+
+select
+    f.*,
+    {{ horizon }} as horizon_days,
+    coalesce(w.purchases, 0) = 0 as churned,
+    coalesce(w.purchases, 0) > 0 as purchased,
+    cast(coalesce(w.spend, 0) as double) as spend_in_window
+from features as f
+left join window_purchases as w on f.customer_id = w.customer_id
+where f.has_purchased
