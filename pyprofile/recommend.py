@@ -1,0 +1,795 @@
+"""Implicit-feedback recommendations: popularity, item-kNN, EASE and ALS behind one estimator.
+
+``Recommender(method=...)`` fits on interactions (customer_id, product_id, weight, timestamp),
+one row per event or per customer x product pair, and ``recommend`` returns the top K unseen
+products per customer with a score and a readable reason. Methods:
+
+* ``popularity`` - products by total weight, within the customer's segment when segments are
+  given, else overall.
+* ``itemknn`` - item-item cosine similarity of the weighted interaction columns, with a
+  shrinkage term in the denominator and the ``neighbors`` most similar items kept per item.
+* ``ease`` - EASE^R (Steck, 2019): a closed-form item-item linear autoencoder
+  ``B = I - P / diag(P)``, ``P = (X'X + lambda I)^-1``, over the products with at least
+  ``min_support`` customers (at most ``max_items`` of them, the most popular).
+* ``als`` - implicit-feedback matrix factorisation (Hu, Koren & Volinsky, 2008) by alternating
+  least squares with a few conjugate-gradient steps per sweep, seeded.
+* ``auto`` - each of ``candidates`` is fitted on an inner time split of the training data (the
+  latest ``validation_fraction`` of every customer's interactions held out) and the one with
+  the best validation NDCG@10 is refitted on everything.
+
+The item-based methods score a customer's history weighted towards its recent end: the
+interaction ``j`` places before the latest weighs ``0.5 ** (j / history_half_life)``.
+Customers without history (cold start) get their segment's or the overall popularity; when
+a personalised model has fewer than K positive scores the rest is filled the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import scipy.sparse as sp
+
+from pyprofile.errors import InputError, NotFittedError
+from pyprofile.evaluate import as_frame, ranking_metrics, require_columns, time_split
+
+METHODS = ("popularity", "itemknn", "ease", "als")
+USER, ITEM, WEIGHT, TIME = "customer_id", "product_id", "weight", "timestamp"
+_BATCH = 1024  # customers scored per dense block
+
+_PARAMS = (
+    "method",
+    "k",
+    "neighbors",
+    "shrinkage",
+    "ease_lambda",
+    "min_support",
+    "max_items",
+    "factors",
+    "regularization",
+    "alpha",
+    "iterations",
+    "history_half_life",
+    "candidates",
+    "validation_fraction",
+    "exclude_seen",
+    "seen_column",
+    "random_state",
+    "verbose",
+)
+
+
+class Recommender:
+    """Top-K product recommendations from implicit feedback (scikit-learn style estimator).
+
+    >>> rec = Recommender(method="auto", random_state=0).fit(interactions, segments=segments)
+    >>> rec.recommend(["c1", "c2"], k=10)  # customer_id, rank, product_id, score, reason
+    """
+
+    def __init__(
+        self,
+        method: str = "auto",
+        *,
+        k: int = 10,
+        neighbors: int = 100,
+        shrinkage: float = 10.0,
+        ease_lambda: float = 400.0,
+        min_support: int = 3,
+        max_items: int = 4000,
+        factors: int = 32,
+        regularization: float = 0.1,
+        alpha: float = 1.0,
+        iterations: int = 15,
+        history_half_life: float | None = 10.0,
+        candidates: Sequence[str | dict[str, Any]] | None = None,
+        validation_fraction: float = 0.2,
+        exclude_seen: bool = True,
+        seen_column: str | None = None,
+        random_state: int | None = None,
+        verbose: bool = False,
+    ):
+        self.method = method
+        self.k = k
+        self.neighbors = neighbors
+        self.shrinkage = shrinkage
+        self.ease_lambda = ease_lambda
+        self.min_support = min_support
+        self.max_items = max_items
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.history_half_life = history_half_life
+        self.candidates = candidates
+        self.validation_fraction = validation_fraction
+        self.exclude_seen = exclude_seen
+        self.seen_column = seen_column
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ sklearn plumbing
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _PARAMS}
+
+    def set_params(self, **params: Any) -> Recommender:
+        for name, value in params.items():
+            if name not in _PARAMS:
+                raise InputError(f"Recommender has no parameter {name!r}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Recommender(method={self.method!r}, k={self.k})"
+
+    @property
+    def similarity_(self) -> sp.csr_matrix:
+        """Item x item cosine similarity (top ``neighbors`` per product), computed on first use."""
+        self._check_fitted()
+        if self._similarity is None:
+            self._similarity = _cosine_topk(self.matrix_, self.neighbors, self.shrinkage)
+        return self._similarity
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "method_"):
+            raise NotFittedError("this Recommender is not fitted yet: call fit(interactions) first")
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, interactions: Any, *, segments: Any = None, products: Any = None) -> Recommender:
+        """Learn from interactions (customer_id, product_id, weight, timestamp).
+
+        ``segments``: optional customer_id -> segment table (columns ``customer_id`` and
+        ``segment``), a pandas Series indexed by customer id, or a dict; it may name customers
+        without interactions (they get their segment's popular products). ``products``: optional
+        catalogue (a table with ``product_id`` or a sequence of ids); interactions naming other
+        products are rejected, and catalogue products without interactions count as products.
+        """
+        self._validate_params()
+        frame = _aggregate(interactions, self.seen_column)
+        catalogue = _catalogue(products, frame)
+        seg = _segments(segments)
+        method = self.method
+        self.validation_ = []
+        if method == "auto":
+            method, chosen = self._select(frame, catalogue, seg)
+        else:
+            chosen = {}
+        start = time.perf_counter()
+        self._fit_data(frame, catalogue, seg)
+        self._fit_model(method, {**self.get_params(), **chosen})
+        self.fit_seconds_ = time.perf_counter() - start
+        self.method_ = method
+        self.selected_params_ = chosen
+        return self
+
+    def _validate_params(self) -> None:
+        if self.method not in (*METHODS, "auto"):
+            raise InputError(f"unknown method {self.method!r}; use auto or one of {METHODS}")
+        if self.k < 1:
+            raise InputError(f"k must be at least 1, got {self.k}")
+        if self.history_half_life is not None and self.history_half_life <= 0:
+            raise InputError("history_half_life must be positive or None")
+
+    def _fit_data(self, frame: pd.DataFrame, catalogue: np.ndarray, seg: pd.Series | None) -> None:
+        """Index customers and products and build the weighted customer x product matrices."""
+        self.products_ = catalogue
+        users = np.unique(frame[USER].to_numpy())
+        self.customers_ = users
+        self._user_index = pd.Index(users)
+        self._item_index = pd.Index(catalogue)
+        u = self._user_index.get_indexer(frame[USER])
+        i = self._item_index.get_indexer(frame[ITEM])
+        shape = (len(users), len(catalogue))
+        w = frame[WEIGHT].to_numpy(np.float64)
+        self.matrix_ = sp.csr_matrix((w, (u, i)), shape=shape)
+        self.matrix_.sum_duplicates()
+        # Position from the customer's latest interaction (0 = latest) drives history decay.
+        order = np.lexsort(
+            (-i, -frame[TIME].to_numpy().astype("datetime64[ns]").astype(np.int64), u)
+        )
+        pos = np.empty(len(u), np.int64)
+        starts = np.r_[0, np.flatnonzero(np.diff(u[order])) + 1]
+        counts = np.diff(np.r_[starts, len(u)])
+        pos[order] = np.arange(len(u)) - np.repeat(starts, counts)
+        decay = 1.0 if self.history_half_life is None else 0.5 ** (pos / self.history_half_life)
+        self.profile_ = sp.csr_matrix((w * decay, (u, i)), shape=shape)
+        seen = frame["_seen"].to_numpy()
+        self.seen_ = sp.csr_matrix((np.ones(seen.sum()), (u[seen], i[seen])), shape=shape)
+        self.popularity_ = np.asarray(self.matrix_.sum(axis=0)).ravel()
+        self._fit_segments(seg)
+        self._similarity = None
+
+    def _fit_segments(self, seg: pd.Series | None) -> None:
+        self.segments_ = np.array([], dtype=object) if seg is None else np.unique(seg.to_numpy())
+        self.segment_of_ = {} if seg is None else seg.to_dict()
+        self.segment_popularity_ = np.zeros((len(self.segments_), len(self.products_)))
+        if seg is None:
+            return
+        user_seg = pd.Index(self.segments_).get_indexer(seg.reindex(self.customers_).to_numpy())
+        known = user_seg >= 0
+        onehot = sp.csr_matrix(
+            (np.ones(known.sum()), (user_seg[known], np.flatnonzero(known))),
+            shape=(len(self.segments_), len(self.customers_)),
+        )
+        self.segment_popularity_ = np.asarray((onehot @ self.matrix_).todense())
+
+    def _fit_model(self, method: str, params: dict[str, Any]) -> None:
+        self.ease_items_ = np.array([], dtype=np.int64)
+        self.ease_weights_ = np.zeros((0, 0), np.float32)
+        self.user_factors_ = np.zeros((0, 0), np.float32)
+        self.item_factors_ = np.zeros((0, 0), np.float32)
+        n_items = self.matrix_.shape[1]
+        self.knn_ = sp.csr_matrix((n_items, n_items), dtype=np.float32)
+        if method == "itemknn":
+            self.knn_ = _cosine_topk(self.matrix_, params["neighbors"], params["shrinkage"])
+            if params["neighbors"] == self.neighbors and params["shrinkage"] == self.shrinkage:
+                self._similarity = self.knn_
+        elif method == "ease":
+            self.ease_items_, self.ease_weights_ = _ease(
+                self.matrix_, params["ease_lambda"], params["min_support"], params["max_items"]
+            )
+        elif method == "als":
+            rng = np.random.default_rng(params["random_state"])
+            self.user_factors_, self.item_factors_ = _als(
+                self.matrix_,
+                params["factors"],
+                params["regularization"],
+                params["alpha"],
+                params["iterations"],
+                rng,
+            )
+
+    def _select(
+        self, frame: pd.DataFrame, catalogue: np.ndarray, seg: pd.Series | None
+    ) -> tuple[str, dict[str, Any]]:
+        """Fit every candidate on an inner time split; keep the best validation NDCG@10."""
+        inner, valid = time_split(frame, self.validation_fraction)
+        candidates = list(self.candidates or METHODS)
+        best, best_score = ("popularity", {}), -1.0
+        users = valid[USER].unique()
+        for cand in candidates:
+            spec = {"method": cand} if isinstance(cand, str) else dict(cand)
+            base = {k: v for k, v in self.get_params().items() if k not in ("candidates",)}
+            model = Recommender(**{**base, **spec, "verbose": False, "seen_column": "_seen"})
+            if model.method == "auto":
+                raise InputError("auto cannot be one of its own candidates")
+            start = time.perf_counter()
+            model.fit(inner, segments=seg, products=catalogue)
+            if len(users) == 0:
+                score = {"ndcg@10": float("nan")}
+            else:
+                recs = model.recommend(users, 10, reasons=False)
+                score = ranking_metrics(recs, valid, 10, train=inner, n_catalogue=len(catalogue))
+            record = {**spec, **score, "fit_seconds": time.perf_counter() - start}
+            self.validation_.append(record)
+            if self.verbose:
+                print(f"[recommend] {record}")
+            if score["ndcg@10"] > best_score:
+                best, best_score = (spec["method"], spec), score["ndcg@10"]
+        method, spec = best
+        return method, {k: v for k, v in spec.items() if k != "method"}
+
+    # ------------------------------------------------------------------ scoring
+    def _scores(self, rows: np.ndarray) -> np.ndarray:
+        """Dense personalised scores for known customers (row indices), one row each."""
+        m = self.method_
+        if m == "popularity":
+            return np.zeros((len(rows), len(self.products_)))
+        if m == "als":
+            return self.user_factors_[rows] @ self.item_factors_.T
+        profile = self.profile_[rows]
+        if m == "itemknn":
+            return np.asarray((profile @ self.knn_).todense())
+        out = np.zeros((len(rows), len(self.products_)))
+        if len(self.ease_items_):
+            out[:, self.ease_items_] = profile[:, self.ease_items_] @ self.ease_weights_
+        return out
+
+    def _fallback(self, customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Popularity row per customer (segment when known and non-empty) and whether it is the segment's."""
+        seg_idx = pd.Index(self.segments_).get_indexer(
+            [self.segment_of_.get(c, None) for c in customers]
+        )
+        if len(self.segments_):
+            has = self.segment_popularity_.sum(axis=1) > 0
+            seg_idx = np.where((seg_idx >= 0) & has[np.maximum(seg_idx, 0)], seg_idx, -1)
+        table = np.vstack([self.segment_popularity_, self.popularity_[None, :]])
+        return table[np.where(seg_idx >= 0, seg_idx, -1)], seg_idx >= 0
+
+    def recommend(
+        self,
+        customer_ids: Iterable[Any] | None = None,
+        k: int | None = None,
+        *,
+        exclude_seen: bool | None = None,
+        reasons: bool = True,
+    ) -> pd.DataFrame:
+        """Top ``k`` products per customer: customer_id, rank (1 = best), product_id, score, reason.
+
+        ``customer_ids`` defaults to every customer seen in ``fit`` (interactions or segments).
+        Unknown customers are cold start: segment or overall popularity. Already-seen products
+        are excluded unless ``exclude_seen=False``. Scores are the model's (popularity: share
+        of the segment's or overall interaction weight) and do not increase with rank.
+        """
+        self._check_fitted()
+        k = self.k if k is None else int(k)
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
+        exclude = self.exclude_seen if exclude_seen is None else exclude_seen
+        if customer_ids is None:
+            customers = pd.unique(
+                np.r_[self.customers_, np.array(list(self.segment_of_), dtype=object)]
+            )
+            customers = np.asarray(list(dict.fromkeys(customers.tolist())), dtype=object)
+        else:
+            customers = np.asarray(list(dict.fromkeys(_as_list(customer_ids))), dtype=object)
+        frames = [
+            self._recommend_block(customers[s : s + _BATCH], k, exclude, reasons)
+            for s in range(0, len(customers), _BATCH)
+        ]
+        if not frames:
+            return _empty_recs()
+        return pd.concat(frames, ignore_index=True)
+
+    def _recommend_block(
+        self, customers: np.ndarray, k: int, exclude: bool, reasons: bool
+    ) -> pd.DataFrame:
+        n_items = len(self.products_)
+        rows = self._user_index.get_indexer(customers)
+        known = rows >= 0
+        pop, in_segment = self._fallback(customers)
+        pop_share = pop / np.maximum(pop.sum(axis=1, keepdims=True), 1e-12)
+        personal = np.zeros((len(customers), n_items))
+        if known.any():
+            personal[known] = self._scores(rows[known])
+        is_personal = personal > 0
+        # Personalised items first (by score), then popular ones (by popularity share).
+        rank_key = np.where(is_personal, 2.0 + personal / max(personal.max(), 1e-12), pop_share)
+        if self.method_ == "als":
+            is_personal = np.broadcast_to(known[:, None], personal.shape).copy()
+            z = personal - personal.min(initial=0.0)
+            rank_key = np.where(is_personal, 2.0 + z / max(z.max(), 1e-12), pop_share)
+        if exclude and known.any():
+            seen = self.seen_[rows[known]].tocoo()
+            rank_key[np.flatnonzero(known)[seen.row], seen.col] = -np.inf
+        top, key = _topk_rows(rank_key, min(k, n_items))
+        valid = np.isfinite(key)
+        r, c = np.nonzero(valid)
+        items = top[r, c]
+        pers = is_personal[r, items]
+        score = np.where(pers, personal[r, items], pop_share[r, items])
+        out = pd.DataFrame(
+            {
+                USER: customers[r],
+                "rank": (c + 1).astype(np.int32),
+                ITEM: self.products_[items],
+                "score": score.astype(np.float64),
+            }
+        )
+        if reasons:
+            out["reason"] = self._reasons(rows[r], items, pers, in_segment[r])
+        return out
+
+    def _reasons(
+        self, rows: np.ndarray, items: np.ndarray, personal: np.ndarray, in_segment: np.ndarray
+    ) -> np.ndarray:
+        """A short reason per recommendation: the history item most similar to it, else popularity."""
+        reason = np.where(in_segment, "popular in your segment", "popular overall").astype(object)
+        idx = np.flatnonzero(personal & (rows >= 0))
+        if len(idx) == 0:
+            return reason
+        because = _best_history_item(self.profile_, self._explainer(), rows[idx], items[idx])
+        names = np.where(
+            because >= 0,
+            np.char.add(
+                "bought together with ", self.products_[np.maximum(because, 0)].astype(str)
+            ),
+            "customers like you chose it",
+        )
+        reason[idx] = names
+        return reason
+
+    def _explainer(self) -> sp.csr_matrix:
+        """Item x item weights whose product with the history explains a score."""
+        if self.method_ == "itemknn":
+            return self.knn_
+        if self.method_ == "ease" and len(self.ease_items_):
+            b = np.where(self.ease_weights_ > 0, self.ease_weights_, 0.0)
+            n = len(self.products_)
+            local = sp.coo_matrix(b)
+            return sp.csr_matrix(
+                (local.data, (self.ease_items_[local.row], self.ease_items_[local.col])),
+                shape=(n, n),
+            )
+        return self.similarity_
+
+    def similar_products(self, k: int = 20) -> pd.DataFrame:
+        """Top ``k`` similar products per product (co-interaction cosine with shrinkage).
+
+        Columns: product_id, rank, similar_product_id, score (0-1). Products without
+        co-interactions have no rows.
+        """
+        self._check_fitted()
+        sim = self.similarity_.T.tocsr()  # row j: product j's neighbours
+        rows, cols, vals = _topk_sparse_rows(sim, k)
+        order = np.lexsort((cols, -vals, rows))
+        rows, cols, vals = rows[order], cols[order], vals[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(rows)) + 1]
+        rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+        return pd.DataFrame(
+            {
+                ITEM: self.products_[rows],
+                "rank": (rank + 1).astype(np.int32),
+                "similar_product_id": self.products_[cols],
+                "score": vals.astype(np.float64),
+            }
+        )
+
+    def evaluate(self, test: Any, k: int = 10) -> dict[str, float]:
+        """Recall@K, NDCG@K and coverage against held-out interactions of the fitted customers."""
+        self._check_fitted()
+        test_f = as_frame(test, "test")
+        require_columns(test_f, [USER, ITEM], "test")
+        recs = self.recommend(test_f[USER].unique(), k, reasons=False)
+        seen = self.seen_.tocoo()
+        train = pd.DataFrame({USER: self.customers_[seen.row], ITEM: self.products_[seen.col]})
+        return ranking_metrics(recs, test_f, k, train=train, n_catalogue=len(self.products_))
+
+    # ------------------------------------------------------------------ persistence
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The fitted state as named arrays plus JSON metadata (for ``registry.pack``, no pickle)."""
+        self._check_fitted()
+        arrays: dict[str, np.ndarray] = {
+            "customers": _id_array(self.customers_),
+            "products": _id_array(self.products_),
+            "popularity": self.popularity_,
+            "segment_popularity": self.segment_popularity_,
+            "segments": _id_array(self.segments_),
+            "segment_customers": _id_array(np.array(list(self.segment_of_), dtype=object)),
+            "segment_values": _id_array(np.array(list(self.segment_of_.values()), dtype=object)),
+            "ease_items": self.ease_items_,
+            "ease_weights": self.ease_weights_,
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+        }
+        for name in ("matrix_", "profile_", "seen_", "similarity_", "knn_"):
+            m = getattr(self, name).tocsr()
+            arrays.update(
+                {f"{name}data": m.data, f"{name}indices": m.indices, f"{name}indptr": m.indptr}
+            )
+        meta = {
+            "params": _jsonable_params(self.get_params()),
+            "method_": self.method_,
+            "selected_params_": _jsonable_params(self.selected_params_),
+            "validation_": _jsonable_params(self.validation_),
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Recommender:
+        """Rebuild a fitted Recommender from :meth:`to_arrays` output."""
+        model = cls(**meta["params"])
+        model.customers_ = _from_id_array(arrays["customers"])
+        model.products_ = _from_id_array(arrays["products"])
+        model._user_index = pd.Index(model.customers_)
+        model._item_index = pd.Index(model.products_)
+        model.popularity_ = arrays["popularity"]
+        model.segment_popularity_ = arrays["segment_popularity"]
+        model.segments_ = _from_id_array(arrays["segments"])
+        model.segment_of_ = dict(
+            zip(
+                _from_id_array(arrays["segment_customers"]).tolist(),
+                _from_id_array(arrays["segment_values"]).tolist(),
+                strict=True,
+            )
+        )
+        model.ease_items_ = arrays["ease_items"]
+        model.ease_weights_ = arrays["ease_weights"]
+        model.user_factors_ = arrays["user_factors"]
+        model.item_factors_ = arrays["item_factors"]
+        shapes = {
+            "matrix_": (len(model.customers_), len(model.products_)),
+            "profile_": (len(model.customers_), len(model.products_)),
+            "seen_": (len(model.customers_), len(model.products_)),
+            "similarity_": (len(model.products_), len(model.products_)),
+            "knn_": (len(model.products_), len(model.products_)),
+        }
+        for name, shape in shapes.items():
+            m = sp.csr_matrix(
+                (arrays[f"{name}data"], arrays[f"{name}indices"], arrays[f"{name}indptr"]),
+                shape=shape,
+            )
+            setattr(model, "_similarity" if name == "similarity_" else name, m)
+        model.method_ = meta["method_"]
+        model.selected_params_ = meta.get("selected_params_", {})
+        model.validation_ = meta.get("validation_", [])
+        return model
+
+
+# ---------------------------------------------------------------------- input handling
+def _as_list(values: Any) -> list[Any]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        return [values]
+    return list(values.tolist() if hasattr(values, "tolist") else values)
+
+
+def _aggregate(interactions: Any, seen_column: str | None) -> pd.DataFrame:
+    """Validate interactions and collapse them to one row per customer x product."""
+    frame = as_frame(interactions, "interactions")
+    cols = [USER, ITEM, TIME] + ([seen_column] if seen_column else [])
+    require_columns(frame, cols, "interactions")
+    if frame.empty:
+        raise InputError("interactions is empty: nothing to learn from (0 rows)")
+    weight = frame[WEIGHT] if WEIGHT in frame.columns else pd.Series(1.0, index=frame.index)
+    weight = pd.to_numeric(weight, errors="coerce")
+    data = pd.DataFrame(
+        {
+            USER: frame[USER],
+            ITEM: frame[ITEM],
+            WEIGHT: weight,
+            TIME: _timestamps(frame[TIME]),
+            "_seen": frame[seen_column].fillna(0).astype(float) > 0 if seen_column else True,
+        }
+    )
+    for col in (USER, ITEM, WEIGHT, TIME):
+        bad = int(data[col].isna().sum())
+        if bad:
+            raise InputError(
+                f"interactions ({len(data)} rows): {bad} row(s) have a null or unreadable {col}"
+            )
+    negative = int((data[WEIGHT] < 0).sum())
+    if negative:
+        raise InputError(
+            f"interactions ({len(data)} rows): {negative} row(s) have a negative weight"
+        )
+    data = data[data[WEIGHT] > 0]
+    if data.empty:
+        raise InputError("interactions: every weight is 0, nothing to learn from")
+    return (
+        data.groupby([USER, ITEM], as_index=False, sort=True)
+        .agg({WEIGHT: "sum", TIME: "max", "_seen": "max"})
+        .reset_index(drop=True)
+    )
+
+
+def _timestamps(values: pd.Series) -> pd.Series:
+    """Datetimes (naive UTC); numbers are read as Unix seconds."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return pd.to_datetime(values, unit="s", errors="coerce")
+    return pd.to_datetime(values, errors="coerce", utc=True).dt.tz_localize(None)
+
+
+def _catalogue(products: Any, frame: pd.DataFrame) -> np.ndarray:
+    present = np.unique(frame[ITEM].to_numpy())
+    if products is None:
+        return present
+    if isinstance(products, pd.DataFrame) or hasattr(products, "column_names"):
+        table = as_frame(products, "products")
+        require_columns(table, [ITEM], "products")
+        ids = table[ITEM].dropna().to_numpy()
+    else:
+        ids = np.asarray(_as_list(products))
+    catalogue = np.unique(ids)
+    unknown = ~frame[ITEM].isin(catalogue)
+    if unknown.any():
+        examples = ", ".join(map(str, pd.unique(frame.loc[unknown, ITEM])[:5]))
+        raise InputError(
+            f"interactions: {int(unknown.sum())} customer x product pair(s) name product ids "
+            f"absent from the products catalogue ({len(catalogue)} products), e.g. {examples}"
+        )
+    return catalogue
+
+
+def _segments(segments: Any) -> pd.Series | None:
+    if segments is None:
+        return None
+    if isinstance(segments, dict):
+        seg = pd.Series(segments)
+    elif isinstance(segments, pd.Series):
+        seg = segments
+    else:
+        table = as_frame(segments, "segments")
+        require_columns(table, [USER, "segment"], "segments")
+        seg = pd.Series(table["segment"].to_numpy(), index=table[USER].to_numpy())
+    seg = seg[~seg.index.duplicated(keep="last")].dropna()
+    return seg.astype(str)
+
+
+def _empty_recs() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            USER: pd.Series([], dtype=object),
+            "rank": pd.Series([], dtype=np.int32),
+            ITEM: pd.Series([], dtype=object),
+            "score": pd.Series([], dtype=np.float64),
+            "reason": pd.Series([], dtype=object),
+        }
+    )
+
+
+def _id_array(values: np.ndarray) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype == object:
+        if len(arr) and all(isinstance(v, (int, np.integer)) for v in arr):
+            return arr.astype(np.int64)
+        return arr.astype(str)
+    return arr
+
+
+def _from_id_array(arr: np.ndarray) -> np.ndarray:
+    return arr.astype(object) if arr.dtype.kind == "U" else arr
+
+
+def _jsonable_params(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable_params(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable_params(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# ---------------------------------------------------------------------- models
+def _topk_rows(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices and values of the ``k`` largest entries per row, best first (ties: lower
+    index first). torch.topk is several times faster than numpy's argpartition here."""
+    import torch
+
+    vals, idx = torch.topk(torch.from_numpy(np.ascontiguousarray(values)), k, dim=1, sorted=False)
+    idx, vals = idx.numpy(), vals.numpy()
+    order = np.lexsort((idx, -vals), axis=-1)
+    return np.take_along_axis(idx, order, 1), np.take_along_axis(vals, order, 1)
+
+
+def _topk_sparse_rows(m: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, col, value) of the ``k`` largest positive entries of every row of a CSR matrix."""
+    m = m.tocsr()
+    m.eliminate_zeros()
+    counts = np.diff(m.indptr)
+    rows = np.repeat(np.arange(m.shape[0]), counts)
+    keep = m.data > 0
+    order = np.lexsort((m.indices, -m.data, rows))
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order)) - np.repeat(m.indptr[:-1], counts)
+    keep &= rank < k
+    return rows[keep], m.indices[keep], m.data[keep]
+
+
+def _cosine_topk(x: sp.csr_matrix, neighbors: int, shrinkage: float) -> sp.csr_matrix:
+    """Item x item cosine similarity with shrinkage, top ``neighbors`` per target column.
+
+    Entry (i, j) is how much history item ``i`` supports recommending ``j``; each column
+    keeps its ``neighbors`` strongest sources, and the diagonal is zero.
+    """
+    n_users, n_items = x.shape
+    x32 = x.astype(np.float32).tocsr()
+    xt = x32.T.tocsr()
+    norms = np.sqrt(np.asarray(xt.multiply(xt).sum(axis=1)).ravel())
+    dense = x32.toarray() if n_users * n_items <= 50_000_000 else None
+    kk = min(neighbors, n_items - 1)
+    rows, cols, vals = [], [], []
+    block = max(1, min(n_items, 4_000_000 // max(n_items, 1)))
+    for start in range(0, n_items if kk >= 1 else 0, block):
+        stop = min(n_items, start + block)
+        gram = xt[start:stop] @ dense if dense is not None else (xt[start:stop] @ x32).toarray()
+        gram /= norms[start:stop, None] * norms[None, :] + np.float32(shrinkage) + 1e-12
+        gram[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        top, val = _topk_rows(gram, kk)
+        keep = val > 0
+        rows.append(np.repeat(np.arange(start, stop), kk)[keep.ravel()])
+        cols.append(top[keep])
+        vals.append(val[keep])
+    if not rows:
+        return sp.csr_matrix((n_items, n_items), dtype=np.float32)
+    # Row i = target item i with its neighbours; transpose so rows are history items.
+    target = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n_items, n_items),
+    )
+    return target.T.tocsr()
+
+
+def _ease(
+    x: sp.csr_matrix, lam: float, min_support: int, max_items: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """EASE^R weights over the supported items: ``B = I - P diagMat(1 / diag(P))``, zero diagonal."""
+    support = np.diff(x.tocsc().indptr)
+    items = np.flatnonzero(support >= max(1, min_support))
+    if len(items) > max_items:
+        top = np.lexsort((items, -support[items]))[:max_items]
+        items = np.sort(items[top])
+    if len(items) == 0:
+        return items.astype(np.int64), np.zeros((0, 0), np.float32)
+    xs = x[:, items]
+    gram = np.asarray((xs.T @ xs).todense(), dtype=np.float64)
+    gram[np.diag_indices_from(gram)] += lam
+    factor = scipy.linalg.cho_factor(gram, lower=True, overwrite_a=True, check_finite=False)
+    p = scipy.linalg.cho_solve(factor, np.eye(len(items)), overwrite_b=True, check_finite=False)
+    b = p / (-np.diag(p))[None, :]
+    b[np.diag_indices_from(b)] = 0.0
+    return items.astype(np.int64), b.astype(np.float32)
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    out = np.empty(len(rows), dtype=a.dtype)
+    step = 1 << 18
+    for s in range(0, len(rows), step):
+        out[s : s + step] = np.einsum("nf,nf->n", a[rows[s : s + step]], b[cols[s : s + step]])
+    return out
+
+
+def _als_half(
+    conf: sp.csr_matrix, x: np.ndarray, y: np.ndarray, reg: float, cg_steps: int = 3
+) -> np.ndarray:
+    """One ALS half-sweep: update ``x`` for every row of ``conf`` by conjugate gradient.
+
+    Solves ``(Y'Y + Y'(C_u - I)Y + reg I) x_u = Y'C_u 1`` (Hu et al.) for all rows at once,
+    warm-started from the current ``x``.
+    """
+    coo = conf.tocoo()
+    rows, cols, c = coo.row, coo.col, coo.data
+    yty = y.T @ y + reg * np.eye(y.shape[1], dtype=y.dtype)
+
+    def apply(v: np.ndarray) -> np.ndarray:
+        d = (c - 1.0) * _rowdot(v, y, rows, cols)
+        return v @ yty + sp.csr_matrix((d, (rows, cols)), shape=conf.shape) @ y
+
+    b = conf @ y
+    r = b - apply(x)
+    p = r.copy()
+    rs = np.einsum("nf,nf->n", r, r)
+    for _ in range(cg_steps):
+        ap = apply(p)
+        denom = np.einsum("nf,nf->n", p, ap)
+        step = np.divide(rs, denom, out=np.zeros_like(rs), where=denom > 1e-20)
+        x = x + step[:, None] * p
+        r = r - step[:, None] * ap
+        rs_new = np.einsum("nf,nf->n", r, r)
+        beta = np.divide(rs_new, rs, out=np.zeros_like(rs), where=rs > 1e-20)
+        p = r + beta[:, None] * p
+        rs = rs_new
+    return x
+
+
+def _als(
+    x: sp.csr_matrix,
+    factors: int,
+    reg: float,
+    alpha: float,
+    iterations: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Implicit ALS with confidence ``1 + alpha * weight``; returns (user, item) factors."""
+    conf = x.tocsr().astype(np.float64)
+    conf.data = 1.0 + alpha * conf.data
+    n_users, n_items = x.shape
+    u = rng.normal(0.0, 0.01, (n_users, factors))
+    v = rng.normal(0.0, 0.01, (n_items, factors))
+    conf_t = conf.T.tocsr()
+    for _ in range(iterations):
+        u = _als_half(conf, u, v, reg)
+        v = _als_half(conf_t, v, u, reg)
+    return u.astype(np.float32), v.astype(np.float32)
+
+
+def _best_history_item(
+    profile: sp.csr_matrix, sim: sp.csr_matrix, rows: np.ndarray, items: np.ndarray
+) -> np.ndarray:
+    """For each (customer row, recommended item): the history item with the largest
+    ``profile[u, i] * sim[i, item]``, or -1 when no history item is similar at all."""
+    sim_c = sim.tocsc()
+    out = np.full(len(rows), -1, np.int64)
+    prof = profile.tocsr()
+    for n, (u, j) in enumerate(zip(rows, items, strict=True)):
+        hist = prof.indices[prof.indptr[u] : prof.indptr[u + 1]]
+        w = prof.data[prof.indptr[u] : prof.indptr[u + 1]]
+        col_idx = sim_c.indices[sim_c.indptr[j] : sim_c.indptr[j + 1]]
+        col_val = sim_c.data[sim_c.indptr[j] : sim_c.indptr[j + 1]]
+        common, hi, ci = np.intersect1d(hist, col_idx, assume_unique=True, return_indices=True)
+        if len(common):
+            out[n] = common[np.argmax(w[hi] * col_val[ci])]
+    return out

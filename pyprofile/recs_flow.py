@@ -1,0 +1,164 @@
+"""Warehouse flow for recommendations: read interactions, fit, write top-N and similarities.
+
+``run_recommendations`` is what the CLI (``pyprofile recommend``) and the dbt Python model
+call. It reads customer x product interactions, fits a :class:`~pyprofile.recommend.Recommender`
+(``auto`` picks the model by validation NDCG@10 on an inner time split), measures it on a
+held-out time split, stores the model and its metrics in the registry, then replaces
+``ml.recommendations`` and ``ml.product_similarities`` in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pyprofile import registry
+from pyprofile.errors import InputError
+from pyprofile.evaluate import time_split
+from pyprofile.recommend import ITEM, TIME, USER, WEIGHT, Recommender
+from pyprofile.warehouse import Warehouse, split_name
+
+MODEL_NAME = "recommender"
+
+
+def _read(wh: Warehouse, name: str, columns: list[str]) -> pd.DataFrame:
+    return wh.read(name, columns).to_pandas()
+
+
+def run_recommendations(
+    wh: Warehouse | str,
+    interactions: str = "features.customer_product_interactions",
+    *,
+    customers: str | None = "features.customer_features",
+    k: int = 10,
+    method: str = "auto",
+    segments: str | None = None,
+    segment_column: str = "segment_id",
+    products: str | None = None,
+    similar_k: int = 20,
+    weight_column: str = WEIGHT,
+    time_column: str = TIME,
+    seen_column: str | None = None,
+    output_table: str = "ml.recommendations",
+    similarities_table: str = "ml.product_similarities",
+    evaluate: bool = True,
+    test_fraction: float = 0.2,
+    random_state: int = 0,
+    **params: Any,
+) -> dict[str, Any]:
+    """Fit recommendations on ``interactions`` and publish them; returns a summary dict.
+
+    ``interactions`` needs ``customer_id``, ``product_id``, ``weight_column`` and
+    ``time_column`` (plus ``seen_column`` when only some interactions, e.g. purchases, should
+    exclude a product from a customer's recommendations). Every customer of ``customers``
+    (and of the interactions) gets ``k`` rows; customers without history get their segment's
+    popular products (``segments``: a table with ``customer_id`` and ``segment_column``) or
+    the overall ones. ``products`` (a table with ``product_id``) rejects unknown product ids.
+    Extra keyword ``params`` go to :class:`Recommender`.
+
+    Summary keys: ``rows``, ``customers``, ``cold_start_customers``, ``method``,
+    ``model_version``, ``metrics`` (held-out Recall@k, NDCG@k, coverage of the model and of
+    popularity), ``validation`` (auto's inner-split scores per candidate), ``similarities``,
+    ``output_table``, ``similarities_table``.
+    """
+    wh = Warehouse.open(wh)
+    split_name(output_table)
+    split_name(similarities_table)
+    cols = [USER, ITEM, weight_column, time_column] + ([seen_column] if seen_column else [])
+    data = _read(wh, interactions, list(dict.fromkeys(cols)))
+    data = data.rename(columns={weight_column: WEIGHT, time_column: TIME})
+    if data.empty:
+        raise InputError(f"table {interactions} has no interactions (0 rows)")
+    seg = None
+    if segments is not None:
+        seg = _read(wh, segments, [USER, segment_column]).rename(
+            columns={segment_column: "segment"}
+        )
+    catalogue = None if products is None else _read(wh, products, [ITEM])
+    everyone = data[USER].drop_duplicates()
+    if customers is not None:
+        listed = _read(wh, customers, [USER])[USER].drop_duplicates()
+        everyone = pd.concat([listed, everyone]).drop_duplicates()
+    everyone = everyone.dropna().to_numpy()
+
+    model = Recommender(
+        method, k=k, random_state=random_state, seen_column=seen_column, **params
+    ).fit(data, segments=seg, products=catalogue)
+
+    metrics: dict[str, Any] = {}
+    if evaluate:
+        metrics = _holdout(model, data, seg, catalogue, k, test_fraction)
+
+    arrays, meta = model.to_arrays()
+    settings = {
+        "interactions": interactions,
+        "method": method,
+        "selected_method": model.method_,
+        "selected_params": model.selected_params_,
+        "k": k,
+        "random_state": random_state,
+        "segments": segments,
+        **{key: value for key, value in params.items() if np.isscalar(value)},
+    }
+    version = registry.save_model(
+        wh,
+        MODEL_NAME,
+        registry.pack(arrays, meta),
+        params=settings,
+        metrics={**metrics, "validation": model.validation_},
+    )
+
+    recs = model.recommend(everyone, k)
+    recs["model_version"] = version
+    sims = model.similar_products(similar_k)
+    sims["model_version"] = version
+    _check_unique(recs, [USER, "rank"], output_table)
+    _check_unique(sims, [ITEM, "rank"], similarities_table)
+    wh.write_many({output_table: recs, similarities_table: sims})
+
+    known = set(model.customers_.tolist())
+    return {
+        "rows": len(recs),
+        "customers": len(everyone),
+        "cold_start_customers": int(sum(c not in known for c in everyone.tolist())),
+        "method": model.method_,
+        "model_version": version,
+        "metrics": metrics,
+        "validation": model.validation_,
+        "similarities": len(sims),
+        "output_table": output_table,
+        "similarities_table": similarities_table,
+    }
+
+
+def _holdout(
+    model: Recommender,
+    data: pd.DataFrame,
+    seg: pd.DataFrame | None,
+    catalogue: pd.DataFrame | None,
+    k: int,
+    test_fraction: float,
+) -> dict[str, Any]:
+    """Held-out metrics: refit the selected model (and popularity) on the earlier interactions."""
+    train, test = time_split(data, test_fraction)
+    if test.empty:
+        return {"note": "too little history per customer for a held-out time split"}
+    params = {**model.get_params(), **model.selected_params_, "method": model.method_}
+    out: dict[str, Any] = {"test_interactions": len(test)}
+    for name, spec in (("model", params), ("popularity", {**params, "method": "popularity"})):
+        try:
+            fitted = Recommender(**spec).fit(train, segments=seg, products=catalogue)
+            scores = fitted.evaluate(test, k)
+        except InputError as exc:  # e.g. every test product already seen
+            out[f"{name}_note"] = str(exc)
+            continue
+        out.update({f"{name}_{key}": value for key, value in scores.items()})
+    return out
+
+
+def _check_unique(frame: pd.DataFrame, key: list[str], name: str) -> None:
+    dup = int(frame.duplicated(key).sum())
+    if dup:  # a bug, not a user error: never publish a broken table
+        raise InputError(f"{name}: {dup} duplicated ({', '.join(key)}) row(s); nothing was written")
