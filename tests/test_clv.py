@@ -262,8 +262,11 @@ def test_inconsistent_summaries_are_input_errors():
         BGNBD().fit([1, np.nan], [3, 5], [20, 10])
     with pytest.raises(InputError, match="different lengths"):
         BGNBD().fit([1, 2, 3], [3, 5], [20, 10])
-    with pytest.raises(InputError, match="positive"):
-        GammaGamma().fit([1, 2, 3], [3.0, -5.0, 1.0])
+    with pytest.raises(InputError, match="positive monetary_value"):
+        GammaGamma().fit([1, 2, 3], [3.0, -5.0, 0.0])
+    with pytest.warns(UserWarning, match="1 of 4 repeat customers"):
+        gg = GammaGamma().fit([1, 2, 3, 2, 0], [3.0, -5.0, 1.0, 7.0, 0.0])
+    assert gg.n_excluded_ == 1 and gg.n_customers_ == 3
     with pytest.raises(InputError, match="same monetary_value"):
         GammaGamma().fit([1, 2, 3], [4.0, 4.0, 4.0])
 
