@@ -464,7 +464,10 @@ class Recommender:
             "params": _jsonable_params(self.get_params()),
             "method_": self.method_,
             "selected_params_": _jsonable_params(self.selected_params_),
-            "validation_": _jsonable_params(self.validation_),
+            # Timings stay out: the artifact (and so its version) must not vary between reruns.
+            "validation_": _jsonable_params(
+                [{k: v for k, v in r.items() if k != "fit_seconds"} for r in self.validation_]
+            ),
         }
         return arrays, meta
 
@@ -635,12 +638,22 @@ def _jsonable_params(value: Any) -> Any:
 
 # ---------------------------------------------------------------------- models
 def _topk_rows(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices and values of the ``k`` largest entries per row, best first (ties: lower
-    index first). torch.topk is several times faster than numpy's argpartition here."""
+    """Column indices and values of the ``k`` largest entries per row, best first.
+
+    Ties are broken by the lower column index, also at the k-th place, so results never
+    depend on the selection algorithm. torch.topk finds the threshold several times faster
+    than numpy's partition.
+    """
     import torch
 
-    vals, idx = torch.topk(torch.from_numpy(np.ascontiguousarray(values)), k, dim=1, sorted=False)
-    idx, vals = idx.numpy(), vals.numpy()
+    values = np.ascontiguousarray(values)
+    kth = torch.topk(torch.from_numpy(values), k, dim=1, sorted=False).values.numpy().min(axis=1)
+    above = values > kth[:, None]
+    tied = values == kth[:, None]
+    need = k - above.sum(axis=1)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= need[:, None]))
+    idx = np.nonzero(chosen)[1].reshape(len(values), k)
+    vals = np.take_along_axis(values, idx, 1)
     order = np.lexsort((idx, -vals), axis=-1)
     return np.take_along_axis(idx, order, 1), np.take_along_axis(vals, order, 1)
 
@@ -651,11 +664,10 @@ def _topk_sparse_rows(m: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray,
     m.eliminate_zeros()
     counts = np.diff(m.indptr)
     rows = np.repeat(np.arange(m.shape[0]), counts)
-    keep = m.data > 0
     order = np.lexsort((m.indices, -m.data, rows))
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order)) - np.repeat(m.indptr[:-1], counts)
-    keep &= rank < k
+    keep = (m.data > 0) & (rank < k)
     return rows[keep], m.indices[keep], m.data[keep]
 
 
