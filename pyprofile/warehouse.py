@@ -109,8 +109,13 @@ class Warehouse:
         """Open a warehouse file (created with a DuckDB-1.x-compatible format) or wrap a connection."""
         if isinstance(target, Warehouse):
             return target
+        # dbt-duckdb hands Python models a cursor wrapper; unwrap it to the DuckDB connection.
+        while not isinstance(target, duckdb.DuckDBPyConnection) and hasattr(target, "_cursor"):
+            target = target._cursor
         if isinstance(target, duckdb.DuckDBPyConnection):
             return cls(target)
+        if target is not None and not isinstance(target, str | os.PathLike):
+            raise InputError(f"cannot open a warehouse from a {type(target).__name__}")
         path = str(target) if target is not None else default_db_path()
         if read_only and path != ":memory:" and not Path(path).exists():
             raise WarehouseError(f"warehouse {path} does not exist")

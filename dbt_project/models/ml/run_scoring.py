@@ -1,0 +1,31 @@
+"""Churn and purchase propensity, P(alive), expected purchases and CLV; writes ml.customer_scores.
+
+Trains on features.customer_training (features at as_of - horizon, labels after) and scores
+features.customer_features (at as_of). The library writes its tables and macros itself; this
+model returns a one-row run summary (ml.run_scoring). Settings come from this model's config.
+"""
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    dbt.ref("customer_training")  # lineage: run after the feature tables
+    dbt.ref("customer_features")
+    import pyarrow as pa
+
+    from pyprofile.scoring import run_scoring
+
+    summary = run_scoring(
+        session,
+        horizon_days=int(dbt.config.get("horizon_days") or 90),
+        training_table="features.customer_training",
+        scoring_table="features.customer_features",
+        random_state=int(dbt.config.get("random_state") or 0),
+    )
+    return pa.table(
+        {
+            "model": ["customer_scores"],
+            "model_version": [summary.get("model_version")],
+            "rows_written": [summary.get("rows")],
+            "output_tables": ["ml.customer_scores"],
+        }
+    )
