@@ -223,37 +223,42 @@ with as_of as (
     select cast({{ as_of }} as date) as as_of_date
 ),
 
-events as (
+-- first per session, then per customer: cheaper than distinct counts over every event
+sessions as (
     select
         e.customer_id,
-        e.event_type,
         e.session_id,
-        a.as_of_date,
-        cast(e.event_at as date) as event_date
+        {%- for t in var('event_types') %}
+        sum(case when e.event_type = '{{ t }}' then 1 else 0 end) as {{ slug(t) }}_events,
+        {%- endfor %}
+        max(case when e.event_type = '{{ var("view_event") }}' then 1 else 0 end) as has_view,
+        max(case when e.event_type = '{{ var("cart_event") }}' then 1 else 0 end) as has_cart,
+        max(case when e.event_type = '{{ var("purchase_event", "purchase") }}' then 1 else 0 end)
+            as has_purchase,
+        min(cast(e.event_at as date)) as first_date,
+        max(cast(e.event_at as date)) as last_date,
+        max(a.as_of_date) as as_of_date
     from {{ ref('stg_shop__events') }} as e
     cross join as_of as a
     where cast(e.event_at as date) <= a.as_of_date
+    group by e.customer_id, e.session_id
 )
 
 select
     customer_id,
     {%- for t in var('event_types') %}
-    sum(case when event_type = '{{ t }}' then 1 else 0 end) as {{ slug(t) }}_events,
+    sum({{ slug(t) }}_events) as {{ slug(t) }}_events,
     {%- endfor %}
-    count(distinct session_id) as session_count,
-    cast(count(distinct case when event_type = '{{ var("cart_event") }}' then session_id end)
-        as double)
-    / nullif(
-        count(distinct case when event_type = '{{ var("view_event") }}' then session_id end), 0
-    ) as view_to_cart_rate,
-    cast(count(distinct case when event_type = '{{ var("purchase_event", "purchase") }}'
-        then session_id end) as double)
-    / nullif(
-        count(distinct case when event_type = '{{ var("cart_event") }}' then session_id end), 0
-    ) as cart_to_purchase_rate,
-    min(event_date) as first_visit_date,
-    {{ dbt.datediff('max(event_date)', 'max(as_of_date)', 'day') }} as days_since_last_visit
-from events
+    count(session_id) as session_count,
+    cast(sum(case when session_id is not null then has_cart else 0 end) as double)
+    / nullif(sum(case when session_id is not null then has_view else 0 end), 0)
+        as view_to_cart_rate,
+    cast(sum(case when session_id is not null then has_purchase else 0 end) as double)
+    / nullif(sum(case when session_id is not null then has_cart else 0 end), 0)
+        as cart_to_purchase_rate,
+    min(first_date) as first_visit_date,
+    {{ dbt.datediff('max(last_date)', 'max(as_of_date)', 'day') }} as days_since_last_visit
+from sessions
 group by customer_id
 {%- endmacro %}
 
