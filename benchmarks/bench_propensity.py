@@ -75,7 +75,8 @@ def plain_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[str]
             out[col] = pd.to_numeric(s.astype("Float64")).astype("float64")
             numeric.append(col)
         else:
-            out[col] = s.astype("string").astype("category")
+            out[col] = s.astype(object).where(s.notna(), np.nan).astype(str).where(s.notna())
+            out[col] = out[col].astype("category")
             categorical.append(col)
     return pd.DataFrame(out), numeric, categorical
 
