@@ -138,7 +138,7 @@ def run_scoring(
     horizon_days: int = 90,
     training_table: str = "features.customer_training",
     scoring_table: str = "features.customer_features",
-    output_table: str = "ml.customer_scores",
+    output_table: str | None = "ml.customer_scores",
     id_column: str = "customer_id",
     churn_label: str = "churned",
     purchase_label: str = "purchased",
@@ -154,14 +154,17 @@ def run_scoring(
     The summary has ``rows`` (customers scored), ``output_table``, ``model_version``,
     ``versions`` (registry version per model), ``metrics`` (one dict per model with
     :data:`METRIC_COLUMNS`), ``clv_params``, ``clv_holdout``, ``macros`` (name -> parameters)
-    and ``features`` (the columns the models use).
+    ``features`` (the columns the models use) and ``scores`` (the DataFrame written to
+    ``output_table``; with ``output_table=None`` nothing is written and a dbt Python model can
+    return ``summary["scores"]`` for dbt to materialise).
 
     ``expected_purchases_90d`` is always over 90 days (``T`` is in days); ``horizon_days``
     is the label window of the training table and the window of the CLV holdout check
     (BG/NBD + Gamma-Gamma fitted at the cutoff, scored on the window's purchases and spend).
     """
     wh = Warehouse.open(wh)
-    split_name(output_table)
+    if output_table is not None:
+        split_name(output_table)
     labels = [churn_label, purchase_label]
     training = _frame(wh, training_table, [id_column, *labels])
     scoring = _frame(wh, scoring_table, [id_column, *LIFETIMES_COLUMNS])
@@ -232,7 +235,14 @@ def run_scoring(
             "model_version": model_version,
         }
     )
-    rows = wh.write(output_table, out, primary_key=(id_column,))
+    if out[id_column].duplicated().any():
+        raise InputError(
+            f"table {scoring_table}: {int(out[id_column].duplicated().sum())} duplicated "
+            f"{id_column} value(s) in {len(out)} rows"
+        )
+    rows = len(out)
+    if output_table is not None:  # None: the caller (e.g. a dbt Python model) writes `scores`
+        rows = wh.write(output_table, out, primary_key=(id_column,))
 
     # ----------------------------------------------------------------- macros
     macros = {}
@@ -279,6 +289,7 @@ def run_scoring(
         "clv_holdout": holdout,
         "macros": {name: params for name, (params, _) in macros.items()},
         "features": used,
+        "scores": out,
     }
 
 

@@ -143,9 +143,11 @@ def test_macros_reproduce_the_scores(warehouse):
 
 def test_rerun_is_idempotent(warehouse):
     wh, summary, _, _ = warehouse
-    again = run_scoring(wh, horizon_days=HORIZON)
+    again = run_scoring(wh, horizon_days=HORIZON, output_table=None)
     assert again["model_version"] == summary["model_version"]
     assert again["versions"] == summary["versions"]
+    written = wh.read("ml.customer_scores").to_pandas()
+    pd.testing.assert_frame_equal(again["scores"], written, check_dtype=False)
 
 
 def test_bad_inputs_name_the_table(warehouse):
