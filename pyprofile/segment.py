@@ -249,69 +249,104 @@ def squared_distances(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- autoencoder
-def _train_autoencoder(
-    z: np.ndarray,
-    *,
-    hidden_dim: int,
-    embedding_dim: int,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    seed: int,
-    device: str,
-    verbose: bool,
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[dict[str, float]]]:
-    """Train a ReLU autoencoder on ``z``; returns the encoder layers (W, b) and the history."""
-    import torch
-    from torch import nn
+class _Autoencoder:
+    """A small ReLU autoencoder and its training loop (seeded by a local torch.Generator)."""
 
-    from pyprofile.device import resolve_device
+    def __init__(self, n_in: int, *, hidden_dim: int, embedding_dim: int, seed: int, device: str):
+        import torch
+        from torch import nn
 
-    dev = resolve_device(device)
-    gen = torch.Generator().manual_seed(seed)
-    n_in = z.shape[1]
-    encoder = nn.Sequential(
-        nn.Linear(n_in, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, embedding_dim)
-    )
-    decoder = nn.Sequential(
-        nn.Linear(embedding_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_in)
-    )
-    with torch.no_grad():  # seeded init from the local generator (PyTorch's default ranges)
-        for layer in [*encoder, *decoder]:
-            if isinstance(layer, nn.Linear):
-                bound = 1.0 / math.sqrt(layer.in_features)
-                layer.weight.uniform_(-bound, bound, generator=gen)
-                layer.bias.uniform_(-bound, bound, generator=gen)
-    model = nn.Sequential(encoder, decoder).to(dev)
-    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    data = torch.as_tensor(z, dtype=torch.float32)
-    n = data.shape[0]
-    history: list[dict[str, float]] = []
-    model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(n, generator=gen)
-        total = torch.zeros((), device=dev)
-        for start in range(0, n, batch_size):
-            batch = data[order[start : start + batch_size]].to(dev, non_blocking=True)
-            loss = nn.functional.mse_loss(model(batch), batch)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            total += loss.detach() * batch.shape[0]
-        record = {"epoch": epoch + 1, "loss": float(total.item() / n)}
-        history.append(record)
-        if verbose:
-            log.info("autoencoder epoch %d/%d  loss %.5f", epoch + 1, epochs, record["loss"])
-    model.eval()
-    layers = [
-        (
-            layer.weight.detach().cpu().numpy().astype(np.float64),
-            layer.bias.detach().cpu().numpy().astype(np.float64),
+        from pyprofile.device import resolve_device
+
+        self.torch, self.nn = torch, nn
+        self.device = resolve_device(device)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.encoder = nn.Sequential(
+            nn.Linear(n_in, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, embedding_dim)
         )
-        for layer in encoder
-        if isinstance(layer, nn.Linear)
-    ]
-    return layers, history
+        self.decoder = nn.Sequential(
+            nn.Linear(embedding_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, n_in)
+        )
+        with torch.no_grad():  # seeded init from the local generator (PyTorch's default ranges)
+            for layer in [*self.encoder, *self.decoder]:
+                if isinstance(layer, nn.Linear):
+                    bound = 1.0 / math.sqrt(layer.in_features)
+                    layer.weight.uniform_(-bound, bound, generator=self.gen)
+                    layer.bias.uniform_(-bound, bound, generator=self.gen)
+        self.encoder.to(self.device)
+        self.decoder.to(self.device)
+
+    def train(
+        self,
+        z: np.ndarray,
+        *,
+        epochs: int,
+        batch_size: int,
+        learning_rate: float,
+        noise: float = 0.0,
+        centers: np.ndarray | None = None,
+        gamma: float = 0.0,
+        phase: str = "pretrain",
+        verbose: bool = False,
+    ) -> list[dict[str, float]]:
+        """Minimise reconstruction MSE (+ ``gamma`` x squared distance to the nearest center).
+
+        With ``centers`` this is the deep-clustering fine-tune (DCN-style): embeddings are pulled
+        towards their k-means centers, which are learned jointly.
+        """
+        torch, nn = self.torch, self.nn
+        params = [*self.encoder.parameters(), *self.decoder.parameters()]
+        mu = None
+        if centers is not None:
+            mu = nn.Parameter(torch.as_tensor(centers, dtype=torch.float32, device=self.device))
+            params.append(mu)
+        optimiser = torch.optim.Adam(params, lr=learning_rate)
+        data = torch.as_tensor(z, dtype=torch.float32)
+        n = data.shape[0]
+        history: list[dict[str, float]] = []
+        self.encoder.train()
+        self.decoder.train()
+        for epoch in range(epochs):
+            order = torch.randperm(n, generator=self.gen)
+            total = torch.zeros((), device=self.device)
+            total_c = torch.zeros((), device=self.device)
+            for start in range(0, n, batch_size):
+                batch = data[order[start : start + batch_size]].to(self.device)
+                noisy = batch
+                if noise > 0:  # denoising: reconstruct the clean row from a perturbed one
+                    noisy = batch + noise * torch.randn(
+                        batch.shape, generator=self.gen, dtype=batch.dtype
+                    ).to(self.device)
+                emb = self.encoder(noisy)
+                loss = nn.functional.mse_loss(self.decoder(emb), batch)
+                total += loss.detach() * batch.shape[0]
+                if mu is not None:
+                    closest = torch.cdist(emb, mu).pow(2).min(dim=1).values.mean()
+                    total_c += closest.detach() * batch.shape[0]
+                    loss = loss + gamma * closest
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+            record = {"phase": phase, "epoch": epoch + 1, "loss": float(total.item() / n)}
+            if mu is not None:
+                record["cluster_loss"] = float(total_c.item() / n)
+            history.append(record)
+            if verbose:
+                log.info("autoencoder %s epoch %d/%d  %s", phase, epoch + 1, epochs, record)
+        self.encoder.eval()
+        self.decoder.eval()
+        return history
+
+    def layers(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Encoder weights and biases as float64 arrays (what SQL and predict use)."""
+        return [
+            (
+                layer.weight.detach().cpu().numpy().astype(np.float64),
+                layer.bias.detach().cpu().numpy().astype(np.float64),
+            )
+            for layer in self.encoder
+            if isinstance(layer, self.nn.Linear)
+        ]
 
 
 # --------------------------------------------------------------------------- k selection
@@ -472,6 +507,10 @@ class Segmenter:
         epochs: int = 40,
         batch_size: int = 256,
         learning_rate: float = 1e-3,
+        noise: float = 0.0,
+        cluster_epochs: int = 20,
+        cluster_weight: float = 0.1,
+        standardize_embedding: bool = True,
         method: str = "auto",
         columns: list[str] | None = None,
         exclude: tuple[str, ...] = (),
@@ -491,6 +530,10 @@ class Segmenter:
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.noise = noise
+        self.cluster_epochs = cluster_epochs
+        self.cluster_weight = cluster_weight
+        self.standardize_embedding = standardize_embedding
         self.method = method
         self.columns = columns
         self.exclude = exclude
@@ -597,18 +640,7 @@ class Segmenter:
         results: dict[str, dict[str, Any]] = {}
         self.history_: list[dict[str, float]] = []
         if self.method in ("auto", "autoencoder"):
-            layers, self.history_ = _train_autoencoder(
-                z,
-                hidden_dim=self.hidden_dim,
-                embedding_dim=self.embedding_dim,
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                learning_rate=self.learning_rate,
-                seed=seed,
-                device=self.device,
-                verbose=self.verbose,
-            )
-            results["autoencoder"] = self._search(_encode(z, layers), k_values, seed, layers)
+            results["autoencoder"] = self._fit_autoencoder(z, k_values, seed)
         if self.method in ("auto", "kmeans"):
             results["kmeans"] = self._search(z, k_values, seed, [])
         if len(results) == 2:
@@ -632,6 +664,49 @@ class Segmenter:
         self._assign_ids(z_all, labels, centers, previous, previous_centroids, frame)
         self._fit_map(space[train_idx])
         return self
+
+    def _fit_autoencoder(self, z: np.ndarray, k_values: list[int], seed: int) -> dict[str, Any]:
+        """Pretrain, choose k on the embedding, then (optionally) fine-tune towards the centers."""
+        from sklearn.cluster import KMeans
+
+        ae = _Autoencoder(
+            z.shape[1],
+            hidden_dim=self.hidden_dim,
+            embedding_dim=self.embedding_dim,
+            seed=seed,
+            device=self.device,
+        )
+        train = {
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "noise": self.noise,
+            "verbose": self.verbose,
+        }
+        self.history_ = ae.train(z, epochs=self.epochs, **train)
+        layers = ae.layers()
+        result = self._search(_encode(z, layers), k_values, seed, layers)
+        if self.cluster_epochs > 0:
+            raw = _encode(z, layers)
+            k = int(result["best"]["k"])
+            km = KMeans(n_clusters=k, n_init=self.n_init, random_state=seed).fit(raw)
+            self.history_ += ae.train(
+                z,
+                epochs=self.cluster_epochs,
+                centers=km.cluster_centers_,
+                gamma=self.cluster_weight,
+                phase="cluster",
+                **train,
+            )
+            layers = ae.layers()
+        if self.standardize_embedding:
+            layers = _standardize_last(layers, _encode(z, layers))
+        if self.cluster_epochs > 0 or self.standardize_embedding:
+            final = self._search(_encode(z, layers), [int(result["best"]["k"])], seed, layers)
+            final["rows"] = [{**r, "stage": "pretrained"} for r in result["rows"]] + [
+                {**r, "stage": "final"} for r in final["rows"]
+            ]
+            result = final
+        return result
 
     def _search(
         self, space: np.ndarray, k_values: list[int], seed: int, layers: list
@@ -871,3 +946,13 @@ def _encode(z: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]]) -> np.nd
     for i, (weight, bias) in enumerate(layers):
         z = dense(z, weight, bias, relu=i < len(layers) - 1)
     return z
+
+
+def _standardize_last(
+    layers: list[tuple[np.ndarray, np.ndarray]], embedding: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Fold ``(e - mean) / std`` of the embedding into the last encoder layer's weights."""
+    mean, std = embedding.mean(axis=0), embedding.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    weight, bias = layers[-1]
+    return [*layers[:-1], (weight / std[:, None], (bias - mean) / std)]

@@ -1,0 +1,281 @@
+"""Readable personas for learned segments, generated from facts in the data (no external service).
+
+For each segment: size and share; how each numeric feature differs from the whole base
+(``lift`` = segment mean / base mean, ``z`` = (segment mean - base mean) / base standard
+deviation, a standardised mean difference); the top distinguishing features (largest ``|z|``);
+the dominant RFM segment; favourite categories (``category_<name>_share`` columns); and
+demographics. A short name and a one-paragraph description are composed from those facts only,
+deterministically, and every number in the text is also stored in the ``facts`` JSON column.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pyprofile.errors import InputError
+from pyprofile.segment import as_frame
+
+DEMOGRAPHICS = ("age", "gender", "income_band", "region", "channel")
+KEY_FEATURES = ("recency_days", "order_count", "monetary_amount", "tenure_days", "discount_share")
+
+# (column-name pattern, phrase when higher than the base, phrase when lower), first match wins.
+PHRASES: list[tuple[str, str | None, str | None]] = [
+    (r"^has_purchased$", None, "non-buying"),
+    (r"^r_score$", "recently active", "lapsed"),
+    (r"recency_days|days_since_last", "lapsed", "recently active"),
+    (r"^order_count$|^frequency$|purchase_events|^f_score$", "frequent", "infrequent"),
+    (r"avg_order_amount|avg_basket|monetary_value", "big-basket", "small-basket"),
+    (r"monetary|spend_\d+d_amount|_amount$|^m_score$", "high-spending", "low-spending"),
+    (r"tenure_days|^t$", "long-standing", "new"),
+    (r"discount", "discount-driven", "full-price"),
+    (r"return_rate", "return-prone", "rarely returning"),
+    (r"_events$|session_count|distinct_products", "highly engaged", "low-engagement"),
+    (r"spend_trend", "growing", "declining"),
+    (r"view_to_cart|cart_to_purchase", "decisive", "hesitant"),
+]
+MIN_Z = 0.5  # a feature distinguishes a segment when |z| >= MIN_Z
+
+
+def fmt(value: float) -> str:
+    """How numbers are written in descriptions (the tests parse them back)."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def phrase(feature: str, z: float) -> str | None:
+    """The adjective for a feature that is higher (z > 0) or lower than the base."""
+    for pattern, high, low in PHRASES:
+        if re.search(pattern, feature.lower()):
+            return high if z > 0 else low
+    return None
+
+
+def _numeric_columns(frame: pd.DataFrame, skip: set[str]) -> list[str]:
+    cols = []
+    for col in frame.columns:
+        if col in skip or col.endswith("_id"):
+            continue
+        s = frame[col]
+        if pd.api.types.is_bool_dtype(s) or (
+            pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_datetime64_any_dtype(s)
+        ):
+            cols.append(col)
+        elif s.dtype == object and s.dropna().map(lambda v: hasattr(v, "as_integer_ratio")).all():
+            if s.notna().any():
+                cols.append(col)  # decimals
+    return cols
+
+
+def _as_float(frame: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.to_numeric(frame[c].astype("Float64"), errors="coerce") for c in cols},
+        index=frame.index,
+    ).astype("float64")
+
+
+def _mode(series: pd.Series) -> tuple[Any, float] | None:
+    """Most common non-null value (ties: first in sorted order) and its share of all rows."""
+    counts = series.dropna().astype(str).value_counts()
+    if counts.empty:
+        return None
+    top = counts[counts == counts.max()].sort_index().index[0]
+    return top, float(counts[top] / len(series))
+
+
+def build_profiles(
+    features: Any,
+    segments: Any,
+    *,
+    id_column: str = "customer_id",
+    segment_column: str = "segment_id",
+    rfm_column: str = "rfm_segment",
+    category_pattern: str = r"^category_(.+)_share$",
+    demographics: tuple[str, ...] = DEMOGRAPHICS,
+    key_features: tuple[str, ...] = KEY_FEATURES,
+    top_n: int = 3,
+) -> pd.DataFrame:
+    """One row per segment: size, share, name, description and the facts behind them.
+
+    ``features`` has one row per customer; ``segments`` maps ``id_column`` to
+    ``segment_column``. Returns the rows of ``ml.segment_profiles``.
+    """
+    feats = as_frame(features)
+    segs = as_frame(segments)
+    for name, frame, cols in (
+        ("features", feats, [id_column]),
+        ("segments", segs, [id_column, segment_column]),
+    ):
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise InputError(f"{name} ({len(frame)} rows) lacks column(s) {', '.join(missing)}")
+    data = feats.merge(segs[[id_column, segment_column]], on=id_column, how="inner")
+    if data.empty:
+        raise InputError(
+            f"no customer of segments ({len(segs)} rows) is in features ({len(feats)} rows)"
+        )
+    category_cols = {c: m.group(1) for c in feats.columns if (m := re.match(category_pattern, c))}
+    skip = {id_column, segment_column, *category_cols, *demographics}
+    num_cols = _numeric_columns(data, skip)
+    numeric = _as_float(data, num_cols)
+    cats = _as_float(data, list(category_cols))
+    base_mean, base_std = numeric.mean(), numeric.std(ddof=0)
+    cat_base = cats.mean()
+    labels = data[segment_column].to_numpy()
+    n_total = len(data)
+
+    rows = []
+    for seg in sorted(pd.unique(labels)):
+        mask = labels == seg
+        seg_mean = numeric[mask].mean()
+        z = ((seg_mean - base_mean) / base_std.where(base_std > 0)).fillna(0.0)
+        lift = seg_mean / base_mean.where(base_mean != 0)
+        order = z.abs().sort_values(ascending=False, kind="stable").index
+        top = [
+            {
+                "feature": f,
+                "segment_mean": float(seg_mean[f]),
+                "base_mean": float(base_mean[f]),
+                "lift": None if pd.isna(lift[f]) else float(lift[f]),
+                "z": float(z[f]),
+            }
+            for f in order[:top_n]
+            if abs(z[f]) >= MIN_Z
+        ]
+        fav = []
+        if category_cols:
+            cat_mean = cats[mask].mean().dropna()
+            for col in cat_mean[cat_mean > 0].sort_values(ascending=False, kind="stable").index[:2]:
+                fav.append(
+                    {
+                        "category": category_cols[col],
+                        "segment_share": float(cat_mean[col]),
+                        "base_share": float(cat_base[col]),
+                    }
+                )
+        rfm = _mode(data.loc[mask, rfm_column]) if rfm_column in data.columns else None
+        demo = {}
+        for col in demographics:
+            if col not in data.columns:
+                continue
+            values = data.loc[mask, col]
+            if col in num_cols or pd.api.types.is_numeric_dtype(values):
+                med = pd.to_numeric(values.astype("Float64"), errors="coerce").median()
+                if pd.notna(med):
+                    demo[col] = {"median": float(med)}
+            elif (mode := _mode(values)) is not None:
+                demo[col] = {"mode": mode[0], "share": mode[1]}
+        facts = {
+            "size": int(mask.sum()),
+            "share": float(mask.sum() / n_total),
+            "top_features": top,
+            "favourite_categories": fav,
+            "dominant_rfm_segment": None if rfm is None else {"name": rfm[0], "share": rfm[1]},
+            "demographics": demo,
+            "features_z": {f: float(z[f]) for f in num_cols},
+        }
+        row = {
+            "segment_id": int(seg),
+            "size": facts["size"],
+            "share": facts["share"],
+            "dominant_rfm_segment": None if rfm is None else rfm[0],
+            "dominant_rfm_share": None if rfm is None else rfm[1],
+            "favourite_categories": ", ".join(f["category"] for f in fav) or None,
+            "top_features": ", ".join(t["feature"] for t in top) or None,
+        }
+        for f in key_features:
+            if f in num_cols:
+                row[f"mean_{f}"] = float(seg_mean[f])
+                row[f"z_{f}"] = float(z[f])
+        row["_facts"] = facts
+        row["_z"] = z
+        rows.append(row)
+
+    names = _unique_names(
+        [_name(r["_z"], r["_facts"]) for r in rows], [r["segment_id"] for r in rows]
+    )
+    out = []
+    for row, name in zip(rows, names, strict=True):
+        facts = row.pop("_facts")
+        row.pop("_z")
+        row["segment_name"] = name
+        row["description"] = describe(name, facts)
+        row["facts"] = json.dumps(facts, sort_keys=True)
+        out.append(row)
+    frame = pd.DataFrame(out)
+    first = ["segment_id", "segment_name", "size", "share", "description"]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def _name(z: pd.Series, facts: dict[str, Any]) -> str:
+    """Two adjectives from the most distinguishing features with a phrase (|z| >= MIN_Z)."""
+    words: list[str] = []
+    for feature in z.abs().sort_values(ascending=False, kind="stable").index:
+        if abs(z[feature]) < MIN_Z:
+            break
+        word = phrase(feature, z[feature])
+        if word and word not in words:
+            words.append(word)
+        if len(words) == 2:
+            break
+    if not words:
+        return "Typical customers"
+    return f"{', '.join(words)} customers".capitalize()
+
+
+def _unique_names(names: list[str], ids: list[int]) -> list[str]:
+    counts = pd.Series(names).value_counts()
+    return [f"{n} ({i})" if counts[n] > 1 else n for n, i in zip(names, ids, strict=True)]
+
+
+def _label(feature: str) -> str:
+    return feature.replace("_", " ")
+
+
+def describe(name: str, facts: dict[str, Any]) -> str:
+    """One plain-language paragraph, every number taken from ``facts``."""
+    parts = [f"{name}: {facts['size']:,} customers ({pct(facts['share'])} of the base)."]
+    if facts["top_features"]:
+        diffs = [
+            f"{'higher' if t['z'] > 0 else 'lower'} {_label(t['feature'])} "
+            f"({fmt(t['segment_mean'])} vs {fmt(t['base_mean'])}, z {t['z']:+.1f})"
+            for t in facts["top_features"]
+        ]
+        parts.append("Compared with the whole base they have " + _join(diffs) + ".")
+    else:
+        parts.append("No feature differs much from the whole base.")
+    rfm = facts["dominant_rfm_segment"]
+    if rfm is not None:
+        parts.append(f"Most common RFM segment: {rfm['name']} ({pct(rfm['share'])}).")
+    if facts["favourite_categories"]:
+        favs = [
+            f"{f['category']} ({pct(f['segment_share'])} of spend vs {pct(f['base_share'])} overall)"
+            for f in facts["favourite_categories"]
+        ]
+        parts.append("Favourite categories: " + _join(favs) + ".")
+    demo = []
+    for col, fact in facts["demographics"].items():
+        if "median" in fact:
+            demo.append(f"median {_label(col)} {fmt(fact['median'])}")
+        else:
+            demo.append(f"{_label(col)} mostly {fact['mode']} ({pct(fact['share'])})")
+    if demo:
+        parts.append("Demographics: " + "; ".join(demo) + ".")
+    return " ".join(parts)
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
