@@ -204,6 +204,232 @@ def demo(
     _generate(path, customers, seed, date(2025, 12, 31))
     _build(path, [], None, "dbt build: everything")
     _summary(path)
+    _model_summary(path)
+
+
+def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
+    from pyprofile.errors import InputError
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{option} {item!r}: use column=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _kv_table(title: str, rows) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(str(name), str(value))
+    return table
+
+
+def _status(message: str):
+    return console.status(message, spinner="dots")
+
+
+@app.command("synth")
+@friendly
+def synth(
+    db: DbOption = None,
+    table: Annotated[str, typer.Option(help="Table to imitate")] = "features.customer_features",
+    rows: Annotated[
+        int | None, typer.Option(help="Synthetic rows (default: as many as real)")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size")] = None,
+    condition: Annotated[
+        list[str] | None, typer.Option("--condition", help="column=value every row must have")
+    ] = None,
+    label: Annotated[
+        str | None, typer.Option(help="Label column for the utility (TSTR) metric")
+    ] = None,
+    privacy_filter: Annotated[
+        bool, typer.Option(help="Drop rows closer to a real row than the holdout 5th percentile")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+):
+    """Train the tabular GAN and write ml.synthetic_customers + ml.synthetic_quality."""
+    from pyprofile.synth.flow import format_quality, run_synth
+
+    conditions = _pairs(condition, "--condition") or None
+    kwargs = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items() if v}
+    summary = run_synth(
+        _db(db),
+        table,
+        rows,
+        conditions=conditions,
+        label=label,
+        privacy_filter=privacy_filter,
+        random_state=seed,
+        verbose=True,
+        **kwargs,
+    )
+    console.print(_kv_table(f"synthetic data quality ({table})", format_quality(summary)))
+
+
+@app.command("segment")
+@friendly
+def segment(
+    db: DbOption = None,
+    k: Annotated[int | None, typer.Option(help="Number of segments (default: chosen)")] = None,
+    k_range: Annotated[str, typer.Option(help="Range of k to choose from, lo:hi")] = "3:12",
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+):
+    """Learn customer segments and personas; write ml.customer_segments + ml.segment_profiles."""
+    from pyprofile.errors import InputError
+    from pyprofile.segment_flow import format_summary, run_segmentation
+
+    lo, sep, hi = k_range.partition(":")
+    if not sep or not lo.isdigit() or not hi.isdigit() or int(lo) > int(hi):
+        raise InputError(f"--k-range {k_range!r}: use lo:hi, e.g. 3:12")
+    summary = run_segmentation(
+        _db(db), k=k, k_range=(int(lo), int(hi)), random_state=seed, verbose=True
+    )
+    for title, rows in format_summary(summary):
+        console.print(_kv_table(title, rows))
+
+
+@app.command("score")
+@friendly
+def score(
+    db: DbOption = None,
+    horizon_days: Annotated[int, typer.Option(help="Label window in days")] = 90,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+):
+    """Churn/purchase propensity, P(alive), CLV: rebuild the training set, train, write ml.customer_scores."""
+    from pyprofile.pipeline import run_dbt
+    from pyprofile.scoring import METRIC_COLUMNS, metrics_rows, run_scoring
+
+    path = _db(db)
+    with _status(f"building the point-in-time training set (horizon {horizon_days} days)"):
+        run_dbt("build", path, select=["customer_training"], vars={"horizon_days": horizon_days})
+    with _status("training churn, purchase, BG/NBD and Gamma-Gamma models"):
+        summary = run_scoring(path, horizon_days=horizon_days, random_state=seed)
+    table = Table(title=f"models (scores for {summary['rows']:,} customers in ml.customer_scores)")
+    for col in METRIC_COLUMNS:
+        table.add_column(col, justify="left" if col in ("model", "estimator") else "right")
+    for row in metrics_rows(summary):
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command("recommend")
+@friendly
+def recommend(
+    db: DbOption = None,
+    k: Annotated[int, typer.Option(help="Recommendations per customer")] = 10,
+    method: Annotated[str, typer.Option(help="auto, popularity, itemknn, ease, als")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+):
+    """Fit the recommender; write ml.recommendations + ml.product_similarities."""
+    from pyprofile.recs_flow import run_recommendations
+    from pyprofile.warehouse import Warehouse
+
+    path = _db(db)
+    with Warehouse.open(path) as wh:
+        segments = "ml.customer_segments" if wh.exists("ml.customer_segments") else None
+        products = "staging.stg_shop__products" if wh.exists("staging.stg_shop__products") else None
+    with _status("fitting recommenders"):
+        summary = run_recommendations(
+            path,
+            "features.customer_product_interactions",
+            k=k,
+            method=method,
+            segments=segments,
+            products=products,
+            time_column="last_interaction_at",
+            seen_column="is_purchased",
+            random_state=seed,
+        )
+    rows = [
+        ("method", summary["method"]),
+        ("model version", summary["model_version"]),
+        ("customers", f"{summary['customers']:,}"),
+        ("cold-start customers", f"{summary['cold_start_customers']:,}"),
+        ("rows written", f"{summary['rows']:,}"),
+    ]
+    rows += [
+        (f"held-out {name}", f"{value:.4f}" if isinstance(value, float) else value)
+        for name, value in (summary.get("metrics") or {}).items()
+    ]
+    console.print(_kv_table("recommendations", rows))
+
+
+@app.command("run")
+@friendly
+def run(
+    db: DbOption = None,
+    as_of: Annotated[str | None, typer.Option(help="Observation date YYYY-MM-DD")] = None,
+    full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models")] = False,
+):
+    """Run the whole pipeline (dbt build: staging, features, ml, marts) and summarise it."""
+    path = _db(db)
+    from pyprofile.pipeline import run_dbt
+
+    vars_ = {"as_of": as_of} if as_of else None
+    with _progress() as progress:
+        task = progress.add_task("dbt build", total=None)
+
+        def on_node(node):
+            style = {"success": "green", "pass": "green", "warn": "yellow"}.get(node.status, "red")
+            progress.console.print(
+                f"  [{style}]{node.status:>7}[/] {node.kind:<6} {node.name} ({node.seconds:.1f}s)",
+                highlight=False,
+            )
+            progress.advance(task)
+
+        run_dbt("build", path, vars=vars_, full_refresh=full_refresh, on_node=on_node)
+    _summary(path)
+    _model_summary(path)
+
+
+def _model_summary(db: Path) -> None:
+    from pyprofile.warehouse import Warehouse
+
+    with Warehouse.open(db, read_only=True) as wh:
+        if not wh.exists("ml.model_registry"):
+            return
+        rows = wh.query(
+            "select name, version, metrics from ml.model_registry "
+            "qualify row_number() over (partition by name order by trained_at desc) = 1 "
+            "order by name"
+        ).to_pylist()
+    import json
+
+    table = Table(title="models (latest version of each)")
+    for col in ("model", "version", "key metrics"):
+        table.add_column(col)
+    for r in rows:
+        metrics = json.loads(r["metrics"] or "{}")
+        shown = ", ".join(
+            f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in list(metrics.items())[:4]
+            if isinstance(v, int | float | str)
+        )
+        table.add_row(r["name"], r["version"], shown)
+    console.print(table)
+
+
+@app.command("report")
+@friendly
+def report(
+    db: DbOption = None,
+    out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("report.html"),
+):
+    """Write a self-contained HTML report with plots of segments, RFM, synthetic data, scores."""
+    from pyprofile.report import build_report
+    from pyprofile.warehouse import Warehouse
+
+    with Warehouse.open(_db(db), read_only=True) as wh:
+        summary = build_report(wh, out)
+    console.print(f"wrote {out}")
+    for line in getattr(summary, "skipped", []) or []:
+        console.print(f"  skipped: {line}")
 
 
 if __name__ == "__main__":  # pragma: no cover

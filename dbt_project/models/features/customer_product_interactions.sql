@@ -1,0 +1,78 @@
+-- Implicit feedback for recommendations: one row per customer x product interacted with on or
+-- before as_of. weight = sum over interactions of the type's weight (var interaction_weights:
+-- product view < add to cart < purchase, per unit bought), optionally decayed by age with a
+-- half-life (var interaction_half_life_days; null = no decay).
+{%- set weights = var('interaction_weights') %}
+{%- set half_life = var('interaction_half_life_days', none) %}
+
+with as_of as (
+    select {{ as_of_date() }} as as_of_date
+),
+
+purchases as (
+    select
+        o.customer_id,
+        i.product_id,
+        o.ordered_at as interacted_at,
+        'purchase' as kind,
+        i.quantity as units
+    from {{ ref('stg_shop__order_items') }} as i
+    inner join {{ ref('stg_shop__orders') }} as o on i.order_id = o.order_id
+    cross join as_of as a
+    where
+        cast(o.ordered_at as date) <= a.as_of_date
+        and o.status not in {{ in_list(var('non_purchase_statuses')) }}
+),
+
+events as (
+    select
+        e.customer_id,
+        e.product_id,
+        e.event_at as interacted_at,
+        e.event_type as kind,
+        1 as units
+    from {{ ref('stg_shop__events') }} as e
+    cross join as_of as a
+    where
+        e.product_id is not null
+        and cast(e.event_at as date) <= a.as_of_date
+        and e.event_type in {{ in_list(weights.keys() | reject('equalto', 'purchase') | list) }}
+),
+
+interactions as (
+    select * from purchases
+    union all
+    select * from events
+),
+
+weighted as (
+    select
+        x.customer_id,
+        x.product_id,
+        x.kind,
+        x.interacted_at,
+        x.units * case
+            {%- for kind, w in weights.items() %}
+            when x.kind = '{{ kind }}' then {{ w }}
+            {%- endfor %}
+            else 0
+        end
+        {%- if half_life %}
+        * exp(-ln(2) * {{ dbt.datediff('cast(x.interacted_at as date)', 'a.as_of_date', 'day') }}
+            / {{ half_life }})
+        {%- endif %} as weight
+    from interactions as x
+    cross join as_of as a
+)
+
+select
+    customer_id,
+    product_id,
+    cast(sum(weight) as double) as weight,
+    max(interacted_at) as last_interaction_at,
+    sum(case when kind = 'purchase' then 1 else 0 end) as purchase_count,
+    sum(case when kind = '{{ var("cart_event") }}' then 1 else 0 end) as cart_count,
+    sum(case when kind = '{{ var("view_event") }}' then 1 else 0 end) as view_count,
+    sum(case when kind = 'purchase' then 1 else 0 end) > 0 as is_purchased
+from weighted
+group by customer_id, product_id

@@ -1,0 +1,42 @@
+"""Fit the recommender on customer x product interactions; writes ml.recommendations and
+ml.product_similarities (top 20 similar products per product).
+
+Cold-start customers get their segment's popular products when ml.customer_segments exists.
+The library writes its tables itself, atomically; this model returns a one-row run summary
+(ml.run_recommendations). Settings come from this model's config in dbt_project.yml.
+"""
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    dbt.ref("customer_product_interactions")  # lineage: run after these
+    dbt.ref("customer_features")
+    dbt.ref("run_segmentation")
+    import pyarrow as pa
+
+    from pyprofile.recs_flow import run_recommendations
+    from pyprofile.warehouse import Warehouse
+
+    wh = Warehouse.open(session)
+    k = int(dbt.config.get("k") or 10)
+    summary = run_recommendations(
+        wh,
+        "features.customer_product_interactions",
+        customers="features.customer_features",
+        k=k,
+        method=dbt.config.get("method") or "auto",
+        segments="ml.customer_segments" if wh.exists("ml.customer_segments") else None,
+        products="staging.stg_shop__products" if wh.exists("staging.stg_shop__products") else None,
+        time_column="last_interaction_at",
+        seen_column="is_purchased",
+        random_state=int(dbt.config.get("random_state") or 0),
+    )
+    return pa.table(
+        {
+            "model": ["recommender"],
+            "model_version": [summary.get("model_version")],
+            "method": [summary.get("method")],
+            "rows_written": [summary.get("rows")],
+            "output_tables": ["ml.recommendations, ml.product_similarities"],
+        }
+    )

@@ -1,0 +1,37 @@
+"""Learned customer segments (autoencoder + k-means, or k-means alone when that scores better),
+with personas; writes ml.customer_segments and ml.segment_profiles and publishes segment_of().
+
+The library writes its tables and macros itself, atomically; this model returns a one-row run
+summary (ml.run_segmentation). Settings come from this model's config in dbt_project.yml.
+"""
+
+
+def _value(raw, cast=str):
+    return None if raw in (None, "", "none", "None") else cast(raw)
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    dbt.ref("customer_features")  # lineage: run after the features
+    import pyarrow as pa
+
+    from pyprofile.segment_flow import run_segmentation
+
+    k_range = _value(dbt.config.get("k_range")) or "3:12"
+    lo, hi = (int(x) for x in k_range.split(":"))
+    summary = run_segmentation(
+        session,
+        "features.customer_features",
+        k=_value(dbt.config.get("k"), int),
+        k_range=(lo, hi),
+        random_state=_value(dbt.config.get("random_state"), int) or 0,
+    )
+    return pa.table(
+        {
+            "model": ["segmenter"],
+            "model_version": [summary.get("model_version")],
+            "k": [summary.get("k")],
+            "rows_written": [summary.get("rows")],
+            "output_tables": ["ml.customer_segments, ml.segment_profiles"],
+        }
+    )
