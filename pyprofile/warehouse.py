@@ -134,6 +134,7 @@ class Warehouse:
                     raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
             except duckdb.Error as exc:
                 raise WarehouseError(f"cannot open warehouse {path}: {exc}") from exc
+        con.execute("set enable_progress_bar = false")
         return cls(con, path=path, owned=True)
 
     def close(self) -> None:
