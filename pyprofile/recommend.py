@@ -320,12 +320,10 @@ class Recommender:
             raise InputError(f"k must be at least 1, got {k}")
         exclude = self.exclude_seen if exclude_seen is None else exclude_seen
         if customer_ids is None:
-            customers = pd.unique(
-                np.r_[self.customers_, np.array(list(self.segment_of_), dtype=object)]
-            )
-            customers = np.asarray(list(dict.fromkeys(customers.tolist())), dtype=object)
+            ids = [*self.customers_.tolist(), *self.segment_of_]
         else:
-            customers = np.asarray(list(dict.fromkeys(_as_list(customer_ids))), dtype=object)
+            ids = _as_list(customer_ids)
+        customers = np.asarray(list(dict.fromkeys(ids)), dtype=object)
         frames = [
             self._recommend_block(customers[s : s + _BATCH], k, exclude, reasons)
             for s in range(0, len(customers), _BATCH)
@@ -792,16 +790,33 @@ def _best_history_item(
     profile: sp.csr_matrix, sim: sp.csr_matrix, rows: np.ndarray, items: np.ndarray
 ) -> np.ndarray:
     """For each (customer row, recommended item): the history item with the largest
-    ``profile[u, i] * sim[i, item]``, or -1 when no history item is similar at all."""
-    sim_c = sim.tocsc()
-    out = np.full(len(rows), -1, np.int64)
+    ``profile[u, i] * sim[i, item]``, or -1 when no history item is similar at all.
+
+    Vectorised: every pair is expanded by the customer's history and the similarities are
+    looked up by binary search in the sorted (row, column) keys of ``sim``.
+    """
     prof = profile.tocsr()
-    for n, (u, j) in enumerate(zip(rows, items, strict=True)):
-        hist = prof.indices[prof.indptr[u] : prof.indptr[u + 1]]
-        w = prof.data[prof.indptr[u] : prof.indptr[u + 1]]
-        col_idx = sim_c.indices[sim_c.indptr[j] : sim_c.indptr[j + 1]]
-        col_val = sim_c.data[sim_c.indptr[j] : sim_c.indptr[j + 1]]
-        common, hi, ci = np.intersect1d(hist, col_idx, assume_unique=True, return_indices=True)
-        if len(common):
-            out[n] = common[np.argmax(w[hi] * col_val[ci])]
+    sim = sim.tocsr()
+    sim.sort_indices()
+    n = np.int64(sim.shape[1])
+    sim_rows = np.repeat(np.arange(sim.shape[0], dtype=np.int64), np.diff(sim.indptr))
+    sim_keys = sim_rows * n + sim.indices
+    out = np.full(len(rows), -1, np.int64)
+    step = 100_000
+    for s in range(0, len(rows), step):
+        r, it = rows[s : s + step], items[s : s + step]
+        h = np.diff(prof.indptr)[r]
+        if h.sum() == 0 or len(sim_keys) == 0:
+            continue
+        pair = np.repeat(np.arange(len(r)), h)
+        first = np.cumsum(h) - h
+        pos = np.repeat(prof.indptr[r], h) + (np.arange(h.sum()) - np.repeat(first, h))
+        hist = prof.indices[pos].astype(np.int64)
+        keys = hist * n + np.repeat(it, h)
+        loc = np.minimum(np.searchsorted(sim_keys, keys), len(sim_keys) - 1)
+        value = np.where(sim_keys[loc] == keys, prof.data[pos] * sim.data[loc], 0.0)
+        order = np.lexsort((hist, -value, pair))
+        has = h > 0
+        best = order[first[has]]
+        out[s + np.flatnonzero(has)] = np.where(value[best] > 0, hist[best], -1)
     return out
