@@ -97,8 +97,17 @@ class OutputLayout:
         logits = raw[:, self.index]
         return logits.masked_fill(~self.valid, float("-inf"))
 
-    def activate(self, raw, *, tau: float, generator: torch.Generator | None, hard: bool):
-        """tanh on values; Gumbel-softmax on every block (``hard``: one-hot of the draw)."""
+    def activate(
+        self,
+        raw,
+        *,
+        tau: float,
+        generator: torch.Generator | None,
+        hard: bool,
+        straight_through: bool = False,
+    ):
+        """tanh on values; Gumbel-softmax on every block (``hard``: codes of the draw;
+        ``straight_through``: exact one-hots forward, soft gradients backward)."""
         values = torch.tanh(raw[:, : self.n_values])
         if not self.widths:
             return values, None
@@ -109,7 +118,10 @@ class OutputLayout:
         if hard:
             codes = noisy.argmax(-1)
             return values, codes
-        soft = torch.softmax(noisy / tau, dim=-1).nan_to_num(0.0)
+        soft = torch.softmax(noisy / tau, dim=-1)
+        if straight_through:
+            hard_oh = torch.zeros_like(soft).scatter_(-1, noisy.argmax(-1, keepdim=True), 1.0)
+            soft = hard_oh - soft.detach() + soft
         onehot = soft.reshape(len(raw), -1)[:, self.flat]
         return torch.cat([values, onehot], dim=1), None
 

