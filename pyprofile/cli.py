@@ -24,6 +24,10 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
+VarOption = Annotated[
+    list[str] | None,
+    typer.Option("--var", help="dbt var NAME=VALUE (repeatable), e.g. --var synth_epochs=50"),
+]
 DbOption = Annotated[
     Path,
     typer.Option("--db", help="Warehouse file (DuckDB); default $PYPROFILE_DB or pyprofile.duckdb"),
@@ -82,10 +86,24 @@ def _generate(db: Path, customers: int, seed: int, end_date: date):
     console.print(table)
 
 
-def _build(db: Path, select: list[str], as_of: str | None, title: str):
+def _vars(items: list[str] | None, **extra) -> dict | None:
+    """dbt vars from repeated KEY=VALUE options (values parsed as YAML: numbers stay numbers)."""
+    import yaml
+
+    from pyprofile.errors import InputError
+
+    out = {k: v for k, v in extra.items() if v is not None}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--var {item!r}: use name=value")
+        out[key.strip()] = yaml.safe_load(value)
+    return out or None
+
+
+def _build(db: Path, select: list[str], vars_: dict | None, title: str):
     from pyprofile.pipeline import run_dbt
 
-    vars_ = {"as_of": as_of} if as_of else None
     with _progress() as progress:
         task = progress.add_task(title, total=None)
         done = []
@@ -188,7 +206,7 @@ def features(
 ):
     """Build and test the staging and feature layers (dbt)."""
     path = _db(db)
-    _build(path, ["staging", "features"], as_of, "dbt build: staging + features")
+    _build(path, ["staging", "features"], _vars(None, as_of=as_of), "dbt build: staging + features")
     _summary(path, ("staging", "features"))
 
 
@@ -198,11 +216,12 @@ def demo(
     db: DbOption = None,
     customers: Annotated[int, typer.Option(help="Number of demo customers")] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed")] = 42,
+    var: VarOption = None,
 ):
     """Generate the demo warehouse and run the whole pipeline (dbt build) on it."""
     path = _db(db)
     _generate(path, customers, seed, date(2025, 12, 31))
-    _build(path, [], None, "dbt build: everything")
+    _build(path, [], _vars(var), "dbt build: everything")
     _summary(path)
     _model_summary(path)
 
@@ -365,25 +384,11 @@ def recommend(
 def run(
     db: DbOption = None,
     as_of: Annotated[str | None, typer.Option(help="Observation date YYYY-MM-DD")] = None,
-    full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models")] = False,
+    var: VarOption = None,
 ):
     """Run the whole pipeline (dbt build: staging, features, ml, marts) and summarise it."""
     path = _db(db)
-    from pyprofile.pipeline import run_dbt
-
-    vars_ = {"as_of": as_of} if as_of else None
-    with _progress() as progress:
-        task = progress.add_task("dbt build", total=None)
-
-        def on_node(node):
-            style = {"success": "green", "pass": "green", "warn": "yellow"}.get(node.status, "red")
-            progress.console.print(
-                f"  [{style}]{node.status:>7}[/] {node.kind:<6} {node.name} ({node.seconds:.1f}s)",
-                highlight=False,
-            )
-            progress.advance(task)
-
-        run_dbt("build", path, vars=vars_, full_refresh=full_refresh, on_node=on_node)
+    _build(path, [], _vars(var, as_of=as_of), "dbt build: everything")
     _summary(path)
     _model_summary(path)
 

@@ -97,6 +97,7 @@ class Warehouse:
         self.path = path
         self._owned = owned
         self._ibis = None
+        self._depth = 0
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -285,18 +286,28 @@ class Warehouse:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One transaction (or the caller's, if one is already open, e.g. in a dbt Python model)."""
+        """One transaction; nested calls join the outer one (re-entrant)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.con
+            finally:
+                self._depth -= 1
+            return
         try:
             self.con.execute("begin transaction")
         except duckdb.TransactionException:
-            yield self.con  # the enclosing transaction provides atomicity
+            yield self.con  # the caller's own open transaction provides atomicity
             return
+        self._depth = 1
         try:
             yield self.con
             self.con.execute("commit")
         except BaseException:
             self.con.execute("rollback")
             raise
+        finally:
+            self._depth = 0
 
     def _atomic(self, statements: Sequence[str]) -> None:
         with self.transaction() as con:

@@ -19,12 +19,14 @@ def model(dbt, session):
 
     k_range = _value(dbt.config.get("k_range")) or "3:12"
     lo, hi = (int(x) for x in k_range.split(":"))
+    epochs = _value(dbt.config.get("epochs"), int)
     summary = run_segmentation(
         session,
         "features.customer_features",
         k=_value(dbt.config.get("k"), int),
         k_range=(lo, hi),
         random_state=_value(dbt.config.get("random_state"), int) or 0,
+        **({"epochs": epochs} if epochs else {}),
     )
     return pa.table(
         {
