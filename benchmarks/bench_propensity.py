@@ -192,6 +192,7 @@ def main() -> None:
         evaluate(
             f"demo warehouse {args.db}: features.customer_training", *demo(args.db), args.seeds
         )
+        warehouse_flow(args.db)
 
 
 if __name__ == "__main__":
