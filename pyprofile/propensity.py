@@ -193,7 +193,10 @@ def _choose_calibration(z: np.ndarray, y: np.ndarray, random_state: int) -> str:
     """The calibration (or none) with the lowest 5-fold cross-validated Brier score."""
     from sklearn.model_selection import StratifiedKFold
 
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=random_state)
+    n_splits = min(5, int(y.sum()), int(y.size - y.sum()))
+    if n_splits < 2:  # too few of a class to cross-validate: the 2-parameter Platt fit
+        return "sigmoid"
+    folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
     scores = {}
     for method in CALIBRATIONS:
         pred = np.empty_like(z)

@@ -249,6 +249,15 @@ def test_bad_labels_are_input_errors(data):
         PropensityModel().fit(data[["customer_id", "churned"]], "churned")
 
 
+def test_smallest_accepted_class_still_fits():
+    frame = make_customers(300, seed=5).drop(columns=["churned"])
+    y = np.zeros(300, dtype=int)
+    y[np.argsort(-frame["recency_days"].to_numpy())[:10]] = 1  # 10 long-gone customers churn
+    model = PropensityModel(random_state=0).fit(frame, y)
+    assert model.metrics_["n_test"] == 60
+    assert model.predict_proba(frame)[:, 1][y == 1].mean() > model.predict_proba(frame)[:, 1].mean()
+
+
 def test_unfitted_and_bad_params():
     with pytest.raises(NotFittedError):
         PropensityModel().predict_proba(pd.DataFrame({"a": [1.0]}))
