@@ -84,11 +84,13 @@ class SectionResult:
 
 @dataclass
 class ReportSummary:
-    """The written file and the fate of every section."""
+    """The written file, the fate of every section and the aggregates behind the main plots
+    (``data``: segment_sizes, rfm_grid, rfm_segments, churn_lift, top_recommendations)."""
 
     path: Path
     sections: list[SectionResult] = field(default_factory=list)
     size_bytes: int = 0
+    data: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def rendered(self) -> list[str]:
@@ -216,20 +218,13 @@ def _bars_height(n: int, per_bar: float = 0.38) -> float:
 
 
 def _money(x: float) -> str:
+    """Compact amount: 1.2M, 34.5k, 678, 9.5."""
     if x is None or not np.isfinite(x):
         return "n/a"
     for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(x) >= div:
             return f"{x / div:,.1f}{unit}"
-    return f"{x:,.0f}"
-
-
-def _num(x: Any, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "n/a"
-    if isinstance(x, int | np.integer):
-        return f"{int(x):,}"
-    return f"{float(x):.{digits}f}"
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.1f}"
 
 
 def _colors(keys: Sequence[Any]) -> dict[Any, str]:
@@ -246,6 +241,7 @@ class _Context:
         self.random_state = random_state
         self._exists: dict[str, bool] = {}
         self._segments: pd.DataFrame | None = None
+        self.data: dict[str, pd.DataFrame] = {}
 
     def exists(self, name: str) -> bool:
         if name not in self._exists:
@@ -336,6 +332,7 @@ def _section_segments(ctx: _Context) -> tuple[str, int]:
     ctx.need(SEGMENTS, ["customer_id", "segment_id", "segment_name"], "run the segmentation")
     seg = ctx.segments()
     total = int(seg["customers"].sum())
+    ctx.data["segment_sizes"] = seg
     colors = ctx.segment_colors()
     profiles = pd.DataFrame()
     if ctx.exists(PROFILES) and "segment_id" in ctx.wh.columns(PROFILES):
@@ -379,59 +376,55 @@ def _section_segments(ctx: _Context) -> tuple[str, int]:
     return body, 1
 
 
-_PROFILE_SKIP = {"segment_id", "segment_name", "size", "share", "description", "model_version"}
+_SEGMENT_STATS = {
+    FEATURES: (("monetary_amount", "avg spend"), ("order_count", "avg orders")),
+    SCORES: (("churn_probability", "churn risk"), ("clv_12m", "avg 12m value")),
+}
+# persona facts shown on the cards, in this order; other short text columns follow
+_PROFILE_FACTS = {
+    "top_features": "stands out on",
+    "favourite_categories": "favourite categories",
+    "dominant_rfm_segment": "typical RFM segment",
+}
+_PROFILE_SKIP = {
+    "segment_id",
+    "segment_name",
+    "size",
+    "share",
+    "description",
+    "model_version",
+    "facts",
+    "dominant_rfm_share",
+}
 
 
 def _segment_stats(ctx: _Context) -> pd.DataFrame:
     """Mean spend, orders, churn probability and CLV per segment, from the tables present."""
-    parts = [f"select s.segment_id, count(*) as customers from {qualified(SEGMENTS)} s"]
     selects, joins = [], []
-    if ctx.exists(FEATURES):
-        fcols = ctx.wh.columns(FEATURES)
-        for col, label in (("monetary_amount", "avg spend"), ("order_count", "avg orders")):
-            if col in fcols:
-                selects.append(f"avg(f.{quote(col)}) as {quote(label)}")
-        joins.append(f"left join {qualified(FEATURES)} f using (customer_id)")
-    if ctx.exists(SCORES):
-        scols = ctx.wh.columns(SCORES)
-        for col, label in (("churn_probability", "churn risk"), ("clv_12m", "avg 12m value")):
-            if col in scols:
-                selects.append(f"avg(c.{quote(col)}) as {quote(label)}")
-        joins.append(f"left join {qualified(SCORES)} c using (customer_id)")
+    for i, (table, wanted) in enumerate(_SEGMENT_STATS.items()):
+        if not ctx.exists(table) or "customer_id" not in (cols := ctx.wh.columns(table)):
+            continue
+        alias = f"t{i}"
+        selects += [
+            f"avg({alias}.{quote(c)}) as {quote(label)}" for c, label in wanted if c in cols
+        ]
+        joins.append(f"left join {qualified(table)} {alias} using (customer_id)")
     if not selects:
         return pd.DataFrame(columns=["segment_id"])
-    sql = parts[0].replace("count(*) as customers", "count(*) as customers, " + ", ".join(selects))
-    return ctx.frame(f"{sql} {' '.join(joins)} group by s.segment_id")
+    return ctx.frame(
+        f"select s.segment_id, {', '.join(selects)} from {qualified(SEGMENTS)} s "
+        f"{' '.join(joins)} group by s.segment_id"
+    )
 
 
 def _persona_card(row, prof, total: int, color: str, stats: pd.DataFrame) -> str:
     share = row.customers / total if total else float("nan")
+    facts = _stat_facts(stats, row.segment_id)
     desc = ""
-    facts: list[tuple[str, str]] = []
     if prof is not None:
-        if "description" in prof.index and isinstance(prof["description"], str):
+        if isinstance(prof.get("description"), str):
             desc = f"<p>{html.escape(prof['description'])}</p>"
-        for key, value in prof.items():
-            if key in _PROFILE_SKIP or value is None:
-                continue
-            if isinstance(value, float) and not math.isfinite(value):
-                continue
-            if isinstance(value, float | np.floating):
-                value = f"{value:,.2f}"
-            text = str(value)
-            if len(text) > 160:
-                text = text[:157] + "..."
-            facts.append((str(key).replace("_", " "), text))
-    hit = stats[stats["segment_id"] == row.segment_id] if len(stats) else stats
-    if len(hit):
-        for col in hit.columns:
-            if col in ("segment_id", "customers"):
-                continue
-            v = hit.iloc[0][col]
-            if v is None or not np.isfinite(v):
-                continue
-            text = f"{v:.0%}" if col == "churn risk" else (_money(v) if v >= 1000 else f"{v:,.1f}")
-            facts.insert(0, (col, text))
+        facts += _profile_facts(prof)
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts[:8])
     return (
         f'<div class="persona" style="border-top-color:{color}">'
@@ -440,6 +433,35 @@ def _persona_card(row, prof, total: int, color: str, stats: pd.DataFrame) -> str
         f'<div class="persona-size">{int(row.customers):,} customers · {share:.0%}</div>'
         f"{desc}<dl>{rows}</dl></div>"
     )
+
+
+def _stat_facts(stats: pd.DataFrame, segment_id: Any) -> list[tuple[str, str]]:
+    hit = stats[stats["segment_id"] == segment_id]
+    if hit.empty:
+        return []
+    out = []
+    for col, v in hit.iloc[0].items():
+        if col == "segment_id" or v is None or not np.isfinite(v):
+            continue
+        out.append((col, f"{v:.0%}" if col == "churn risk" else _money(v)))
+    return out
+
+
+def _profile_facts(prof: pd.Series) -> list[tuple[str, str]]:
+    out = []
+    for key, label in _PROFILE_FACTS.items():
+        value = prof.get(key)
+        if isinstance(value, str) and value:
+            pct = prof.get("dominant_rfm_share") if key == "dominant_rfm_segment" else None
+            if isinstance(pct, float | np.floating) and math.isfinite(pct):
+                value = f"{value} ({pct:.0%})"
+            out.append((label, value))
+    for key, value in prof.items():
+        if key in _PROFILE_SKIP or key in _PROFILE_FACTS or key.startswith(("z_", "mean_")):
+            continue
+        if isinstance(value, str) and value and len(value) <= 80:
+            out.append((str(key).replace("_", " "), value))
+    return out
 
 
 def _section_rfm(ctx: _Context) -> tuple[str, int]:
@@ -452,6 +474,7 @@ def _section_rfm(ctx: _Context) -> tuple[str, int]:
     )
     if grid.empty:
         raise _Skip(f"table {FEATURES} has no customer with R and F scores (no purchases)")
+    ctx.data["rfm_grid"] = grid
     body = _plot("RFM grid heat map", 9, 5.6, lambda fig: _draw_rfm(fig, grid))
     plots = 1
     if "rfm_segment" in cols:
@@ -461,6 +484,7 @@ def _section_rfm(ctx: _Context) -> tuple[str, int]:
             f"group by 1 order by 2 desc"
         )
         if len(seg):
+            ctx.data["rfm_segments"] = seg
             draw = partial(_draw_rfm_segments, seg=seg)
             body += _plot("RFM segment sizes", 9, _bars_height(len(seg)), draw)
             plots += 1
@@ -685,6 +709,8 @@ def _section_churn(ctx: _Context) -> tuple[str, int]:
     if p.size == 0:
         raise _Skip(f"table {SCORES} has no churn probability")
     lift, lift_note = _holdout_lift(ctx)
+    if lift is not None:
+        ctx.data["churn_lift"] = lift
     reasons = pd.DataFrame()
     if "churn_reason_1" in cols:
         reasons = ctx.frame(
@@ -866,6 +892,7 @@ def _section_recommendations(ctx: _Context) -> tuple[str, int]:
         raise _Skip(f"table {RECOMMENDATIONS} has no rows with rank <= 3")
     labels = _product_labels(ctx, top["product_id"].unique())
     top["label"] = [labels.get(p, str(p)) for p in top["product_id"]]
+    ctx.data["top_recommendations"] = top
     groups = list(dict.fromkeys(top["grp"]))
     top_share = float((top["customers"] / top["total"]).max())
     colors = ctx.segment_colors() if "segment" in source else {}
@@ -1087,4 +1114,6 @@ def build_report(
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)
-    return ReportSummary(path=out, sections=results, size_bytes=len(text.encode("utf-8")))
+    return ReportSummary(
+        path=out, sections=results, size_bytes=len(text.encode("utf-8")), data=ctx.data
+    )

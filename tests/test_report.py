@@ -250,6 +250,38 @@ def test_full_report_renders_every_section(full_report, full_db):
     assert "vsco000000001" in text and "vrec000000001" in text
 
 
+def test_plotted_numbers_match_pandas(full_report, full_db):
+    """The aggregates behind the RFM grid, segment bars and recommendation panels (SQL in the
+    report) equal the same aggregates computed with pandas on the tables."""
+    summary, _ = full_report
+    with Warehouse.open(full_db, read_only=True) as wh:
+        feat = wh.read("features.customer_features").to_pandas()
+        seg = wh.read("ml.customer_segments").to_pandas()
+        recs = wh.read("ml.recommendations").to_pandas()
+    expected = rfm_grid(feat)
+    got = summary.data["rfm_grid"]
+    assert (
+        got[["r_score", "f_score", "customers"]]
+        .astype("int64")
+        .equals(expected[["r_score", "f_score", "customers"]])
+    )
+    np.testing.assert_allclose(got["mean_spend"], expected["mean_spend"])
+    assert int(got["customers"].sum()) == int(feat["r_score"].notna().sum())
+
+    sizes = summary.data["segment_sizes"].set_index("segment_name")["customers"]
+    assert sizes.to_dict() == seg["segment_name"].value_counts().to_dict()
+
+    top3 = recs[recs["rank"] <= 3].merge(seg[["customer_id", "segment_name"]], on="customer_id")
+    counts = top3.groupby(["segment_name", "product_id"]).size()
+    for row in summary.data["top_recommendations"].itertuples(index=False):
+        assert row.customers == counts[(row.grp, row.product_id)]
+        # nothing outside the panel beats its weakest product
+        panel = summary.data["top_recommendations"]
+        weakest = panel[panel["grp"] == row.grp]["customers"].min()
+        others = counts[row.grp].drop(panel[panel["grp"] == row.grp]["product_id"])
+        assert (others <= weakest).all()
+
+
 def test_sections_say_why_they_are_skipped(tmp_path):
     rng = np.random.default_rng(3)
     path = tmp_path / "features_only.duckdb"
