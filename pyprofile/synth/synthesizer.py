@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -50,10 +51,12 @@ class Synthesizer:
         max_modes: int = 10,
         encoding: str = "quantile",
         label_share: float = 0.5,
-        straight_through: bool = True,
+        autoregressive: bool = True,
+        head_lr_scale: float = 10.0,
         amp: bool = False,
         random_state: int = 0,
         device: str = "auto",
+        threads: int | None = 1,
         verbose: bool = False,
     ):
         self.epochs = epochs
@@ -71,10 +74,12 @@ class Synthesizer:
         self.max_modes = max_modes
         self.encoding = encoding
         self.label_share = label_share
-        self.straight_through = straight_through
+        self.autoregressive = autoregressive
+        self.head_lr_scale = head_lr_scale
         self.amp = amp
         self.random_state = random_state
         self.device = device
+        self.threads = threads
         self.verbose = verbose
 
     def get_params(self, deep: bool = True) -> dict:
@@ -109,7 +114,28 @@ class Synthesizer:
         self._build(codes)
         gen = torch.Generator(device=self.device_).manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
-        self.history_ = train(
+        with self._cpu_threads():
+            self.history_ = self._train(matrix, rng, gen)
+        if self.verbose:
+            self._bar.stop()
+        return self
+
+    @contextmanager
+    def _cpu_threads(self):
+        """Torch CPU threads for fit/sample: these small MLPs gain little from more, and one
+        thread avoids the stalls of oversubscribed cores (``threads=None``: leave torch's)."""
+        if self.threads is None or self.device_.type != "cpu":
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def _train(self, matrix, rng, gen):
+        return train(
             self.nets_,
             torch.as_tensor(matrix, device=self.device_),
             self.sampler_,
@@ -125,12 +151,9 @@ class Synthesizer:
             rng=rng,
             generator=gen,
             amp=self.amp,
-            straight_through=self.straight_through,
+            head_lr_scale=self.head_lr_scale,
             progress=self._progress() if self.verbose else None,
         )
-        if self.verbose:
-            self._bar.stop()
-        return self
 
     def _validate(self, table: pa.Table, label):
         if self.batch_size % self.pac or self.batch_size <= 0:
@@ -155,7 +178,14 @@ class Synthesizer:
         self.sampler_ = ConditionSampler(codes, n_cats, label=label, label_share=self.label_share)
         cond_dim = self.sampler_.dim
         gen = torch.Generator().manual_seed(self.random_state)
-        g = Generator(self.noise_dim + cond_dim, tuple(self.generator_dim), t.output_dim_)
+        widths = [b.width for b in t.blocks_]
+        g = Generator(
+            self.noise_dim + cond_dim,
+            tuple(self.generator_dim),
+            t.n_values_,
+            widths,
+            autoregressive=self.autoregressive,
+        )
         d = Discriminator(t.output_dim_ + cond_dim, tuple(self.discriminator_dim), self.pac)
         init_(g, gen)
         init_(d, gen)
@@ -230,19 +260,25 @@ class Synthesizer:
         g.eval()
         values, codes = [], []
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._cpu_threads():
                 for lo in range(0, n, SAMPLE_CHUNK):
                     c, k = cols[lo : lo + SAMPLE_CHUNK], cats[lo : lo + SAMPLE_CHUNK]
                     cond = sampler.vector(c, k, self.device_)
                     z = torch.randn((len(c), self.noise_dim), generator=gen, device=self.device_)
-                    raw = g(torch.cat([z, cond], 1))
-                    v, code = self.nets_.layout.activate(raw, tau=TAU, generator=gen, hard=True)
-                    code = code.cpu().numpy() if code is not None else np.zeros((len(c), 0), int)
+                    forced_t = np.full((len(c), len(t.blocks_)), -1, dtype=np.int64)
                     if len(block_of):
-                        rows = np.arange(len(c))
-                        code[rows, block_of[c]] = k  # the condition holds exactly
+                        forced_t[np.arange(len(c)), block_of[c]] = k  # the condition holds
                     for column, category in forced.items():
-                        code[:, block_of[column]] = category
+                        forced_t[:, block_of[column]] = category
+                    out, _, code = g(
+                        torch.cat([z, cond], 1),
+                        tau=TAU,
+                        generator=gen,
+                        forced=torch.as_tensor(forced_t, device=self.device_),
+                        hard=True,
+                    )
+                    v = out[:, : t.n_values_]
+                    code = code.cpu().numpy()
                     values.append(v.cpu().numpy())
                     codes.append(code)
         finally:
@@ -300,7 +336,10 @@ class Synthesizer:
             "params": params,
             "transformer": t_meta,
             "label": self.label_,
-            "history": self.history_,
+            # wall-clock timings stay out: a seeded refit must give the same bytes (and version)
+            "history": [
+                {k: v for k, v in record.items() if k != "seconds"} for record in self.history_
+            ],
         }
         return pack(arrays, meta)
 
