@@ -75,11 +75,11 @@ class Recommender:
         method: str = "auto",
         *,
         k: int = 10,
-        neighbors: int = 100,
-        shrinkage: float = 10.0,
+        neighbors: int = 200,
+        shrinkage: float = 50.0,
         ease_lambda: float = 400.0,
         min_support: int = 3,
-        max_items: int = 4000,
+        max_items: int = 2000,
         factors: int = 32,
         regularization: float = 0.1,
         alpha: float = 1.0,
@@ -158,8 +158,9 @@ class Recommender:
         else:
             chosen = {}
         start = time.perf_counter()
-        self._fit_data(frame, catalogue, seg)
-        self._fit_model(method, {**self.get_params(), **chosen})
+        params = {**self.get_params(), **chosen}
+        self._fit_data(frame, catalogue, seg, params["history_half_life"])
+        self._fit_model(method, params)
         self.fit_seconds_ = time.perf_counter() - start
         self.method_ = method
         self.selected_params_ = chosen
@@ -173,7 +174,13 @@ class Recommender:
         if self.history_half_life is not None and self.history_half_life <= 0:
             raise InputError("history_half_life must be positive or None")
 
-    def _fit_data(self, frame: pd.DataFrame, catalogue: np.ndarray, seg: pd.Series | None) -> None:
+    def _fit_data(
+        self,
+        frame: pd.DataFrame,
+        catalogue: np.ndarray,
+        seg: pd.Series | None,
+        half_life: float | None,
+    ) -> None:
         """Index customers and products and build the weighted customer x product matrices."""
         self.products_ = catalogue
         users = np.unique(frame[USER].to_numpy())
@@ -194,7 +201,7 @@ class Recommender:
         starts = np.r_[0, np.flatnonzero(np.diff(u[order])) + 1]
         counts = np.diff(np.r_[starts, len(u)])
         pos[order] = np.arange(len(u)) - np.repeat(starts, counts)
-        decay = 1.0 if self.history_half_life is None else 0.5 ** (pos / self.history_half_life)
+        decay = 1.0 if half_life is None else 0.5 ** (pos / half_life)
         self.profile_ = sp.csr_matrix((w * decay, (u, i)), shape=shape)
         seen = frame["_seen"].to_numpy()
         self.seen_ = sp.csr_matrix((np.ones(seen.sum()), (u[seen], i[seen])), shape=shape)
@@ -252,6 +259,8 @@ class Recommender:
         users = valid[USER].unique()
         for cand in candidates:
             spec = {"method": cand} if isinstance(cand, str) else dict(cand)
+            if spec.get("method") not in METHODS:
+                raise InputError(f"candidate {cand!r}: name a method, one of {METHODS}")
             base = {k: v for k, v in self.get_params().items() if k not in ("candidates",)}
             model = Recommender(**{**base, **spec, "verbose": False, "seen_column": "_seen"})
             if model.method == "auto":

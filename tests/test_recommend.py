@@ -159,16 +159,21 @@ def test_determinism_and_auto_selection(data):
     a = Recommender("als", factors=4, iterations=5, random_state=7).fit(data)
     b = Recommender("als", factors=4, iterations=5, random_state=7).fit(data)
     assert np.array_equal(a.user_factors_, b.user_factors_)
-    auto = Recommender("auto", min_support=1, random_state=0).fit(data)
-    again = Recommender("auto", min_support=1, random_state=0).fit(data)
+    cheap = {"min_support": 1, "factors": 4, "iterations": 5, "random_state": 0}
+    auto = Recommender("auto", **cheap).fit(data)
+    again = Recommender("auto", **cheap).fit(data)
     pd.testing.assert_frame_equal(auto.recommend(k=5), again.recommend(k=5))
     scores = {r["method"]: r["ndcg@10"] for r in auto.validation_}
     assert set(scores) == {"popularity", "itemknn", "ease", "als"}
     assert auto.method_ == max(scores, key=scores.get)
-    tuned = Recommender(
-        "auto", candidates=[{"method": "ease", "ease_lambda": 1.0}, "popularity"], min_support=1
-    ).fit(data)
+    candidates = [{"method": "ease", "history_half_life": 2.0}, "popularity"]
+    tuned = Recommender("auto", candidates=candidates, min_support=1).fit(data)
     assert [r["method"] for r in tuned.validation_] == ["ease", "popularity"]
+    assert tuned.method_ == "ease" and tuned.selected_params_ == {"history_half_life": 2.0}
+    direct = Recommender("ease", history_half_life=2.0, min_support=1).fit(data)
+    assert np.allclose(tuned.profile_.toarray(), direct.profile_.toarray())
+    with pytest.raises(InputError, match="candidate"):
+        Recommender("auto", candidates=[{"ease_lambda": 1.0}]).fit(data)
 
 
 def test_similar_products(data):
