@@ -74,9 +74,12 @@ def _numeric_columns(frame: pd.DataFrame, skip: set[str]) -> list[str]:
             pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_datetime64_any_dtype(s)
         ):
             cols.append(col)
-        elif s.dtype == object and s.dropna().map(lambda v: hasattr(v, "as_integer_ratio")).all():
-            if s.notna().any():
-                cols.append(col)  # decimals
+        elif (
+            s.dtype == object
+            and s.notna().any()
+            and s.dropna().map(lambda v: hasattr(v, "as_integer_ratio")).all()
+        ):
+            cols.append(col)  # decimals
     return cols
 
 

@@ -24,8 +24,11 @@ Preprocessing (documented choices, all fitted on the training rows and reproduce
 
 Model: a small ReLU autoencoder (torch, seeded with a local generator, device ``"auto"``)
 maps the scaled features to ``embedding_dim`` numbers; k-means runs on the embedding for each
-``k`` in ``k_range`` and the ``k`` with the best mean rank over silhouette (on a sample),
-Davies-Bouldin and Calinski-Harabasz is chosen. Plain k-means on the scaled features is run
+``k`` in ``k_range``; each criterion (silhouette on a sample, Davies-Bouldin,
+Calinski-Harabasz) votes for its best ``k`` and the majority wins (silhouette breaks a
+three-way split). The autoencoder is then fine-tuned for ``cluster_epochs`` with a
+deep-clustering loss (reconstruction + ``cluster_weight`` x squared distance to the nearest
+centroid, DCN-style) and the embedding is standardised (folded into the last layer). Plain k-means on the scaled features is run
 the same way; the path that wins at least two of the three criteria (each measured in the
 space it clustered) is kept. Every score is kept in ``scores_`` and ``comparison_``.
 
@@ -252,13 +255,23 @@ def squared_distances(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
 class _Autoencoder:
     """A small ReLU autoencoder and its training loop (seeded by a local torch.Generator)."""
 
-    def __init__(self, n_in: int, *, hidden_dim: int, embedding_dim: int, seed: int, device: str):
+    def __init__(
+        self,
+        n_in: int,
+        *,
+        hidden_dim: int,
+        embedding_dim: int,
+        seed: int,
+        device: str,
+        cpu_threads: int | None,
+    ):
         import torch
         from torch import nn
 
         from pyprofile.device import resolve_device
 
         self.torch, self.nn = torch, nn
+        self.cpu_threads = cpu_threads
         self.device = resolve_device(device)
         self.gen = torch.Generator().manual_seed(seed)
         self.encoder = nn.Sequential(
@@ -302,10 +315,27 @@ class _Autoencoder:
             params.append(mu)
         optimiser = torch.optim.Adam(params, lr=learning_rate)
         data = torch.as_tensor(z, dtype=torch.float32)
-        n = data.shape[0]
+        data.shape[0]
         history: list[dict[str, float]] = []
         self.encoder.train()
         self.decoder.train()
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu" and self.cpu_threads:
+            # The network is tiny: one thread is fastest and does not oversubscribe the CPU.
+            torch.set_num_threads(self.cpu_threads)
+        try:
+            self._loop(
+                data, history, optimiser, epochs, batch_size, noise, mu, gamma, phase, verbose
+            )
+        finally:
+            torch.set_num_threads(threads)
+        self.encoder.eval()
+        self.decoder.eval()
+        return history
+
+    def _loop(self, data, history, optimiser, epochs, batch_size, noise, mu, gamma, phase, verbose):
+        torch, nn = self.torch, self.nn
+        n = data.shape[0]
         for epoch in range(epochs):
             order = torch.randperm(n, generator=self.gen)
             total = torch.zeros((), device=self.device)
@@ -333,9 +363,6 @@ class _Autoencoder:
             history.append(record)
             if verbose:
                 log.info("autoencoder %s epoch %d/%d  %s", phase, epoch + 1, epochs, record)
-        self.encoder.eval()
-        self.decoder.eval()
-        return history
 
     def layers(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Encoder weights and biases as float64 arrays (what SQL and predict use)."""
@@ -384,15 +411,19 @@ def _cluster_scores(
 
 
 def _best_k(rows: list[dict[str, float]]) -> int:
-    """The k with the best mean rank over the three criteria (ties: higher silhouette)."""
+    """The k that most criteria prefer: each criterion votes for its best k (highest
+    silhouette, lowest Davies-Bouldin, highest Calinski-Harabasz); a k with two or three votes
+    wins, otherwise the silhouette's choice."""
     table = pd.DataFrame(rows)
-    rank = (
-        table["silhouette"].rank(ascending=False)
-        + table["davies_bouldin"].rank(ascending=True)
-        + table["calinski_harabasz"].rank(ascending=False)
-    )
-    table = table.assign(rank=rank).sort_values(["rank", "silhouette"], ascending=[True, False])
-    return int(table["k"].iloc[0])
+    votes = [
+        int(table.loc[table["silhouette"].idxmax(), "k"]),
+        int(table.loc[table["davies_bouldin"].idxmin(), "k"]),
+        int(table.loc[table["calinski_harabasz"].idxmax(), "k"]),
+    ]
+    for k in votes:
+        if votes.count(k) >= 2:
+            return k
+    return votes[0]
 
 
 def _votes(a: dict[str, float], b: dict[str, float]) -> int:
@@ -495,6 +526,8 @@ class Segmenter:
     n_init : k-means restarts per k.
     silhouette_sample : rows used for the silhouette score.
     max_train_rows : train on a seeded sample of at most this many rows (predict scores all).
+    cpu_threads : torch threads while training on CPU (restored afterwards); None leaves
+        torch's setting. One thread is fastest for this small network.
     """
 
     def __init__(
@@ -521,6 +554,7 @@ class Segmenter:
         max_train_rows: int = 200_000,
         random_state: int = 0,
         device: str = "auto",
+        cpu_threads: int | None = 1,
         verbose: bool = False,
     ):
         self.k = k
@@ -544,6 +578,7 @@ class Segmenter:
         self.max_train_rows = max_train_rows
         self.random_state = random_state
         self.device = device
+        self.cpu_threads = cpu_threads
         self.verbose = verbose
 
     # ------------------------------------------------------------------ params
@@ -675,6 +710,7 @@ class Segmenter:
             embedding_dim=self.embedding_dim,
             seed=seed,
             device=self.device,
+            cpu_threads=self.cpu_threads,
         )
         train = {
             "batch_size": self.batch_size,

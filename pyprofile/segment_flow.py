@@ -1,0 +1,150 @@
+"""The segmentation flow on a warehouse: features in, segments + personas + scoring macro out.
+
+Reads ``features.customer_features``, fits a :class:`~pyprofile.segment.Segmenter` (ids
+matched to the previous registered version), and in one transaction writes
+``ml.customer_segments`` and ``ml.segment_profiles``, registers the model and its metrics in
+``ml.model_registry`` and publishes the persisted macro ``ml.segment_of(<feature columns>)``.
+Called by the CLI (``pyprofile segment``) and the dbt Python model.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import pandas as pd
+
+from pyprofile.errors import InputError, WarehouseError
+from pyprofile.personas import DEMOGRAPHICS, build_profiles
+from pyprofile.registry import load_model, save_model
+from pyprofile.segment import Segmenter
+from pyprofile.udfs import SEGMENT_MACRO, SEGMENT_MODEL, publish_segment_macro
+from pyprofile.warehouse import Warehouse
+
+SEGMENTS_TABLE = "ml.customer_segments"
+PROFILES_TABLE = "ml.segment_profiles"
+# Segments are learned on behaviour; demographics describe them (personas) instead.
+DEFAULT_EXCLUDE = DEMOGRAPHICS
+
+
+def _previous(wh: Warehouse, columns: list[str]) -> tuple[Segmenter | None, str | None]:
+    """The latest registered segmenter, if any and if the feature table still has its inputs."""
+    try:
+        record = load_model(wh, SEGMENT_MODEL)
+    except WarehouseError:
+        return None, None
+    previous = Segmenter.from_artifact(record.artifact)
+    missing = [c for c in previous.feature_names_in_ if c not in columns]
+    if missing:
+        warnings.warn(
+            f"previous segmenter {record.version} needs column(s) {', '.join(missing)} that the "
+            "feature table lacks: segment ids are not matched to it",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None, None
+    return previous, record.version
+
+
+def run_segmentation(
+    wh: Any,
+    features: str = "features.customer_features",
+    *,
+    k: int | None = None,
+    k_range: tuple[int, int] = (3, 12),
+    id_column: str = "customer_id",
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
+    match_previous: bool = True,
+    macro_name: str = SEGMENT_MACRO,
+    random_state: int = 0,
+    device: str = "auto",
+    verbose: bool = False,
+    **segmenter_params: Any,
+) -> dict[str, Any]:
+    """Fit segments on ``features`` and write them back; returns a summary dict.
+
+    ``exclude`` lists feature columns not used for clustering (default: demographics, which the
+    personas report instead); date columns are never used. Other keyword arguments go to
+    :class:`Segmenter` (e.g. ``epochs``, ``embedding_dim``, ``method``).
+    """
+    started = time.perf_counter()
+    wh = Warehouse.open(wh)
+    types = wh.require(features, [id_column])
+    frame = wh.read(features).to_pandas()
+    n = len(frame)
+    if n == 0:
+        raise InputError(f"{features} has no rows: build the features first")
+    dupes = int(frame[id_column].duplicated().sum())
+    if dupes or frame[id_column].isna().any():
+        raise InputError(
+            f"{features} ({n} rows): {id_column} must be unique and not null "
+            f"({dupes} duplicated, {int(frame[id_column].isna().sum())} null)"
+        )
+    dates = [c for c, t in types.items() if t.upper().startswith(("DATE", "TIMESTAMP", "TIME"))]
+    previous, previous_version = (
+        _previous(wh, list(frame.columns)) if match_previous else (None, None)
+    )
+    segmenter = Segmenter(
+        k=k,
+        k_range=tuple(k_range),
+        exclude=tuple(dict.fromkeys([id_column, *exclude, *dates])),
+        random_state=random_state,
+        device=device,
+        verbose=verbose,
+        **segmenter_params,
+    )
+    segmenter.fit(frame, previous=previous)
+    fitted = time.perf_counter()
+
+    scores = segmenter.score(frame)
+    scores.insert(0, id_column, frame[id_column].to_numpy())
+    profiles = build_profiles(frame, scores[[id_column, "segment_id"]], id_column=id_column)
+    names = dict(zip(profiles["segment_id"], profiles["segment_name"], strict=True))
+    artifact = segmenter.to_artifact()
+    metrics = {
+        "n_customers": n,
+        "k": segmenter.k_,
+        "method": segmenter.method_,
+        "comparison": segmenter.comparison_,
+        "scores": segmenter.scores_.to_dict(orient="records"),
+        "segment_sizes": segmenter.segment_sizes_,
+        "dropped_columns": segmenter.dropped_columns_,
+        "id_matching": segmenter.id_matching_,
+        "previous_version": previous_version,
+        "fit_seconds": fitted - started,
+    }
+    params = {
+        **segmenter.get_params(),
+        "features": features,
+        "feature_columns": segmenter.feature_names_in_,
+    }
+    with wh.transaction():
+        version = save_model(wh, SEGMENT_MODEL, artifact, params=params, metrics=metrics)
+        segments = pd.DataFrame(
+            {
+                id_column: scores[id_column],
+                "segment_id": scores["segment_id"].astype("int64"),
+                "segment_name": scores["segment_id"].map(names),
+                "distance_to_centroid": scores["distance_to_centroid"],
+                "map_x": scores["map_x"],
+                "map_y": scores["map_y"],
+                "model_version": version,
+            }
+        )
+        profiles["model_version"] = version
+        counts = wh.write_many({SEGMENTS_TABLE: segments, PROFILES_TABLE: profiles})
+        macro_call = publish_segment_macro(wh, segmenter, macro_name)
+    return {
+        "model_version": version,
+        "previous_version": previous_version,
+        "n_customers": n,
+        "k": segmenter.k_,
+        "method": segmenter.method_,
+        "segments": {int(s): names[s] for s in segmenter.segment_ids_},
+        "sizes": segmenter.segment_sizes_,
+        "comparison": segmenter.comparison_,
+        "tables": counts,
+        "macro": macro_call,
+        "seconds": time.perf_counter() - started,
+    }

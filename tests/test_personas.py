@@ -1,0 +1,131 @@
+"""Personas: every fact in the text holds in the data (numbers recomputed independently)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyprofile.errors import InputError
+from pyprofile.personas import build_profiles, fmt, pct
+
+
+def base(n_per: int = 200, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Three designed segments: lapsed low spenders, frequent big spenders, discount browsers."""
+    rng = np.random.default_rng(seed)
+    seg = np.repeat([0, 1, 2], n_per)
+    n = len(seg)
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:04d}" for i in range(n)],
+            "recency_days": np.select(
+                [seg == 0, seg == 1], [rng.normal(400, 30, n), rng.normal(10, 3, n)], 60.0
+            ),
+            "order_count": np.select([seg == 1], [rng.poisson(20, n)], rng.poisson(2, n)),
+            "monetary_amount": np.where(seg == 1, rng.gamma(5, 400, n), rng.gamma(2, 30, n)),
+            "discount_share": np.where(seg == 2, rng.uniform(0.5, 0.9, n), rng.uniform(0, 0.1, n)),
+            "category_books_share": np.where(seg == 0, 0.7, 0.1),
+            "category_toys_share": np.where(seg == 0, 0.3, 0.9),
+            "rfm_segment": np.where(seg == 1, "Champions", np.where(seg == 0, "At Risk", "Other")),
+            "age": np.where(seg == 1, 50, 30) + rng.integers(-5, 6, n),
+            "gender": rng.choice(["female", "male"], n, p=[0.7, 0.3]),
+        }
+    )
+    frame.loc[5, "rfm_segment"] = None
+    segments = pd.DataFrame({"customer_id": frame["customer_id"], "segment_id": seg})
+    return frame, segments
+
+
+@pytest.fixture(scope="module")
+def profiles():
+    frame, segments = base()
+    return frame, segments, build_profiles(frame, segments)
+
+
+def test_sizes_shares_and_numbers(profiles):
+    frame, segments, out = profiles
+    assert out["segment_id"].tolist() == [0, 1, 2]
+    assert out["size"].tolist() == [200, 200, 200]
+    np.testing.assert_allclose(out["share"], [1 / 3] * 3)
+    for row in out.itertuples():
+        mask = segments["segment_id"].to_numpy() == row.segment_id
+        # Independent z and lift of the key feature columns.
+        for col in ["recency_days", "order_count", "monetary_amount"]:
+            x = frame[col].astype(float)
+            z = (x[mask].mean() - x.mean()) / x.std(ddof=0)
+            assert getattr(row, f"z_{col}") == pytest.approx(z)
+            assert getattr(row, f"mean_{col}") == pytest.approx(x[mask].mean())
+        facts = json.loads(row.facts)
+        for top in facts["top_features"]:
+            x = frame[top["feature"]].astype(float)
+            assert top["lift"] == pytest.approx(x[mask].mean() / x.mean())
+
+
+def test_description_mentions_only_true_facts(profiles):
+    frame, segments, out = profiles
+    for row in out.itertuples():
+        mask = segments["segment_id"].to_numpy() == row.segment_id
+        text = row.description
+        assert text.startswith(f"{row.segment_name}: {mask.sum():,} customers ({pct(mask.mean())}")
+        # Every "<higher|lower> <feature> (A vs B, z Z)" clause, recomputed from the data.
+        clauses = re.findall(
+            r"(higher|lower) ([a-z0-9 ]+?) \(([-\d.,]+) vs ([-\d.,]+), z ([-+]\d+\.\d)\)", text
+        )
+        assert clauses, text
+        for direction, label, seg_txt, base_txt, z_txt in clauses:
+            x = frame[label.replace(" ", "_")].astype(float)
+            z = (x[mask].mean() - x.mean()) / x.std(ddof=0)
+            assert seg_txt == fmt(x[mask].mean()) and base_txt == fmt(x.mean())
+            assert z_txt == f"{z:+.1f}" and (direction == "higher") == (z > 0)
+        rfm = frame.loc[mask, "rfm_segment"]
+        mode = rfm.value_counts().idxmax()
+        assert f"Most common RFM segment: {mode} ({pct((rfm == mode).mean())})." in text
+        fav = frame.loc[mask, ["category_books_share", "category_toys_share"]].mean()
+        top_cat = fav.idxmax().removeprefix("category_").removesuffix("_share")
+        assert f"Favourite categories: {top_cat} ({pct(fav.max())} of spend" in text
+        assert f"median age {fmt(frame.loc[mask, 'age'].median())}" in text
+        gender = frame.loc[mask, "gender"].value_counts()
+        assert f"gender mostly {gender.idxmax()} ({pct(gender.max() / mask.sum())})" in text
+
+
+def test_names_follow_the_data(profiles):
+    _, _, out = profiles
+    names = dict(zip(out["segment_id"], out["segment_name"], strict=True))
+    assert "lapsed" in names[0].lower()
+    assert "frequent" in names[1].lower() or "high-spending" in names[1].lower()
+    assert "discount-driven" in names[2].lower()
+    assert len(set(names.values())) == 3
+    assert out.loc[out.segment_id == 1, "dominant_rfm_segment"].item() == "Champions"
+    assert out.loc[out.segment_id == 0, "favourite_categories"].item() == "books, toys"
+
+
+def test_deterministic():
+    frame, segments = base()
+    a = build_profiles(frame, segments)
+    pd.testing.assert_frame_equal(a, build_profiles(frame, segments))
+    # Row order changes sums in the last bit only: same names, same text.
+    b = build_profiles(frame.sample(frac=1, random_state=1), segments)
+    pd.testing.assert_frame_equal(a.drop(columns="facts"), b.drop(columns="facts"))
+
+
+def test_uniform_segment_is_typical_and_duplicate_names_disambiguated():
+    frame, _ = base()
+    rng = np.random.default_rng(0)
+    random_segments = pd.DataFrame(
+        {"customer_id": frame["customer_id"], "segment_id": rng.integers(0, 2, len(frame))}
+    )
+    out = build_profiles(frame, random_segments)
+    assert out["segment_name"].tolist() == ["Typical customers (0)", "Typical customers (1)"]
+    assert all("No feature differs much" in d for d in out["description"])
+
+
+def test_bad_input():
+    frame, segments = base()
+    with pytest.raises(InputError, match="segments \\(600 rows\\) lacks column\\(s\\) segment_id"):
+        build_profiles(frame, segments.drop(columns=["segment_id"]))
+    other = segments.assign(customer_id="X" + segments["customer_id"])
+    with pytest.raises(InputError, match="no customer of segments"):
+        build_profiles(frame, other)
