@@ -24,6 +24,21 @@ def project_dir() -> Path:
     raise PyprofileError("the bundled dbt project was not found; reinstall pyprofile")
 
 
+def udfs_dir() -> Path:
+    """The static SQL macros: ``udfs/`` of a source checkout, else the copy inside the wheel."""
+    for candidate in (_HERE.parent / "udfs", _HERE / "_udfs"):
+        if candidate.is_dir():
+            return candidate
+    raise PyprofileError("the bundled udfs/ folder was not found; reinstall pyprofile")
+
+
+def publish_static_macros(wh) -> list[str]:
+    """Persist every static macro kept as SQL under ``udfs/`` (``*.sql``); returns their names."""
+    from pyprofile.udfs import publish_sql_file
+
+    return [publish_sql_file(wh, path) for path in sorted(udfs_dir().glob("*.sql"))]
+
+
 def _work_dir(project: Path) -> Path:
     """dbt's target/log folder, outside the (possibly read-only) installed project."""
     if os.access(project, os.W_OK):

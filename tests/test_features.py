@@ -151,13 +151,12 @@ def test_staged_plus_rejected_equals_raw(demo_wh):
 
 def test_rfm_macro_in_udfs_matches_dbt_rules(demo_wh, features):
     """The persisted SQL macro and the dbt macro give the same segment on all 125 scores."""
-    from pathlib import Path
+    from pyprofile.pipeline import publish_static_macros
 
-    sql = (Path(__file__).parents[1] / "udfs" / "rfm_segment.sql").read_text()
     wh = Warehouse.open(":memory:")
-    wh.execute(sql.format(schema="main"))
+    assert "ml.rfm_segment" in publish_static_macros(wh)
     grid = wh.query(
-        "select r, f, m, rfm_segment(r, f, m) seg from range(1, 6) a(r), range(1, 6) b(f), "
+        "select r, f, m, ml.rfm_segment(r, f, m) seg from range(1, 6) a(r), range(1, 6) b(f), "
         "range(1, 6) c(m)"
     ).to_pandas()
     assert grid.seg.nunique() == 11

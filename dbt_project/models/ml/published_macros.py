@@ -1,0 +1,12 @@
+"""Persist the static scoring macros kept as SQL under udfs/ (e.g. ml.rfm_segment) in the
+warehouse, so any DuckDB client can call them without Python; returns the list published."""
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    import pyarrow as pa
+
+    from pyprofile.pipeline import publish_static_macros
+
+    names = publish_static_macros(session)
+    return pa.table({"macro": names, "kind": ["static SQL macro (udfs/)"] * len(names)})
