@@ -122,3 +122,23 @@ def test_rerun_is_idempotent(pipeline_db):
         after = {t: _digest(wh, t, o) for t, o in tables.items()}
         assert wh.count("ml.model_registry") == versions  # same content, same versions
     assert before == after
+
+
+def test_every_readme_sql_example_runs(pipeline_db):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    examples = re.findall(r"```sql\n(.*?)```", readme, flags=re.S)
+    assert len(examples) >= 5
+    with Warehouse.open(pipeline_db, read_only=True) as wh:
+        for sql in examples:
+            result = wh.query(sql.strip().rstrip(";"))
+            assert result.num_columns >= 2, sql
+    # the macro example agrees with the stored columns
+    with Warehouse.open(pipeline_db, read_only=True) as wh:
+        mismatched = wh.scalar(
+            "select count(*) from features.customer_features where has_purchased "
+            "and ml.rfm_segment(r_score, f_score, m_score) <> rfm_segment"
+        )
+    assert mismatched == 0
