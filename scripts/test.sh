@@ -8,4 +8,6 @@ bash scripts/setup.sh
 .venv-duckdb1/bin/python -m pip install -q --disable-pip-version-check 'duckdb>=1.1,<2' 2>&1 \
     | grep -v "is ignored: it is neither a file nor a directory" || true
 export PYPROFILE_DUCKDB1_PYTHON="$PWD/.venv-duckdb1/bin/python"
+# Debian's Chromium, for the test that opens the HTML report in a real headless browser.
+bash scripts/install_browser.sh
 exec .venv/bin/python -m pytest "$@"
