@@ -9,5 +9,5 @@ bash scripts/setup.sh
     | grep -v "is ignored: it is neither a file nor a directory" || true
 export PYPROFILE_DUCKDB1_PYTHON="$PWD/.venv-duckdb1/bin/python"
 # Debian's Chromium, for the test that opens the HTML report in a real headless browser.
-bash scripts/install_browser.sh
+bash scripts/install_browser.sh || echo "warning: no Chromium; the browser test of the report will be skipped" >&2
 exec .venv/bin/python -m pytest "$@"
