@@ -806,10 +806,19 @@ def _holdout_lift(ctx: _Context) -> tuple[pd.DataFrame | None, str]:
         table_ = lift_table(y[test], prob)
     except Exception as exc:  # the lift is a bonus: never lose the report over it
         return None, f"No lift chart: {type(exc).__name__}: {exc}"
-    return table_, (
+    note = (
         f"Lift measured on {len(test):,} held-out customers of {table} "
-        f"(churn model {record.version}; label: {label})."
+        f"(churn model {record.version}, label {label})"
     )
+    logged = record.metrics.get("top_decile_lift")
+    if isinstance(logged, int | float) and math.isfinite(logged):
+        same = math.isclose(float(table_["lift"].iloc[0]), float(logged), rel_tol=1e-6)
+        note += (
+            "; its top-decile lift matches the registry's"
+            if same
+            else f"; the registry logged a top-decile lift of {logged:.2f} for a different split"
+        )
+    return table_, note + "."
 
 
 def _section_clv(ctx: _Context) -> tuple[str, int]:
@@ -1085,8 +1094,20 @@ def build_report(
     rendered and which were skipped (with the reason).
 
     ``sample_rows`` bounds the rows read for distribution plots (a seeded sample); counts, means
-    and the RFM grid are computed in SQL over whole tables."""
-    wh = Warehouse.open(wh)
+    and the RFM grid are computed in SQL over whole tables. A path is opened read-only (and
+    must exist); an open :class:`Warehouse` or connection is used as is."""
+    owned = not isinstance(wh, Warehouse)
+    wh = Warehouse.open(wh, read_only=isinstance(wh, str | Path))
+    try:
+        return _build(wh, Path(out_path), title, sample_rows, random_state)
+    finally:
+        if owned:
+            wh.close()
+
+
+def _build(
+    wh: Warehouse, out: Path, title: str, sample_rows: int, random_state: int
+) -> ReportSummary:
     ctx = _Context(wh, sample_rows=sample_rows, random_state=random_state)
     numbers, versions = _header(ctx)
     parts: list[str] = []
@@ -1109,7 +1130,6 @@ def build_report(
         results.append(SectionResult(key, name, True, plots, None))
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = _page(title, numbers, versions, parts, generated)
-    out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

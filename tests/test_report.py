@@ -19,6 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pyprofile import registry
+from pyprofile.errors import WarehouseError
+from pyprofile.propensity import PropensityModel
 from pyprofile.report import build_report, lift_table, rfm_grid
 from pyprofile.warehouse import Warehouse
 
@@ -162,15 +165,40 @@ def _ml_tables(feat: pd.DataFrame, rng: np.random.Generator) -> dict[str, pd.Dat
     }
 
 
+def _register_churn_model(wh: Warehouse, feat: pd.DataFrame, rng: np.random.Generator) -> str:
+    """A labelled training table and a churn model + scoring bundle in the registry, stored the
+    way pyprofile.scoring.run_scoring stores them; returns the bundle version."""
+    train = feat[["customer_id", "recency_days", "order_count", "monetary_amount"]].copy()
+    days = pd.to_numeric(train["recency_days"]).fillna(400).to_numpy(float)
+    train["churned"] = (rng.random(len(train)) < 1 / (1 + np.exp(-(days - 180) / 60))).astype(int)
+    wh.write("features.customer_training", train)
+    churn = PropensityModel(model="linear", calibration="none", random_state=3)
+    churn.fit(train.drop(columns=["customer_id", "churned"]), train["churned"])
+    common = {"horizon_days": 90, "training_table": "features.customer_training"}
+    churn_version = registry.save_model(
+        wh,
+        "churn",
+        registry.pack(*churn.to_arrays()),
+        params={**common, "label": "churned"},
+        metrics=churn.metrics_,
+    )
+    bundle = registry.pack({}, {"components": {"churn": churn_version}})
+    return registry.save_model(
+        wh, "customer_scores", bundle, params={**common, "components": {"churn": churn_version}}
+    )
+
+
 @pytest.fixture(scope="module")
 def full_db(tmp_path_factory):
-    """A warehouse with the feature table and every ml table the report reads."""
+    """A warehouse with the feature table, every ml table the report reads and a churn model."""
     rng = np.random.default_rng(11)
     path = tmp_path_factory.mktemp("report") / "full.duckdb"
     feat = _features(900, rng)
     with Warehouse.open(path) as wh:
         wh.write("features.customer_features", feat)
-        wh.write_many(_ml_tables(feat, rng))
+        tables = _ml_tables(feat, rng)
+        tables["ml.customer_scores"]["model_version"] = _register_churn_model(wh, feat, rng)
+        wh.write_many(tables)
     return path
 
 
@@ -247,7 +275,9 @@ def test_full_report_renders_every_section(full_report, full_db):
     for row in segs:
         assert f"{row['n']:,} customers · " in text
         assert f"Persona text for {row['segment_name'].lower()}." in text
-    assert "vsco000000001" in text and "vrec000000001" in text
+    assert "vseg000000001" in text and "vrec000000001" in text
+    # the lift chart rebuilds the churn model's held-out split: same top decile as logged
+    assert "its top-decile lift matches the registry&#x27;s" in text
 
 
 def test_plotted_numbers_match_pandas(full_report, full_db):
@@ -266,6 +296,9 @@ def test_plotted_numbers_match_pandas(full_report, full_db):
         .equals(expected[["r_score", "f_score", "customers"]])
     )
     np.testing.assert_allclose(got["mean_spend"], expected["mean_spend"])
+    lift = summary.data["churn_lift"]
+    assert lift["customers"].sum() == 180  # the 20% held out of 900
+    assert lift["cumulative_gain"].iloc[-1] == pytest.approx(1.0)
     assert int(got["customers"].sum()) == int(feat["r_score"].notna().sum())
 
     sizes = summary.data["segment_sizes"].set_index("segment_name")["customers"]
@@ -297,9 +330,12 @@ def test_sections_say_why_they_are_skipped(tmp_path):
     assert text.count('<img class="plot"') == summary.plots == 2
 
     # an empty warehouse still gets a report: every section skipped, each with its reason
+    Warehouse.open(tmp_path / "empty.duckdb").close()
     empty = build_report(tmp_path / "empty.duckdb", tmp_path / "empty.html")
     assert empty.rendered == [] and len(empty.skipped) == 7
     assert all(reason for reason in empty.skipped.values())
+    with pytest.raises(WarehouseError, match="does not exist"):
+        build_report(tmp_path / "missing.duckdb", tmp_path / "missing.html")
 
 
 def test_recommendations_fall_back_to_rfm_segments(tmp_path, full_db):
