@@ -162,16 +162,16 @@ def tune(cls: type, grid: list[dict], inner: pd.DataFrame, valid: pd.DataFrame, 
 # ---------------------------------------------------------------------- demo warehouse
 DEMO_SQL = """
 with purchases as (
-    select o.customer_id, i.product_id, o.ordered_at as at, 5.0 * i.quantity as weight
+    select o.customer_id, i.product_id, o.ordered_at as ts, 5.0 * i.quantity as weight
     from raw.order_items i join raw.orders o using (order_id)
     where o.status not in ('cancelled', 'returned') and o.ordered_at <= timestamp '2025-12-31'
 ), events as (
-    select customer_id, product_id, event_at as at,
+    select customer_id, product_id, event_at as ts,
         case event_type when 'add_to_cart' then 3.0 else 1.0 end as weight
     from raw.events
     where event_type in ('product_view', 'add_to_cart') and event_at <= timestamp '2025-12-31'
 ), everything as (select * from purchases union all select * from events)
-select customer_id, product_id, sum(weight) as weight, max(at) as timestamp
+select customer_id, product_id, sum(weight) as weight, max(ts) as timestamp
 from everything
 where customer_id in (select customer_id from raw.customers)
     and product_id in (select product_id from raw.products)

@@ -272,7 +272,7 @@ class Recommender:
             else:
                 recs = model.recommend(users, 10, reasons=False)
                 score = ranking_metrics(recs, valid, 10, train=inner, n_catalogue=len(catalogue))
-            record = {**spec, **score, "fit_seconds": time.perf_counter() - start}
+            record = {**spec, **score, "seconds": time.perf_counter() - start}
             self.validation_.append(record)
             if self.verbose:
                 print(f"[recommend] {record}")
@@ -473,7 +473,7 @@ class Recommender:
             "selected_params_": _jsonable_params(self.selected_params_),
             # Timings stay out: the artifact (and so its version) must not vary between reruns.
             "validation_": _jsonable_params(
-                [{k: v for k, v in r.items() if k != "fit_seconds"} for r in self.validation_]
+                [{k: v for k, v in r.items() if k != "seconds"} for r in self.validation_]
             ),
         }
         return arrays, meta

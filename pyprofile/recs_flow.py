@@ -1,10 +1,12 @@
 """Warehouse flow for recommendations: read interactions, fit, write top-N and similarities.
 
 ``run_recommendations`` is what the CLI (``pyprofile recommend``) and the dbt Python model
-call. It reads customer x product interactions, fits a :class:`~pyprofile.recommend.Recommender`
-(``auto`` picks the model by validation NDCG@10 on an inner time split), measures it on a
-held-out time split, stores the model and its metrics in the registry, then replaces
-``ml.recommendations`` and ``ml.product_similarities`` in one transaction.
+call. It reads customer x product interactions and holds out the latest ``test_fraction`` of
+each customer's; a :class:`~pyprofile.recommend.Recommender` fitted on the rest (``auto``
+picks the model by validation NDCG@10 on an inner time split of that rest) is scored on the
+held-out part against popularity, then the chosen model is refitted on everything, stored
+with its metrics in the registry, and ``ml.recommendations`` and ``ml.product_similarities``
+are replaced in one transaction.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def run_recommendations(
 
     Summary keys: ``rows``, ``customers``, ``cold_start_customers``, ``method``,
     ``model_version``, ``metrics`` (held-out Recall@k, NDCG@k, coverage of the model and of
-    popularity), ``validation`` (auto's inner-split scores per candidate), ``similarities``,
+    popularity; the test part never took part in the selection), ``validation`` (auto's
+    inner-split scores per candidate), ``similarities`` (rows written),
     ``output_table``, ``similarities_table``.
     """
     wh = Warehouse.open(wh)
@@ -83,20 +86,31 @@ def run_recommendations(
         everyone = pd.concat([listed, everyone]).drop_duplicates()
     everyone = everyone.dropna().to_numpy()
 
-    model = Recommender(
-        method, k=k, random_state=random_state, seen_column=seen_column, **params
-    ).fit(data, segments=seg, products=catalogue)
-
+    options = {"k": k, "random_state": random_state, "seen_column": seen_column, **params}
     metrics: dict[str, Any] = {}
+    validation: list[dict[str, Any]] = []
+    chosen, chosen_params = method, {}
     if evaluate:
-        metrics = _holdout(model, data, seg, catalogue, k, test_fraction)
+        train, test = time_split(data, test_fraction)
+        if test.empty:
+            metrics["note"] = "too little history per customer for a held-out time split"
+        else:
+            # Select (auto) on the earlier interactions only, so the test part stays unseen.
+            probe = Recommender(method, **options).fit(train, segments=seg, products=catalogue)
+            chosen, chosen_params = probe.method_, probe.selected_params_
+            validation = probe.validation_
+            metrics = _holdout(probe, train, test, seg, catalogue, k)
+    model = Recommender(chosen, **{**options, **chosen_params}).fit(
+        data, segments=seg, products=catalogue
+    )
+    validation = validation or model.validation_
 
     arrays, meta = model.to_arrays()
     settings = {
         "interactions": interactions,
         "method": method,
         "selected_method": model.method_,
-        "selected_params": model.selected_params_,
+        "selected_params": chosen_params or model.selected_params_,
         "k": k,
         "random_state": random_state,
         "segments": segments,
@@ -107,7 +121,7 @@ def run_recommendations(
         MODEL_NAME,
         registry.pack(arrays, meta),
         params=settings,
-        metrics={**metrics, "validation": model.validation_},
+        metrics={**metrics, "validation": validation},
     )
 
     recs = model.recommend(everyone, k)
@@ -126,7 +140,7 @@ def run_recommendations(
         "method": model.method_,
         "model_version": version,
         "metrics": metrics,
-        "validation": model.validation_,
+        "validation": validation,
         "similarities": len(sims),
         "output_table": output_table,
         "similarities_table": similarities_table,
@@ -134,24 +148,22 @@ def run_recommendations(
 
 
 def _holdout(
-    model: Recommender,
-    data: pd.DataFrame,
+    probe: Recommender,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
     seg: pd.DataFrame | None,
     catalogue: pd.DataFrame | None,
     k: int,
-    test_fraction: float,
 ) -> dict[str, Any]:
-    """Held-out metrics: refit the selected model (and popularity) on the earlier interactions."""
-    train, test = time_split(data, test_fraction)
-    if test.empty:
-        return {"note": "too little history per customer for a held-out time split"}
-    params = {**model.get_params(), **model.selected_params_, "method": model.method_}
+    """Held-out metrics of the model fitted on the earlier interactions, and of popularity."""
     out: dict[str, Any] = {"test_interactions": len(test)}
-    for name, spec in (("model", params), ("popularity", {**params, "method": "popularity"})):
+    popularity = Recommender(**{**probe.get_params(), "method": "popularity"})
+    for name, fitted in (("model", probe), ("popularity", popularity)):
         try:
-            fitted = Recommender(**spec).fit(train, segments=seg, products=catalogue)
+            if fitted is popularity:
+                fitted.fit(train, segments=seg, products=catalogue)
             scores = fitted.evaluate(test, k)
-        except InputError as exc:  # e.g. every test product already seen
+        except InputError as exc:  # e.g. every held-out product was seen before
             out[f"{name}_note"] = str(exc)
             continue
         out.update({f"{name}_{key}": value for key, value in scores.items()})
