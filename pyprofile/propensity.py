@@ -583,7 +583,11 @@ class PropensityModel(BaseEstimator):
         for expr, coef in zip(_preprocessing_sql(self.spec_), self.linear_["coef"], strict=True):
             terms.append(f"{sql_number(coef)} * ({expr})")
         z = " + ".join(terms)
-        body = _calibrator_sql(self.calibrators_["linear"], "z")
+        cal = self.calibrators_["linear"]
+        if cal["method"] != "isotonic":  # z appears once: plain SQL, any DuckDB version
+            return list(self.feature_names_in_), f"({_calibrator_sql(cal, f'({z})')})"
+        # isotonic refers to z in every branch: bind it once (lambda syntax, DuckDB >= 1.3)
+        body = _calibrator_sql(cal, "z")
         return list(self.feature_names_in_), f"(list_transform([{z}], lambda z: {body})[1])"
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -72,10 +72,10 @@ def _labels(frame: pd.DataFrame, name: str, table: str) -> pd.Series:
 
 
 def _fit_propensity(
-    frame: pd.DataFrame, features: list[str], label: str, table: str, random_state: int
+    frame: pd.DataFrame, features: list[str], label: str, table: str, model: str, random_state: int
 ) -> PropensityModel:
     try:
-        return PropensityModel(columns=features, random_state=random_state).fit(
+        return PropensityModel(model=model, columns=features, random_state=random_state).fit(
             frame[features], _labels(frame, label, table)
         )
     except InputError as exc:
@@ -144,6 +144,7 @@ def run_scoring(
     purchase_label: str = "purchased",
     spend_label: str = "spend_in_window",
     exclude: Sequence[str] = (),
+    propensity_model: str = "auto",
     macro_schema: str = "ml",
     clv_months: int = 12,
     discount_rate: float = 0.01,
@@ -157,6 +158,10 @@ def run_scoring(
     ``features`` (the columns the models use) and ``scores`` (the DataFrame written to
     ``output_table``; with ``output_table=None`` nothing is written and a dbt Python model can
     return ``summary["scores"]`` for dbt to materialise).
+
+    ``propensity_model`` is passed to :class:`PropensityModel` (``"auto"``, ``"linear"``,
+    ``"gbm"``). The ``churn_score`` / ``purchase_score`` macros are always the linear
+    candidate; with ``propensity_model="linear"`` they equal the table's probabilities.
 
     ``expected_purchases_90d`` is always over 90 days (``T`` is in days); ``horizon_days``
     is the label window of the training table and the window of the CLV holdout check
@@ -177,8 +182,9 @@ def run_scoring(
         )
 
     bg, gg, known = _fit_clv(scoring, scoring_table)  # cheap: fail fast on bad summaries
-    churn = _fit_propensity(training, features, churn_label, training_table, random_state)
-    purchase = _fit_propensity(training, features, purchase_label, training_table, random_state)
+    fit = (training, features)
+    churn = _fit_propensity(*fit, churn_label, training_table, propensity_model, random_state)
+    purchase = _fit_propensity(*fit, purchase_label, training_table, propensity_model, random_state)
     holdout = _clv_holdout(training, training_table, horizon_days, purchase_label, spend_label)
 
     # ----------------------------------------------------------------- registry

@@ -150,6 +150,20 @@ def test_rerun_is_idempotent(warehouse):
     pd.testing.assert_frame_equal(again["scores"], written, check_dtype=False)
 
 
+def test_linear_only_scores_equal_the_macro(warehouse):
+    _, _, training, scoring = warehouse
+    wh = Warehouse.open(":memory:")
+    wh.write_many({"features.customer_training": training, "features.customer_features": scoring})
+    summary = run_scoring(wh, propensity_model="linear")
+    assert [r["estimator"] for r in summary["metrics"][:2]] == ["linear", "linear"]
+    args = ", ".join(f'"{p}"' for p in summary["macros"]["ml.purchase_score"])
+    got = wh.query(
+        f"select s.purchase_probability, ml.purchase_score({args}) as p "
+        "from ml.customer_scores s join features.customer_features using (customer_id)"
+    ).to_pandas()
+    np.testing.assert_allclose(got["p"], got["purchase_probability"], atol=1e-9)
+
+
 def test_bad_inputs_name_the_table(warehouse):
     _, _, training, scoring = warehouse
     wh = Warehouse.open(":memory:")
