@@ -522,19 +522,22 @@ def generate_demo(
         con.execute("""insert into raw.products select 'P' || lpad(product_no::varchar, 5, '0'),
             category, brand, price from src""")
         con.unregister("src")
-        counters = {"order": 1, "session": 1}
-        done = 0
-        while done < customers:
-            n = min(chunk_size, customers - done)
-            tables = _chunk(rng, done + 1, n, products, sampler, start, counters)
+    counters = {"order": 1, "session": 1}
+    done = 0
+    while done < customers:
+        n = min(chunk_size, customers - done)
+        tables = _chunk(rng, done + 1, n, products, sampler, start, counters)
+        # one transaction per chunk keeps memory bounded however many customers are asked for
+        with wh.transaction():
             for key, table in tables.items():
                 con.register("src", table)
                 con.execute(_INSERTS[key].format(end=end_date.isoformat()))
                 con.unregister("src")
-            done += n
-            if progress:
-                progress(done, customers)
-        if dirty and customers >= 10:
+        done += n
+        if progress:
+            progress(done, customers)
+    if dirty and customers >= 10:
+        with wh.transaction():
             con.execute(_DIRTY.format(end=end_date.isoformat()))
     counts = {
         t: wh.count(f"raw.{t}")
