@@ -109,6 +109,10 @@ def test_models_and_metrics_are_registered(warehouse):
     assert [r["model"] for r in summary["metrics"]] == ["churn", "purchase", "clv"]
     assert all(len(cells) == len(METRIC_COLUMNS) for cells in metrics_rows(summary))
     assert summary["clv_holdout"]["spend_mae"] < summary["clv_holdout"]["spend_mae_baseline"]
+    gg = registry.load_model(wh, "gamma_gamma").metrics
+    # simulated spend is Gamma(3, 15) per order: both means close to 45
+    assert gg["observed_mean"] == pytest.approx(45.0, rel=0.1)
+    assert gg["population_mean"] == pytest.approx(gg["observed_mean"], rel=0.15)
 
 
 def test_macros_reproduce_the_scores(warehouse):
