@@ -271,6 +271,13 @@ def test_inconsistent_summaries_are_input_errors():
         GammaGamma().fit([1, 2, 3], [4.0, 4.0, 4.0])
 
 
+def test_infinite_mean_spend_is_an_input_error():
+    gg = GammaGamma()
+    gg.params_ = {"p": 2.0, "q": 0.9, "v": 10.0}
+    with pytest.raises(InputError, match="q = 0.9 <= 1"):
+        gg.expected_value([1, 2], [10.0, 20.0])
+
+
 def test_unfitted_models_raise():
     with pytest.raises(NotFittedError):
         BGNBD().p_alive([1], [1], [2])
