@@ -359,9 +359,10 @@ class PropensityModel(BaseEstimator):
         n_pos = int(yv.sum())
         n_neg = int(yv.shape[0] - n_pos)
         if n_pos == 0 or n_neg == 0:
+            value = int(yv[0]) if len(yv) else "-"
             raise InputError(
-                f"label {label} has a single class: all {len(yv)} rows are {int(yv[0]) if len(yv) else '-'}"
-                " (e.g. every customer churned); a propensity model needs both outcomes"
+                f"label {label} has a single class: all {len(yv)} rows are {value} "
+                "(e.g. every customer churned); a propensity model needs both outcomes"
             )
         if min(n_pos, n_neg) < _MIN_PER_CLASS:
             raise InputError(
@@ -384,18 +385,18 @@ class PropensityModel(BaseEstimator):
         self.reference_ = _reference_values(frame.iloc[train], spec)
         D = apply_preprocessing(frame, spec)
 
+        # the linear model is always fitted: it is the one exported to SQL
+        wanted = MODELS if self.model == "auto" else (self.model,)
+        fitted = ("linear", "gbm") if "gbm" in wanted else ("linear",)
         self.linear_ = self._fit_linear(D[train], yv[train])
         self.gbm_arrays_ = self._gbm = None
-        wanted = MODELS if self.model == "auto" else (self.model,)
-        if "gbm" in wanted:
+        if "gbm" in fitted:
             self._gbm = self._fit_gbm(D[train], yv[train])
             self.gbm_arrays_ = _gbm_arrays(self._gbm)
-        if self.model == "linear":
-            wanted = ("linear",)
 
         self.calibrators_: dict[str, dict[str, Any]] = {}
         self.candidates_: dict[str, dict[str, float]] = {}
-        for name in wanted:
+        for name in fitted:
             z_val = self._raw(D[val], name)
             method = self.calibration
             if method == "auto":

@@ -197,6 +197,22 @@ def test_gbm_cannot_be_exported_to_sql(fitted):
         fitted.to_sql(model="gbm")
 
 
+def test_a_gbm_only_model_still_exports_its_linear_baseline(data):
+    model = PropensityModel(model="gbm", gbm_max_iter=20, random_state=0).fit(data, "churned")
+    assert model.best_model_ == "gbm" and set(model.candidates_) == {"linear", "gbm"}
+    params, body = model.to_sql()
+    assert params == model.feature_names_in_
+    wh = Warehouse.open(":memory:")
+    wh.write("features.f", data.head(50))
+    wh.publish_macro("ml.churn_score", params, body)
+    args = ", ".join(f'"{p}"' for p in params)
+    sql = wh.query(f"select ml.churn_score({args}) as p from features.f").column("p").to_numpy()
+    linear = model.predict_proba(data.head(50), model="linear")[:, 1]
+    np.testing.assert_allclose(sql, linear, atol=1e-9)
+    linear_only = PropensityModel(model="linear", random_state=0).fit(data, "churned")
+    assert set(linear_only.candidates_) == {"linear"} and linear_only.gbm_arrays_ is None
+
+
 # ---------------------------------------------------------------------------- persistence
 def test_artifact_round_trip_reproduces_scores(fitted, data):
     arrays, meta = fitted.to_arrays()
