@@ -18,7 +18,7 @@ from torch.nn import functional as F
 def init_(module: nn.Module, generator: torch.Generator) -> None:
     """PyTorch's default Linear init (uniform +-1/sqrt(fan_in)), drawn from ``generator``."""
     for m in module.modules():
-        if isinstance(m, nn.Linear):
+        if isinstance(m, nn.Linear) and m.bias is not None:  # bias-free maps start at zero
             bound = 1.0 / math.sqrt(m.in_features)
             with torch.no_grad():
                 m.weight.uniform_(-bound, bound, generator=generator)
@@ -36,17 +36,69 @@ class Residual(nn.Module):
 
 
 class Generator(nn.Module):
-    def __init__(self, noise_dim: int, hidden: tuple[int, ...], output_dim: int):
+    """Residual MLP whose output blocks are drawn one after another: each one-hot block's
+    logits see the blocks already drawn (``autoregressive``), so dependencies such as
+    "no internet service => no online backup" are one linear map away. Blocks are drawn with
+    straight-through Gumbel-softmax: exact one-hots forward (as at sampling), soft gradients."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden: tuple[int, ...],
+        n_values: int,
+        widths: list[int],
+        *,
+        autoregressive: bool = True,
+    ):
         super().__init__()
-        layers, dim = [], noise_dim
+        layers, dim = [], input_dim
         for h in hidden:
             layers.append(Residual(dim, h))
             dim += h
         self.body = nn.Sequential(*layers)
-        self.out = nn.Linear(dim, output_dim)
+        total = int(sum(widths))
+        self.n_values, self.widths, self.autoregressive = n_values, list(widths), autoregressive
+        self.out = nn.Linear(dim, n_values + total)
+        if autoregressive and total:
+            self.mix = nn.Linear(total, n_values + total, bias=False)
+            nn.init.zeros_(self.mix.weight)
+            block = np.repeat(np.arange(len(widths)), widths)
+            mask = np.ones((total, n_values + total), dtype=np.float32)
+            mask[:, n_values:] = block[:, None] < block[None, :]
+            self.register_buffer("mask", torch.as_tensor(mask))
 
-    def forward(self, x):
-        return self.out(self.body(x))
+    def forward(self, x, *, tau: float, generator=None, forced=None, hard: bool = False):
+        """Returns (critic input ``[tanh values | one-hots]``, logits, codes per block).
+
+        ``forced`` (rows, blocks) holds a category per block or -1: forced blocks take that
+        category (conditions), and later blocks see it. ``hard``: plain one-hots (sampling).
+        """
+        acc = self.out(self.body(x))
+        n = self.n_values
+        mix = (self.mix.weight.t() * self.mask) if hasattr(self, "mix") else None
+        parts, logits_parts, codes, start = [], [], [], 0
+        for b, width in enumerate(self.widths):
+            logits = acc[:, n + start : n + start + width]
+            logits_parts.append(logits)
+            u = torch.rand(logits.shape, generator=generator, device=x.device, dtype=logits.dtype)
+            noisy = logits - torch.log(-torch.log(u + 1e-20) + 1e-20)
+            code = noisy.argmax(1)
+            if forced is not None:
+                code = torch.where(forced[:, b] >= 0, forced[:, b], code)
+            onehot = F.one_hot(code, width).to(logits.dtype)
+            if not hard:
+                soft = torch.softmax(noisy / tau, dim=1)
+                onehot = onehot - soft.detach() + soft
+            parts.append(onehot)
+            codes.append(code)
+            if mix is not None:
+                acc = acc + onehot @ mix[start : start + width]
+            start += width
+        values = torch.tanh(acc[:, :n])
+        out = torch.cat([values, *parts], dim=1)
+        raw = torch.cat([acc[:, :n], *logits_parts], dim=1)
+        empty = torch.zeros((len(x), 0), dtype=torch.long, device=x.device)
+        return out, raw, torch.stack(codes, 1) if codes else empty
 
 
 class Discriminator(nn.Module):
@@ -71,11 +123,9 @@ class Discriminator(nn.Module):
 
 
 class OutputLayout:
-    """Gather the one-hot part's blocks into a padded (rows, blocks, width) view and back.
-
-    One masked softmax over the padded view activates every block at once, whatever the
-    number of columns (CTGAN loops over columns in Python on every step).
-    """
+    """Gather the one-hot part's blocks into a padded (rows, blocks, width) view, so the
+    condition loss of every row's chosen column is one cross-entropy, whatever the number
+    of columns (CTGAN loops over columns in Python on every step)."""
 
     def __init__(self, n_values: int, widths: list[int], device):
         self.n_values = n_values
@@ -96,38 +146,3 @@ class OutputLayout:
         """(rows, blocks, width) logits, padding at -inf."""
         logits = raw[:, self.index]
         return logits.masked_fill(~self.valid, float("-inf"))
-
-    def activate(
-        self,
-        raw,
-        *,
-        tau: float,
-        generator: torch.Generator | None,
-        hard: bool,
-        straight_through: bool = False,
-    ):
-        """tanh on values; Gumbel-softmax on every block (``hard``: codes of the draw;
-        ``straight_through``: exact one-hots forward, soft gradients backward)."""
-        values = torch.tanh(raw[:, : self.n_values])
-        if not self.widths:
-            return values, None
-        logits = self.padded(raw)
-        u = torch.rand(logits.shape, generator=generator, device=raw.device, dtype=raw.dtype)
-        gumbel = -torch.log(-torch.log(u + 1e-20) + 1e-20)
-        noisy = logits + gumbel
-        if hard:
-            codes = noisy.argmax(-1)
-            return values, codes
-        soft = torch.softmax(noisy / tau, dim=-1)
-        if straight_through:
-            hard_oh = torch.zeros_like(soft).scatter_(-1, noisy.argmax(-1, keepdim=True), 1.0)
-            soft = hard_oh - soft.detach() + soft
-        onehot = soft.reshape(len(raw), -1)[:, self.flat]
-        return torch.cat([values, onehot], dim=1), None
-
-    def onehot(self, codes: torch.Tensor) -> torch.Tensor:
-        """Codes (rows, blocks) -> the flat one-hot part (rows, sum(widths))."""
-        oh = torch.zeros(
-            (len(codes), len(self.widths), self.index.shape[1]), device=codes.device
-        ).scatter_(2, codes[:, :, None], 1.0)
-        return oh.reshape(len(codes), -1)[:, self.flat]

@@ -119,15 +119,23 @@ def gradient_penalty(disc, real, fake, pac, generator):
     return ((norm - 1) ** 2).mean()
 
 
-def discriminator_step(nets, opt, real, cond, *, tau, gp_weight, generator, autocast, st=False):
+def forced_codes(nets, cols, cats, n_blocks, device):
+    """(rows, blocks) codes that pin each row's condition column to its category (-1: free)."""
+    forced = torch.full((len(cols), n_blocks), -1, dtype=torch.long, device=device)
+    if len(nets.cond_blocks):
+        rows = torch.arange(len(cols), device=device)
+        forced[rows, nets.cond_blocks[cols]] = cats
+    return forced
+
+
+def discriminator_step(nets, opt, real, cond, forced, *, tau, gp_weight, generator, autocast):
     """One critic update; returns (wasserstein loss, gradient penalty) tensors."""
     with torch.no_grad(), autocast():
-        raw = nets.generator(_noise(nets, cond, generator))
-        fake, _ = nets.layout.activate(
-            raw.float(), tau=tau, generator=generator, hard=False, straight_through=st
+        fake, _, _ = nets.generator(
+            _noise(nets, cond, generator), tau=tau, generator=generator, forced=forced
         )
     real_in = torch.cat([real, cond], dim=1)
-    fake_in = torch.cat([fake, cond], dim=1)
+    fake_in = torch.cat([fake.float(), cond], dim=1)
     with autocast():
         loss = (
             nets.discriminator(fake_in, generator).mean()
@@ -140,17 +148,15 @@ def discriminator_step(nets, opt, real, cond, *, tau, gp_weight, generator, auto
     return loss.detach(), gp.detach()
 
 
-def generator_step(nets, opt, cond, cols, cats, *, tau, generator, autocast, st=False):
+def generator_step(nets, opt, cond, forced, cols, cats, *, tau, generator, autocast):
     """One generator update; returns (adversarial loss, condition cross-entropy) tensors."""
     with autocast():
-        raw = nets.generator(_noise(nets, cond, generator)).float()
-    fake, _ = nets.layout.activate(
-        raw, tau=tau, generator=generator, hard=False, straight_through=st
-    )
-    with autocast():
+        fake, raw, _ = nets.generator(
+            _noise(nets, cond, generator), tau=tau, generator=generator, forced=forced
+        )
         adv = -nets.discriminator(torch.cat([fake, cond], dim=1), generator).mean()
     if len(nets.cond_blocks):
-        logits = nets.layout.padded(raw)[:, nets.cond_blocks]  # (rows, discrete columns, width)
+        logits = nets.layout.padded(raw.float())[:, nets.cond_blocks]  # (rows, columns, width)
         chosen = logits[torch.arange(len(raw), device=raw.device), cols]
         chosen = chosen.masked_fill(torch.isinf(chosen), -1e4)
         cond_loss = torch.nn.functional.cross_entropy(chosen, cats)
@@ -186,14 +192,17 @@ def train(
     rng: np.random.Generator,
     generator: torch.Generator,
     amp: bool,
-    straight_through: bool = False,
+    head_lr_scale: float = 1.0,
     progress=None,
 ) -> list[dict]:
     """The epoch loop; returns one record per epoch (losses averaged over its batches)."""
     device = data.device
-    opt_g = torch.optim.Adam(
-        nets.generator.parameters(), lr=lr_g, betas=(0.5, 0.9), weight_decay=weight_decay
-    )
+    head = [p for name, p in nets.generator.named_parameters() if name.startswith("mix.")]
+    rest = [p for name, p in nets.generator.named_parameters() if not name.startswith("mix.")]
+    groups = [{"params": rest, "scale": 1.0}]
+    if head:
+        groups.append({"params": head, "scale": head_lr_scale})
+    opt_g = torch.optim.Adam(groups, lr=lr_g, betas=(0.5, 0.9), weight_decay=weight_decay)
     opt_d = torch.optim.Adam(
         nets.discriminator.parameters(), lr=lr_d, betas=(0.5, 0.9), weight_decay=weight_decay
     )
@@ -203,6 +212,7 @@ def train(
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp)
 
     steps = max(1, len(data) // batch_size)
+    n_blocks = len(nets.generator.widths)
     total = epochs * steps
     history = []
     nets.generator.train()
@@ -213,36 +223,41 @@ def train(
         for step in range(steps):
             factor = lr_factor(schedule, (epoch * steps + step) / total)
             for group in opt_g.param_groups:
-                group["lr"] = lr_g * factor
+                group["lr"] = lr_g * factor * group["scale"]
             for group in opt_d.param_groups:
                 group["lr"] = lr_d * factor
             for _ in range(discriminator_steps):
                 cols, cats, rows = sampler.sample_train(batch_size, rng)
                 cond = sampler.vector(cols, cats, device)
+                cols_t = torch.as_tensor(cols, device=device)
+                cats_t = torch.as_tensor(cats, device=device)
+                forced = forced_codes(nets, cols_t, cats_t, n_blocks, device)
                 real = data[torch.as_tensor(rows, device=device)]
                 loss_d, gp = discriminator_step(
                     nets,
                     opt_d,
                     real,
                     cond,
+                    forced,
                     tau=tau,
                     gp_weight=gp_weight,
                     generator=generator,
                     autocast=autocast,
-                    st=straight_through,
                 )
             cols, cats, _ = sampler.sample_train(batch_size, rng)
             cond = sampler.vector(cols, cats, device)
+            cols_t = torch.as_tensor(cols, device=device)
+            cats_t = torch.as_tensor(cats, device=device)
             loss_g, loss_c = generator_step(
                 nets,
                 opt_g,
                 cond,
-                torch.as_tensor(cols, device=device),
-                torch.as_tensor(cats, device=device),
+                forced_codes(nets, cols_t, cats_t, n_blocks, device),
+                cols_t,
+                cats_t,
                 tau=tau,
                 generator=generator,
                 autocast=autocast,
-                st=straight_through,
             )
             sums += torch.stack([loss_d.float(), gp, loss_g.float(), loss_c])
         mean = (sums / steps).tolist()

@@ -299,9 +299,14 @@ class DataTransformer:
         return np.clip(out, self.bounds_[:, 0], self.bounds_[:, 1])
 
     def _layout(self):
-        """Blocks of the one-hot part, in order: numeric modes/null flags, then categories."""
+        """Blocks of the one-hot part, in order: categories (table order), then numeric modes
+        and null flags. The generator emits blocks in this order, each seeing the ones before."""
         blocks, start = [], 0
         specs = {s["name"]: s for s in self.columns_}
+        for s in self.columns_:
+            if s["type"] == "discrete":
+                blocks.append(Block("category", s["name"], start, len(s["categories"])))
+                start += len(s["categories"])
         self.mode_index_ = []  # per numeric column: indices of its active modes
         for j, c in enumerate(self.numeric_):
             active = np.flatnonzero(self.weights_[j] > 0)
@@ -311,10 +316,6 @@ class DataTransformer:
             if specs[c]["has_null"]:
                 blocks.append(Block("null", c, start, 2))
                 start += 2
-        for s in self.columns_:
-            if s["type"] == "discrete":
-                blocks.append(Block("category", s["name"], start, len(s["categories"])))
-                start += len(s["categories"])
         self.blocks_ = blocks
         self.n_values_ = len(self.numeric_)
         self.n_onehot_ = start
@@ -409,17 +410,17 @@ class DataTransformer:
         arrays = {}
         z = np.zeros((n, self.n_values_))
         nulls = np.zeros((n, self.n_values_), dtype=bool)
-        blocks, b_i, cat_codes = self.blocks_, 0, {}
-        for j in range(self.n_values_):
-            mode = self.mode_index_[j][onehot_codes[:, b_i]]
-            b_i += 1
-            z[:, j] = values[:, j] * 4 * self.stds_[j, mode] + self.means_[j, mode]
-            if b_i < len(blocks) and blocks[b_i].kind == "null":
-                nulls[:, j] = onehot_codes[:, b_i] == 1
-                b_i += 1
-        for c in self.discrete_:
-            cat_codes[c] = onehot_codes[:, b_i]
-            b_i += 1
+        cat_codes = {}
+        position = {c: j for j, c in enumerate(self.numeric_)}
+        for i, b in enumerate(self.blocks_):
+            if b.kind == "mode":
+                j = position[b.column]
+                mode = self.mode_index_[j][onehot_codes[:, i]]
+                z[:, j] = values[:, j] * 4 * self.stds_[j, mode] + self.means_[j, mode]
+            elif b.kind == "null":
+                nulls[:, position[b.column]] = onehot_codes[:, i] == 1
+            else:
+                cat_codes[b.column] = onehot_codes[:, i]
         x = self._from_gauss(z)
         specs = {s["name"]: s for s in self.columns_}
         for j, c in enumerate(self.numeric_):

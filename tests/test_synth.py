@@ -1,0 +1,258 @@
+"""Synthesizer and its data transformer: types, bounds, nulls, conditions, seeds, registry."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from pyprofile.errors import InputError, NotFittedError
+from pyprofile.synth import DataTransformer, Synthesizer
+from pyprofile.synth.transformer import fast_gmm
+from pyprofile.warehouse import Warehouse
+
+N = 400
+
+
+def customers(n: int = N, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    income = np.round(rng.lognormal(10, 0.5, n), 2)
+    income[rng.random(n) < 0.2] = np.nan
+    spend = np.where(rng.random(n) < 0.3, 0.0, np.round(rng.gamma(2, 50, n), 2))
+    region = rng.choice(["north", "south", "east", "west"], n, p=[0.4, 0.3, 0.2, 0.1]).astype(
+        object
+    )
+    region[rng.random(n) < 0.1] = None
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, n + 1),
+            "email": [f"c{i}@example.com" for i in range(n)],
+            "age": rng.integers(18, 91, n),
+            "income": income,
+            "spend_amount": spend,
+            "return_rate": rng.beta(1, 5, n),
+            "order_count": rng.poisson(6, n) + 1,
+            "r_score": rng.integers(1, 6, n),
+            "region": region,
+            "has_purchased": rng.random(n) < 0.7,
+            "signup_date": [
+                date(2022, 1, 1) + timedelta(days=int(d)) for d in rng.integers(0, 700, n)
+            ],
+            "last_seen_at": [
+                datetime(2024, 1, 1) + timedelta(seconds=int(s)) for s in rng.integers(0, 10**7, n)
+            ],
+            "as_of_date": [date(2024, 6, 30)] * n,
+            "country": ["NL"] * n,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def data():
+    return customers()
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Synthesizer(epochs=60, batch_size=100, random_state=0, device="cpu").fit(data)
+
+
+@pytest.fixture(scope="module")
+def sample(fitted):
+    return fitted.sample(2000)
+
+
+def test_ids_and_pii_are_left_out_with_a_message(data):
+    with pytest.warns(UserWarning, match="customer_id: identifier.*email: personal data"):
+        model = Synthesizer(epochs=1, batch_size=100, device="cpu").fit(data)
+    assert set(model.transformer_.excluded_) == {"customer_id", "email"}
+    assert "customer_id" not in model.sample(5).columns
+
+
+def test_dtypes_and_category_sets(data, sample):
+    assert list(sample.columns) == [c for c in data.columns if c not in ("customer_id", "email")]
+    for col in ("age", "order_count", "r_score"):
+        assert sample[col].dtype == np.int64
+    assert sample["has_purchased"].dtype == bool
+    assert isinstance(sample["signup_date"].iloc[0], date)
+    assert pd.api.types.is_datetime64_any_dtype(sample["last_seen_at"])
+    assert set(sample["region"].dropna()) <= {"north", "south", "east", "west"}
+    assert set(sample["r_score"]) <= {1, 2, 3, 4, 5}
+
+
+def test_bounds_and_rounding(data, sample):
+    for col in ("age", "income", "spend_amount", "return_rate", "order_count"):
+        assert sample[col].min() >= data[col].min()
+        assert sample[col].max() <= data[col].max()
+    assert np.allclose(sample["income"].dropna(), sample["income"].dropna().round(2))
+    assert sample["signup_date"].min() >= data["signup_date"].min()
+    assert sample["signup_date"].max() <= data["signup_date"].max()
+    # the point mass at 0 spend survives as exact zeros
+    assert (sample["spend_amount"] == 0).mean() > 0.1
+
+
+def test_constant_columns_stay_constant(sample):
+    assert set(sample["country"]) == {"NL"}
+    assert set(sample["as_of_date"]) == {date(2024, 6, 30)}
+
+
+def test_null_rates_are_reproduced(data, sample):
+    assert sample["income"].isna().mean() == pytest.approx(data["income"].isna().mean(), abs=0.1)
+    assert sample["region"].isna().mean() == pytest.approx(data["region"].isna().mean(), abs=0.08)
+    assert sample["age"].notna().all()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("region", "west"), ("has_purchased", False), ("r_score", 5), ("r_score", "2")],
+)
+def test_conditional_sampling_is_exact(fitted, column, value):
+    rows = fitted.sample(3000, conditions={column: value})
+    expected = int(value) if column == "r_score" else value
+    assert len(rows) == 3000
+    assert (rows[column] == expected).all()
+
+
+def test_two_conditions_at_once(fitted):
+    rows = fitted.sample(500, conditions={"region": "east", "has_purchased": True})
+    assert (rows["region"] == "east").all() and rows["has_purchased"].all()
+
+
+def test_bad_conditions(fitted):
+    with pytest.raises(InputError, match="no category 'nowhere'"):
+        fitted.sample(10, conditions={"region": "nowhere"})
+    with pytest.raises(InputError, match="numeric column income"):
+        fitted.sample(10, conditions={"income": 5.0})
+    with pytest.raises(InputError, match="not a modelled column"):
+        fitted.sample(10, conditions={"email": "x"})
+
+
+def test_same_seed_same_samples(data):
+    def run(seed):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = Synthesizer(epochs=2, batch_size=100, random_state=seed, device="cpu")
+            return model.fit(data).sample(200)
+
+    a, b, c = run(3), run(3), run(4)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(c)
+
+
+def test_sampling_is_repeatable_and_seedable(fitted):
+    pd.testing.assert_frame_equal(fitted.sample(100), fitted.sample(100))
+    assert not fitted.sample(100).equals(fitted.sample(100, random_state=7))
+
+
+def test_label_rate_matches_exactly(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Synthesizer(epochs=2, batch_size=100, device="cpu").fit(data, label="has_purchased")
+    rows = model.sample(1000)
+    assert rows["has_purchased"].mean() == pytest.approx(data["has_purchased"].mean(), abs=0.001)
+
+
+def test_registry_round_trip_gives_identical_samples(fitted):
+    wh = Warehouse.open(":memory:")
+    version = fitted.save(wh, "synth_test")
+    loaded = Synthesizer.load(wh, "synth_test")
+    assert loaded.version_ == version
+    assert loaded.get_params() == {**fitted.get_params(), "device": "auto"}
+    pd.testing.assert_frame_equal(loaded.sample(500), fitted.sample(500))
+    pd.testing.assert_frame_equal(
+        loaded.sample(300, conditions={"region": "north"}),
+        fitted.sample(300, conditions={"region": "north"}),
+    )
+    assert fitted.save(wh, "synth_test") == version  # content-derived, idempotent
+
+
+def test_history_has_one_record_per_epoch(fitted):
+    assert [h["epoch"] for h in fitted.history_] == list(range(1, 61))
+    assert all(np.isfinite(h["loss_d"]) and np.isfinite(h["loss_g"]) for h in fitted.history_)
+
+
+def test_arrow_input_and_explicit_discrete_columns(data):
+    table = pa.Table.from_pandas(data[["age", "income", "region"]], preserve_index=False)
+    model = Synthesizer(epochs=1, batch_size=100, device="cpu").fit(table, discrete_columns=["age"])
+    assert model.transformer_.discrete_ == ["age", "region"]
+    assert set(model.sample(300)["age"]) <= set(data["age"])
+
+
+def test_bad_input_is_named():
+    with pytest.raises(InputError, match="empty"):
+        Synthesizer(epochs=1).fit(pd.DataFrame({"a": pd.Series([], dtype=float)}))
+    with pytest.raises(InputError, match=r"notes are null on all 50 rows"):
+        Synthesizer(epochs=1, batch_size=10).fit(
+            pd.DataFrame({"a": np.arange(50.0), "notes": pd.Series([None] * 50, dtype=object)})
+        )
+    nested = pa.table({"a": np.arange(50.0), "tags": pa.array([[1, 2]] * 50)})
+    with pytest.raises(InputError, match=r"unsupported column type.*tags.*50 rows"):
+        Synthesizer(epochs=1, batch_size=10).fit(nested)
+    with pytest.raises(InputError, match="multiple of pac"):
+        Synthesizer(batch_size=55).fit(pd.DataFrame({"a": np.arange(50.0)}))
+    with pytest.raises(InputError, match="label column churn"):
+        Synthesizer(batch_size=10).fit(pd.DataFrame({"a": np.arange(50.0)}), label="churn")
+    with pytest.raises(NotFittedError):
+        Synthesizer().sample(5)
+
+
+def test_single_category_and_numeric_only_tables():
+    df = pd.DataFrame({"kind": ["a"] * 60, "x": np.linspace(0, 1, 60)})
+    out = Synthesizer(epochs=2, batch_size=20, device="cpu").fit(df).sample(50)
+    assert set(out["kind"]) == {"a"}
+    only = Synthesizer(epochs=2, batch_size=20, device="cpu").fit(df[["x"]]).sample(50)
+    assert only["x"].between(0, 1).all()
+
+
+def test_fast_gmm_finds_the_modes():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-5, 1, 3000), rng.normal(5, 0.5, 1000)])
+    y = rng.normal(0, 1, 4000)
+    y[:100] = np.nan
+    means, stds, weights = fast_gmm(np.stack([x, y], 1), 10, rng)
+    big = weights[0] > 0.05
+    clusters = sorted(
+        (
+            np.average(means[0, big & (means[0] < 0)], weights=weights[0, big & (means[0] < 0)]),
+            np.average(means[0, big & (means[0] > 0)], weights=weights[0, big & (means[0] > 0)]),
+        )
+    )
+    assert clusters == pytest.approx([-5, 5], abs=0.3)
+    assert weights[0, means[0] < 0].sum() == pytest.approx(0.75, abs=0.02)
+    assert weights.sum(1) == pytest.approx([1, 1])
+    mix_mean = (weights[1] * means[1]).sum()
+    assert mix_mean == pytest.approx(np.nanmean(y), abs=0.05)
+
+
+def test_transformer_round_trip(data):
+    t = DataTransformer(random_state=0).fit(data.drop(columns=["customer_id", "email"]))
+    matrix = t.transform(data.drop(columns=["customer_id", "email"]))
+    assert matrix.shape == (N, t.output_dim_)
+    values = matrix[:, : t.n_values_]
+    assert np.abs(values).max() <= 0.99
+    codes = np.stack(
+        [
+            matrix[:, t.n_values_ + b.start : t.n_values_ + b.start + b.width].argmax(1)
+            for b in t.blocks_
+        ],
+        1,
+    )
+    back = t.inverse_transform(values, codes).to_pandas()
+    for col in ("region", "has_purchased", "r_score", "as_of_date", "country"):
+        pd.testing.assert_series_equal(back[col], data[col], check_dtype=False)
+    # numeric columns come back through 1001 stored quantiles and a value clipped to +-0.99
+    # of its mode: close, not bit-exact (the extreme tails move most)
+    days = (pd.to_datetime(back["signup_date"]) - pd.to_datetime(data["signup_date"])).dt.days
+    assert days.abs().quantile(0.95) <= 0.02 * 700
+    for col in ("age", "order_count", "income", "spend_amount", "return_rate"):
+        span = data[col].max() - data[col].min()
+        diff = (back[col] - data[col]).abs()
+        assert diff.quantile(0.95) <= 0.02 * span, col
+        assert diff.max() <= 0.15 * span, col
+        assert back[col].isna().equals(data[col].isna())

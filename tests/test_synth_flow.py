@@ -1,0 +1,123 @@
+"""run_synth: warehouse in, ml.synthetic_customers + ml.synthetic_quality + registry out."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyprofile.errors import InputError
+from pyprofile.registry import load_model
+from pyprofile.synth import Synthesizer
+from pyprofile.synth.flow import format_quality, run_synth
+from pyprofile.warehouse import Warehouse
+
+
+def features(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    spend = np.round(rng.gamma(2, 40, n), 2)
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, n + 1),
+            "order_count": rng.poisson(4, n) + 1,
+            "monetary_amount": spend,
+            "region": rng.choice(["north", "south", "east"], n),
+            "has_purchased": spend > 60,
+            "unused": pd.Series([None] * n, dtype="float64"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def run():
+    wh = Warehouse.open(":memory:")
+    wh.write("features.customer_features", features())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = run_synth(wh, rows=250, epochs=3, batch_size=50, label="has_purchased")
+    return wh, summary
+
+
+def test_tables_are_written(run):
+    wh, summary = run
+    cols = list(wh.columns("ml.synthetic_customers"))
+    assert cols == [*features().columns, "synthetic_id", "model_version"]
+    assert wh.count("ml.synthetic_customers") == 250 == summary["rows_written"]
+    ids = wh.query("select synthetic_id from ml.synthetic_customers order by 1")["synthetic_id"]
+    assert ids.to_pylist() == list(range(1, 251))
+    nulls = wh.scalar(
+        "select count(*) from ml.synthetic_customers where customer_id is null and unused is null"
+    )
+    assert nulls == 250  # left-out columns are written as nulls
+    versions = wh.query("select distinct model_version from ml.synthetic_customers")
+    assert versions["model_version"].to_pylist() == [summary["model_version"]]
+    assert summary["excluded_columns"] == {"customer_id": "identifier", "unused": "all null"}
+    assert (summary["training_rows"], summary["holdout_rows"]) == (240, 60)
+
+
+def test_quality_table_and_summary_agree(run):
+    wh, summary = run
+    q = wh.query(
+        "select metric_group, metric, score from ml.synthetic_quality "
+        "where column_1 is null order by metric_group, metric"
+    ).to_pylist()
+    scores = {(r["metric_group"], r["metric"]): r["score"] for r in q}
+    assert scores[("overall", "QualityScore")] == pytest.approx(summary["quality_score"])
+    assert 0 < summary["quality_score"] <= 1
+    assert scores[("utility", "tstr_auc")] == pytest.approx(summary["utility"]["tstr_auc"])
+    assert scores[("privacy", "dcr_synthetic_median")] >= 0
+    per_column = wh.scalar(
+        "select count(*) from ml.synthetic_quality where metric_group = 'column_shapes' "
+        "and column_1 is not null"
+    )
+    assert per_column == 4  # order_count, monetary_amount, region, has_purchased
+    assert summary["utility"]["synthetic_label_rate"] == pytest.approx(
+        summary["utility"]["real_label_rate"], abs=0.01
+    )
+    lines = dict(format_quality(summary))
+    assert lines["quality score"] == f"{summary['quality_score']:.3f}"
+    assert "TSTR AUC (synthetic -> real)" in lines
+
+
+def test_model_is_in_the_registry(run):
+    wh, summary = run
+    record = load_model(wh, "synthesizer", summary["model_version"])
+    assert record.metrics["quality_score"] == pytest.approx(summary["quality_score"])
+    model = Synthesizer.load(wh)
+    assert set(model.sample(20).columns) == {
+        "order_count",
+        "monetary_amount",
+        "region",
+        "has_purchased",
+    }
+    assert not wh.exists("ml._synthetic_customers_scoring")  # scratch table cleaned up
+
+
+def test_conditions_and_privacy_filter():
+    wh = Warehouse.open(":memory:")
+    wh.write("features.customer_features", features())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = run_synth(
+            wh,
+            rows=100,
+            epochs=1,
+            batch_size=50,
+            conditions={"region": "east"},
+            privacy_filter=True,
+        )
+    assert summary["rows_written"] == 100
+    regions = wh.query("select distinct region from ml.synthetic_customers")["region"]
+    assert regions.to_pylist() == ["east"]
+
+
+def test_bad_input():
+    wh = Warehouse.open(":memory:")
+    wh.write("features.empty", features().iloc[:0])
+    with pytest.raises(InputError, match="features.empty is empty"):
+        run_synth(wh, "features.empty")
+    wh.write("features.customer_features", features())
+    with pytest.raises(InputError, match="rows must be at least 1"):
+        run_synth(wh, rows=0)
