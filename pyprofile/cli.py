@@ -301,7 +301,7 @@ def segment(
 ):
     """Learn customer segments and personas; write ml.customer_segments + ml.segment_profiles."""
     from pyprofile.errors import InputError
-    from pyprofile.segment_flow import format_summary, run_segmentation
+    from pyprofile.segment_flow import run_segmentation
 
     lo, sep, hi = k_range.partition(":")
     if not sep or not lo.isdigit() or not hi.isdigit() or int(lo) > int(hi):
@@ -309,8 +309,33 @@ def segment(
     summary = run_segmentation(
         _db(db), k=k, k_range=(int(lo), int(hi)), random_state=seed, verbose=True
     )
-    for title, rows in format_summary(summary):
-        console.print(_kv_table(title, rows))
+    table = Table(
+        title=f"{summary['k']} segments ({summary['method']}, {summary['model_version']})"
+    )
+    for col in ("segment", "name", "customers"):
+        table.add_column(col, justify="right" if col != "name" else "left")
+    for seg_id, name in summary["segments"].items():
+        size = summary["sizes"].get(seg_id, summary["sizes"].get(str(seg_id), 0))
+        table.add_row(str(seg_id), name, f"{size:,}")
+    console.print(table)
+    comparison = Table(title="model selection (the kept method is starred)")
+    metrics = sorted({m for v in summary["comparison"].values() if isinstance(v, dict) for m in v})
+    comparison.add_column("method")
+    for m in metrics:
+        comparison.add_column(m, justify="right")
+    for method, best in summary["comparison"].items():
+        if not isinstance(best, dict):
+            continue
+        star = " *" if method == summary["comparison"].get("kept") else ""
+        comparison.add_row(
+            method + star,
+            *(
+                f"{best[m]:.3f}" if isinstance(best.get(m), float) else str(best.get(m, ""))
+                for m in metrics
+            ),
+        )
+    console.print(comparison)
+    console.print(f"SQL scoring: {summary['macro']}", highlight=False)
 
 
 @app.command("score")
