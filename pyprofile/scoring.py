@@ -163,7 +163,6 @@ def run_scoring(
     exclude: Sequence[str] = (),
     propensity_model: str = "auto",
     macro_schema: str = "ml",
-    clv_months: int = 12,
     discount_rate: float = 0.01,
     random_state: int = 0,
 ) -> dict[str, Any]:
@@ -180,6 +179,7 @@ def run_scoring(
     ``"gbm"``). The ``churn_score`` / ``purchase_score`` macros are always the linear
     candidate; with ``propensity_model="linear"`` they equal the table's probabilities.
 
+    ``discount_rate`` is the monthly rate of ``clv_12m`` (12 months of 30 days).
     ``expected_purchases_90d`` is always over 90 days (``T`` is in days); ``horizon_days``
     is the label window of the training table and the window of the CLV holdout check
     (BG/NBD + Gamma-Gamma fitted at the cutoff, scored on the window's purchases and spend).
@@ -243,16 +243,7 @@ def run_scoring(
             ),
             "clv_12m": np.where(
                 known,
-                clv(
-                    bg,
-                    gg,
-                    f,
-                    r,
-                    T,
-                    np.nan_to_num(m),
-                    months=clv_months,
-                    discount_rate=discount_rate,
-                ),
+                clv(bg, gg, f, r, T, np.nan_to_num(m), months=12, discount_rate=discount_rate),
                 np.nan,
             ),
             "model_version": model_version,
@@ -276,9 +267,9 @@ def run_scoring(
     macros[f"{macro_schema}.p_alive"] = (["frequency", "recency", "T"], bg.p_alive_sql())
     macros[ep] = (["horizon", "frequency", "recency", "T"], bg.expected_purchases_sql())
     macros[ev] = (["frequency", "monetary_value"], gg.expected_value_sql())
-    macros[f"{macro_schema}.clv_{clv_months}m"] = (
+    macros[f"{macro_schema}.clv_12m"] = (
         list(LIFETIMES_COLUMNS),
-        clv_sql(ep, ev, months=clv_months, discount_rate=discount_rate),
+        clv_sql(ep, ev, months=12, discount_rate=discount_rate),
     )
     for name, (params, body) in macros.items():
         wh.publish_macro(name, params, body)
