@@ -16,6 +16,7 @@ import base64
 import html
 import io
 import math
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -724,7 +725,10 @@ def _section_churn(ctx: _Context) -> tuple[str, int]:
     n_panels = 1 + (lift is not None) + (len(reasons) > 0)
 
     def draw(fig):
-        axes = fig.subplots(1, n_panels, squeeze=False).ravel()
+        widths = [1.0] * n_panels
+        if len(reasons):
+            widths[-1] = 1.3  # room for the reason labels
+        axes = fig.subplots(1, n_panels, squeeze=False, width_ratios=widths).ravel()
         ax = axes[0]
         ax.hist(p, bins=np.linspace(0, 1, 26), color="#e15759", alpha=0.85)
         ax.axvline(0.5, color=INK, lw=1, ls="--")
@@ -752,9 +756,10 @@ def _section_churn(ctx: _Context) -> tuple[str, int]:
         if len(reasons):
             ax = axes[i]
             order = reasons.iloc[::-1]
-            ax.barh(order["reason"].astype(str), order["customers"], color="#b07aa1")
+            labels = [textwrap.fill(str(r), 22) for r in order["reason"]]
+            ax.barh(labels, order["customers"], color="#b07aa1")
             ax.set_xlabel("customers at risk (p >= 0.5)")
-            ax.set_title("Top churn reason")
+            ax.set_title("Main churn reason of at-risk customers")
             ax.grid(axis="y", visible=False)
             ax.tick_params(axis="y", labelsize=8)
 
