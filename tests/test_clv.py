@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,6 @@ from pyprofile.registry import pack, unpack
 from pyprofile.warehouse import Warehouse
 
 lifetimes = pytest.importorskip("lifetimes")
-warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def cdnow_summary(calibration_end: str | None = None, observation_end: str | None = None):
