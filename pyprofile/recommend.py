@@ -10,15 +10,18 @@ products per customer with a score and a readable reason. Methods:
   shrinkage term in the denominator and the ``neighbors`` most similar items kept per item.
 * ``ease`` - EASE^R (Steck, 2019): a closed-form item-item linear autoencoder
   ``B = I - P / diag(P)``, ``P = (X'X + lambda I)^-1``, over the products with at least
-  ``min_support`` customers (at most ``max_items`` of them, the most popular).
+  ``min_support`` customers (at most ``max_items`` of them, the most popular); ``lambda`` is
+  ``ease_lambda`` times the mean diagonal of ``X'X``, so one value suits many data sizes.
 * ``als`` - implicit-feedback matrix factorisation (Hu, Koren & Volinsky, 2008) by alternating
   least squares with a few conjugate-gradient steps per sweep, seeded.
 * ``auto`` - each of ``candidates`` is fitted on an inner time split of the training data (the
   latest ``validation_fraction`` of every customer's interactions held out) and the one with
   the best validation NDCG@10 is refitted on everything.
 
-The item-based methods score a customer's history weighted towards its recent end: the
-interaction ``j`` places before the latest weighs ``0.5 ** (j / history_half_life)``.
+Each customer x product's summed weight ``w`` enters as ``log2(1 + w)`` (``weighting="log"``;
+or ``"binary"``, ``"raw"``). The item-based methods score a customer's history weighted
+towards its recent end: the interaction ``j`` places before the latest weighs
+``0.5 ** (j / history_half_life)``.
 Customers without history (cold start) get their segment's or the overall popularity; when
 a personalised model has fewer than K positive scores the rest is filled the same way.
 """
@@ -38,6 +41,9 @@ from pyprofile.errors import InputError, NotFittedError
 from pyprofile.evaluate import as_frame, ranking_metrics, require_columns, time_split
 
 METHODS = ("popularity", "itemknn", "ease", "als")
+# How a customer x product's summed weight enters the models: dampened by default, so that
+# a product bought many times or viewed a hundred times does not drown the rest.
+WEIGHTINGS = {"log": lambda w: np.log2(1.0 + w), "binary": np.ones_like, "raw": lambda w: w}
 USER, ITEM, WEIGHT, TIME = "customer_id", "product_id", "weight", "timestamp"
 _BATCH = 1024  # customers scored per dense block
 
@@ -54,6 +60,7 @@ _PARAMS = (
     "alpha",
     "iterations",
     "history_half_life",
+    "weighting",
     "candidates",
     "validation_fraction",
     "exclude_seen",
@@ -77,7 +84,7 @@ class Recommender:
         k: int = 10,
         neighbors: int = 200,
         shrinkage: float = 50.0,
-        ease_lambda: float = 400.0,
+        ease_lambda: float = 10.0,
         min_support: int = 3,
         max_items: int = 2000,
         factors: int = 32,
@@ -85,6 +92,7 @@ class Recommender:
         alpha: float = 1.0,
         iterations: int = 15,
         history_half_life: float | None = 10.0,
+        weighting: str = "log",
         candidates: Sequence[str | dict[str, Any]] | None = None,
         validation_fraction: float = 0.2,
         exclude_seen: bool = True,
@@ -104,6 +112,7 @@ class Recommender:
         self.alpha = alpha
         self.iterations = iterations
         self.history_half_life = history_half_life
+        self.weighting = weighting
         self.candidates = candidates
         self.validation_fraction = validation_fraction
         self.exclude_seen = exclude_seen
@@ -159,6 +168,7 @@ class Recommender:
             chosen = {}
         start = time.perf_counter()
         params = {**self.get_params(), **chosen}
+        frame[WEIGHT] = WEIGHTINGS[params["weighting"]](frame[WEIGHT].to_numpy(np.float64))
         self._fit_data(frame, catalogue, seg, params["history_half_life"])
         self._fit_model(method, params)
         self.fit_seconds_ = time.perf_counter() - start
@@ -171,6 +181,8 @@ class Recommender:
             raise InputError(f"unknown method {self.method!r}; use auto or one of {METHODS}")
         if self.k < 1:
             raise InputError(f"k must be at least 1, got {self.k}")
+        if self.weighting not in WEIGHTINGS:
+            raise InputError(f"unknown weighting {self.weighting!r}; use one of {WEIGHTINGS}")
         if self.history_half_life is not None and self.history_half_life <= 0:
             raise InputError("history_half_life must be positive or None")
 
@@ -725,7 +737,8 @@ def _ease(
         return items.astype(np.int64), np.zeros((0, 0), np.float32)
     xs = x[:, items]
     gram = np.asarray((xs.T @ xs).todense(), dtype=np.float64)
-    gram[np.diag_indices_from(gram)] += lam
+    # lam is relative to the mean diagonal (an item's weight mass) so it transfers across sizes.
+    gram[np.diag_indices_from(gram)] += lam * np.diag(gram).mean()
     factor = scipy.linalg.cho_factor(gram, lower=True, overwrite_a=True, check_finite=False)
     p = scipy.linalg.cho_solve(factor, np.eye(len(items)), overwrite_b=True, check_finite=False)
     b = p / (-np.diag(p))[None, :]

@@ -65,18 +65,20 @@ def test_personalised_models_recommend_from_the_customers_taste_group(data, meth
 
 def test_popularity_matches_pandas(data):
     recs = Recommender("popularity").fit(data).recommend(["c0"], k=3)
-    totals = data.groupby("product_id").weight.sum()
+    # Weights enter as log2(1 + w) of each customer x product's total.
+    pairs = data.groupby(["customer_id", "product_id"]).weight.sum().reset_index()
+    totals = np.log2(1 + pairs.weight).groupby(pairs.product_id).sum().rename("weight")
     totals = totals.drop(data[data.customer_id == "c0"].product_id)
     expected = totals.reset_index().sort_values(["weight", "product_id"], ascending=[False, True])
     assert recs.product_id.tolist() == expected.product_id.head(3).tolist()
     assert recs.score.to_numpy() == pytest.approx(
-        expected.weight.head(3).to_numpy() / data.weight.sum()
+        expected.weight.head(3).to_numpy() / np.log2(1 + pairs.weight).sum()
     )
     assert (recs.reason == "popular overall").all()
 
 
 def test_itemknn_similarity_is_shrunk_cosine(data):
-    model = Recommender("itemknn", neighbors=50, shrinkage=2.0).fit(data)
+    model = Recommender("itemknn", neighbors=50, shrinkage=2.0, weighting="raw").fit(data)
     items = model.products_
     x = pd.crosstab(data.customer_id, data.product_id, data.weight, aggfunc="sum").fillna(0.0)
     x = x.reindex(columns=items).to_numpy()
@@ -94,10 +96,12 @@ def test_itemknn_similarity_is_shrunk_cosine(data):
 
 
 def test_ease_matches_closed_form(data):
-    model = Recommender("ease", ease_lambda=5.0, min_support=1, max_items=100).fit(data)
+    model = Recommender("ease", ease_lambda=0.5, min_support=1, max_items=100, weighting="raw")
+    model.fit(data)
     x = pd.crosstab(data.customer_id, data.product_id, data.weight, aggfunc="sum").fillna(0.0)
     x = x.reindex(columns=model.products_).to_numpy()
-    p = np.linalg.inv(x.T @ x + 5.0 * np.eye(x.shape[1]))
+    lam = 0.5 * np.mean(np.sum(x * x, axis=0))
+    p = np.linalg.inv(x.T @ x + lam * np.eye(x.shape[1]))
     b = np.eye(x.shape[1]) - p / np.diag(p)[None, :]
     np.fill_diagonal(b, 0.0)
     assert model.ease_weights_ == pytest.approx(b, abs=1e-5)
@@ -130,7 +134,8 @@ def test_cold_start_gets_segment_then_global_popularity(data):
     model = Recommender("ease", min_support=1).fit(data, segments=pa.Table.from_pandas(segments))
     recs = model.recommend(["new_odd", "stranger"], k=3)
     odd = data[data.customer_id.str[1:].astype(int) % 2 == 1]
-    top_odd = odd.groupby("product_id").weight.sum().reset_index()
+    odd = odd.groupby(["customer_id", "product_id"]).weight.sum().reset_index()
+    top_odd = np.log2(1 + odd.weight).groupby(odd.product_id).sum().reset_index()
     top_odd = top_odd.sort_values(["weight", "product_id"], ascending=[False, True])
     new = recs[recs.customer_id == "new_odd"]
     assert new.product_id.tolist() == top_odd.product_id.head(3).tolist()
@@ -211,6 +216,8 @@ def test_bad_input_is_reported_clearly(data):
         Recommender("popularity").fit(data.assign(weight=-1.0))
     with pytest.raises(InputError, match="null"):
         Recommender("popularity").fit(data.assign(customer_id=None))
+    with pytest.raises(InputError, match="unknown weighting"):
+        Recommender("popularity", weighting="sqrt").fit(data)
     with pytest.raises(InputError, match="unknown method"):
         Recommender("bpr").fit(data)
     with pytest.raises(NotFittedError):
