@@ -45,7 +45,8 @@ METHODS = ("popularity", "itemknn", "ease", "als")
 # a product bought many times or viewed a hundred times does not drown the rest.
 WEIGHTINGS = {"log": lambda w: np.log2(1.0 + w), "binary": np.ones_like, "raw": lambda w: w}
 USER, ITEM, WEIGHT, TIME = "customer_id", "product_id", "weight", "timestamp"
-_BATCH = 1024  # customers scored per dense block
+_BATCH = 1024  # customers scored per dense block...
+_BLOCK_CELLS = 8_000_000  # ...of at most this many customer x product scores
 
 _PARAMS = (
     "method",
@@ -310,7 +311,8 @@ class Recommender:
         return out
 
     def _fallback(self, customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Popularity row per customer (segment when known and non-empty) and whether it is the segment's."""
+        """Popularity row per customer (its segment's when known and non-empty) and whether
+        that row is the segment's."""
         seg_idx = pd.Index(self.segments_).get_indexer(
             [self.segment_of_.get(c, None) for c in customers]
         )
@@ -332,8 +334,9 @@ class Recommender:
 
         ``customer_ids`` defaults to every customer seen in ``fit`` (interactions or segments).
         Unknown customers are cold start: segment or overall popularity. Already-seen products
-        are excluded unless ``exclude_seen=False``. Scores are the model's (popularity: share
-        of the segment's or overall interaction weight) and do not increase with rank.
+        are excluded unless ``exclude_seen=False``. Model-scored products rank first, by the
+        model's score; when fewer than ``k`` have a positive score, popular products fill the
+        list with their popularity share (of the segment's or overall weight) as score.
         """
         self._check_fitted()
         k = self.k if k is None else int(k)
@@ -345,9 +348,10 @@ class Recommender:
         else:
             ids = _as_list(customer_ids)
         customers = np.asarray(list(dict.fromkeys(ids)), dtype=object)
+        batch = max(1, min(_BATCH, _BLOCK_CELLS // max(len(self.products_), 1)))
         frames = [
-            self._recommend_block(customers[s : s + _BATCH], k, exclude, reasons)
-            for s in range(0, len(customers), _BATCH)
+            self._recommend_block(customers[s : s + batch], k, exclude, reasons)
+            for s in range(0, len(customers), batch)
         ]
         if not frames:
             return _empty_recs()
