@@ -117,6 +117,7 @@ def run_synth(
         "training_rows": len(train_idx),
         "holdout_rows": len(hold_idx),
         "rows_written": synthetic.num_rows,
+        "rows": synthetic.num_rows,
         "excluded_columns": {**model.transformer_.excluded_, **dict.fromkeys(all_null, "all null")},
         "label": label,
         "conditions": conditions or {},
