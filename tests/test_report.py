@@ -386,7 +386,9 @@ class _DevTools:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4) if _fds_open(3, 4) else (),
+            # fds 3 and 4 are set up after fork and must survive exec: no close_fds (Python's
+            # own descriptors are close-on-exec anyway, PEP 446)
+            close_fds=False,
             preexec_fn=wire,
         )
         os.close(cmd_r)
@@ -457,55 +459,44 @@ class _DevTools:
         os.close(self._resp_r)
 
 
-def _fds_open(*fds: int) -> bool:
-    try:
-        for fd in fds:
-            os.fstat(fd)
-    except OSError:
-        return False
-    return True
-
-
-def _open_in_chromium(page: Path, profile: Path, width: int = 1280):
-    """Load ``page``; return (problems, request urls, image stats, screenshot PNG bytes)."""
-    tools = _DevTools(profile)
-    try:
-        target = tools.call("Target.createTarget", {"url": "about:blank"}, browser=True)
-        attached = tools.call(
-            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}, browser=True
-        )
-        tools.session = attached["sessionId"]
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            tools.call(f"{domain}.enable")
-        tools.call(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
-        )
-        tools.call("Page.navigate", {"url": page.resolve().as_uri()})
-        tools.wait_for("Page.loadEventFired")
-        tools.drain(0.5)
-        images = tools.call(
-            "Runtime.evaluate",
-            {
-                "expression": "JSON.stringify(Array.from(document.images).map("
-                "i => [i.className, i.complete, i.naturalWidth, i.naturalHeight]))",
-                "returnByValue": True,
-            },
-        )
-        metrics = tools.call("Page.getLayoutMetrics")
-        height = int(metrics["cssContentSize"]["height"])
-        shot = tools.call(
-            "Page.captureScreenshot",
-            {
-                "format": "png",
-                "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
-            },
-        )
-    finally:
-        tools.close()
+def _visit(tools: _DevTools, page: Path, width: int) -> dict:
+    """Open ``page`` in a new tab: problems (console errors, exceptions, error log entries,
+    failed loads), requested urls, per-image load state and a full-page PNG screenshot."""
+    target = tools.call("Target.createTarget", {"url": "about:blank"}, browser=True)
+    attached = tools.call(
+        "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}, browser=True
+    )
+    tools.session = attached["sessionId"]
+    for domain in ("Page", "Runtime", "Log", "Network"):
+        tools.call(f"{domain}.enable")
+    tools.call(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+    )
+    tools.call("Page.navigate", {"url": page.resolve().as_uri()})
+    tools.wait_for("Page.loadEventFired")
+    tools.drain(0.5)
+    images = tools.call(
+        "Runtime.evaluate",
+        {
+            "expression": "JSON.stringify(Array.from(document.images).map("
+            "i => [i.className, i.complete, i.naturalWidth, i.naturalHeight]))",
+            "returnByValue": True,
+        },
+    )
+    height = int(tools.call("Page.getLayoutMetrics")["cssContentSize"]["height"])
+    shot = tools.call(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+        },
+    )
     problems, urls = [], []
     for ev in tools.events:
+        if ev.get("sessionId") != tools.session:
+            continue
         method, params = ev.get("method"), ev.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
             problems.append(f"console.{params['type']}: {params.get('args')}")
@@ -517,7 +508,20 @@ def _open_in_chromium(page: Path, profile: Path, width: int = 1280):
             problems.append(f"network: {params.get('errorText')}")
         elif method == "Network.requestWillBeSent":
             urls.append(params["request"]["url"])
-    return problems, urls, json.loads(images["result"]["value"]), base64.b64decode(shot["data"])
+    return {
+        "problems": problems,
+        "urls": urls,
+        "images": json.loads(images["result"]["value"]),
+        "png": base64.b64decode(shot["data"]),
+    }
+
+
+def _open_in_chromium(pages: list[Path], profile: Path, width: int = 1280) -> list[dict]:
+    tools = _DevTools(profile)
+    try:
+        return [_visit(tools, page, width) for page in pages]
+    finally:
+        tools.close()
 
 
 @pytest.mark.skipif(
@@ -530,20 +534,30 @@ def test_report_in_headless_chromium(full_report, tmp_path):
     summary, text = full_report
     page = tmp_path / "report.html"
     page.write_text(text, encoding="utf-8")
-    problems, urls, images, png = _open_in_chromium(page, tmp_path / "profile")
-    (tmp_path / "report.png").write_bytes(png)
+    # a broken page first: proves that the checks below would see errors and network use
+    broken = tmp_path / "broken.html"
+    broken.write_text(
+        "<html><body><script>console.error('boom'); undefinedFunction();</script>"
+        '<img src="http://127.0.0.1:9/x.png"></body></html>',
+        encoding="utf-8",
+    )
+    bad, good = _open_in_chromium([broken, page], tmp_path / "profile")
+    assert any("boom" in p for p in bad["problems"])
+    assert any("undefinedFunction" in p for p in bad["problems"])
+    assert "http://127.0.0.1:9/x.png" in bad["urls"]
+
+    (tmp_path / "report.png").write_bytes(good["png"])
     keep = os.environ.get("PYPROFILE_REPORT_SCREENSHOT")  # to look at it: set a path
     if keep:
         shutil.copyfile(tmp_path / "report.png", keep)
-
-    assert problems == []
+    assert good["problems"] == []
     # self-contained: the page itself is the only thing loaded besides inline data: URIs
-    assert [u for u in urls if not u.startswith(("file://", "data:"))] == []
-    plots = [i for i in images if i[0] == "plot"]
+    assert [u for u in good["urls"] if not u.startswith(("file://", "data:"))] == []
+    plots = [i for i in good["images"] if i[0] == "plot"]
     assert len(plots) == summary.plots == 9
     assert all(complete and w > 0 and h > 0 for _, complete, w, h in plots)
 
-    shot = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
+    shot = np.asarray(Image.open(io.BytesIO(good["png"])).convert("RGB"), dtype=float)
     assert shot.shape[1] == 1280 and shot.shape[0] > 3000  # the whole page, not one screen
     assert shot.std() > 20  # not blank
     # the plots' own colours are on screen: segment bars, churn histogram, CLV histogram
