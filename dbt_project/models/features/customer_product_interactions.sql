@@ -62,7 +62,9 @@ weighted as (
             / {{ half_life }})
         {%- endif %} as weight
     from interactions as x
+    {%- if half_life %}
     cross join as_of as a
+    {%- endif %}
 )
 
 select
