@@ -16,6 +16,7 @@ import base64
 import html
 import io
 import math
+import re
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ SYNTH_NUMERIC = (
     "discount_share",
 )
 SYNTH_CATEGORICAL = ("rfm_segment", "region", "channel", "income_band", "gender")
+WORST_COLUMNS = 12  # column-shape scores shown: the lowest ones
 
 PALETTE = (
     "#4e79a7",
@@ -424,8 +426,10 @@ def _persona_card(row, prof, total: int, color: str, stats: pd.DataFrame) -> str
     desc = ""
     if prof is not None:
         if isinstance(prof.get("description"), str):
-            desc = f"<p>{html.escape(prof['description'])}</p>"
-        facts += _profile_facts(prof)
+            desc = _description(prof["description"], str(row.segment_name))
+        facts += [
+            (k, v) for k, v in _profile_facts(prof) if not (desc and k == "stands out on")
+        ]  # the description already names (and quantifies) the standout features
     rows = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts[:8])
     return (
         f'<div class="persona" style="border-top-color:{color}">'
@@ -434,6 +438,18 @@ def _persona_card(row, prof, total: int, color: str, stats: pd.DataFrame) -> str
         f'<div class="persona-size">{int(row.customers):,} customers · {share:.0%}</div>'
         f"{desc}<dl>{rows}</dl></div>"
     )
+
+
+def _description(text: str, name: str) -> str:
+    """The persona text: its first informative sentence, the rest folded under "more"."""
+    sentences = [x for x in re.split(r"(?<=[.!?])\s+(?=[A-Z])", text.strip()) if x]
+    if len(sentences) > 1 and sentences[0].lower().startswith(name.lower()):
+        sentences = sentences[1:]  # "<name>: N customers (x% of the base)." repeats the header
+    head = f"<p>{html.escape(sentences[0])}</p>" if sentences else ""
+    if len(sentences) > 1:
+        rest = html.escape(" ".join(sentences[1:]))
+        head += f"<details><summary>more</summary><p>{rest}</p></details>"
+    return head
 
 
 def _stat_facts(stats: pd.DataFrame, segment_id: Any) -> list[tuple[str, str]]:
@@ -456,7 +472,7 @@ def _profile_facts(prof: pd.Series) -> list[tuple[str, str]]:
             pct = prof.get("dominant_rfm_share") if key == "dominant_rfm_segment" else None
             if isinstance(pct, float | np.floating) and math.isfinite(pct):
                 value = f"{value} ({pct:.0%})"
-            out.append((label, value))
+            out.append((label, value.replace("_", " ")))
     for key, value in prof.items():
         if key in _PROFILE_SKIP or key in _PROFILE_FACTS or key.startswith(("z_", "mean_")):
             continue
@@ -545,28 +561,32 @@ def _section_map(ctx: _Context) -> tuple[str, int]:
         raise _Skip(f"table {SEGMENTS} has no map coordinates")
     colors = ctx.segment_colors()
 
+    numbers = {name: i + 1 for i, name in enumerate(colors)}
+
     def draw(fig):
         ax = fig.add_subplot()
-        for name, part in data.groupby("segment_name", sort=False):
+        groups = list(data.groupby("segment_name", sort=False))
+        for name, part in groups:
             ax.scatter(
                 part["map_x"],
                 part["map_y"],
                 s=7,
                 alpha=0.55,
                 color=colors.get(name, ACCENT),
-                label=str(name),
+                label=f"{numbers.get(name, '?')}  {name}",
                 linewidths=0,
                 rasterized=True,  # thousands of points: one embedded bitmap, not SVG paths
             )
-        for name, part in data.groupby("segment_name", sort=False):
+        for name, part in groups:  # a numbered badge at each segment's median point
             ax.annotate(
-                str(name),
+                str(numbers.get(name, "?")),
                 (part["map_x"].median(), part["map_y"].median()),
                 ha="center",
+                va="center",
                 fontsize=9,
                 fontweight="bold",
-                color=INK,
-                bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.8},
+                color="white",
+                bbox={"boxstyle": "circle,pad=0.3", "fc": colors.get(name, ACCENT), "ec": INK},
             )
         ax.set_xticks([])
         ax.set_yticks([])
@@ -614,8 +634,9 @@ def _section_synthetic(ctx: _Context) -> tuple[str, int]:
         tiles, shapes = quality
         body = _tiles(tiles) + body
         if len(shapes):
-            draw = partial(_draw_shapes, shapes=shapes)
-            body += _plot("quality score per column", 9, _bars_height(len(shapes), 0.3), draw)
+            worst = shapes.head(WORST_COLUMNS).iloc[::-1]
+            draw = partial(_draw_shapes, shapes=worst, total=len(shapes))
+            body += _plot("quality score per column", 9, _bars_height(len(worst), 0.3), draw)
             plots += 1
     return body, plots
 
@@ -626,6 +647,36 @@ def _patch(color: str, label: str):
     return Patch(facecolor=color, alpha=0.6, label=label)
 
 
+def _bin_edges(values: np.ndarray, bins: int = 30) -> tuple[np.ndarray, bool]:
+    """Histogram edges over the 0.5-99.5th percentiles, and whether they are logarithmic.
+
+    Non-negative heavy-tailed values (99.5th percentile over 20x the median) get log-spaced
+    edges (below 1 a single bin); integer values get edges between integers, none empty."""
+    lo, hi = (float(v) for v in np.nanpercentile(values, [0.5, 99.5]))
+    hi = max(hi, lo + 1.0)
+    integer = bool(np.all(values == np.round(values)))
+    log = lo >= 0 and hi > 20 * max(float(np.median(values)), 1.0)
+    if log:
+        edges = np.geomspace(max(lo, 1.0), hi, bins)
+        if lo < 1.0:
+            edges = np.concatenate([[lo], edges])
+        if integer:
+            edges = np.unique(np.round(edges - 0.5)) + 0.5
+            edges = np.concatenate([[lo - 0.5], edges[edges > lo - 0.5]])
+    elif integer:
+        step = max(1.0, math.ceil((hi - lo) / bins))
+        edges = np.arange(lo - 0.5, hi + step, step)
+    else:
+        edges = np.linspace(lo, hi, bins + 1)
+    return edges, log
+
+
+def _compact(value: float) -> str:
+    if value >= 1000:
+        return _money(value).replace(".0", "")
+    return f"{value:g}"
+
+
 def _draw_numeric_compare(ax, real: pd.Series, synth: pd.Series) -> None:
     r = pd.to_numeric(real, errors="coerce").dropna().to_numpy(dtype=float)
     s = pd.to_numeric(synth, errors="coerce").dropna().to_numpy(dtype=float)
@@ -633,12 +684,22 @@ def _draw_numeric_compare(ax, real: pd.Series, synth: pd.Series) -> None:
     if both.size == 0:
         ax.text(0.5, 0.5, "no values", ha="center", transform=ax.transAxes)
         return
-    lo, hi = np.nanpercentile(both, [0.5, 99.5])
-    if hi <= lo:
-        hi = lo + 1.0
-    edges = np.linspace(lo, hi, 31)
-    ax.hist(np.clip(r, lo, hi), bins=edges, density=True, alpha=0.45, color=ACCENT)
-    ax.hist(np.clip(s, lo, hi), bins=edges, density=True, histtype="step", lw=1.8, color=SYNTH)
+    edges, log = _bin_edges(both)
+    if log:  # a narrow linear part below 1, logarithmic above; ticks at 0 and powers of ten
+        from matplotlib.ticker import NullLocator
+
+        ax.set_xscale("symlog", linthresh=1.0, linscale=0.25)
+        powers = 10.0 ** np.arange(1, math.floor(math.log10(edges[-1])) + 1)
+        ticks = ([0.0] if edges[0] < 1 else []) + list(powers)
+        ax.set_xticks(ticks, [_compact(t) for t in ticks])
+        ax.xaxis.set_minor_locator(NullLocator())
+    for values, style in (
+        (r, {"alpha": 0.45, "color": ACCENT}),
+        (s, {"histtype": "step", "lw": 1.8, "color": SYNTH}),
+    ):
+        if values.size:  # share of customers per bin, so both samples are comparable
+            weights = np.full(values.size, 1.0 / values.size)
+            ax.hist(np.clip(values, edges[0], edges[-1]), bins=edges, weights=weights, **style)
     ax.set_yticks([])
 
 
@@ -682,7 +743,7 @@ def _quality_rows(ctx: _Context) -> tuple[list[tuple[str, str]], pd.DataFrame] |
     if tstr is not None and trtr is not None:
         tiles.append(("AUC trained on synthetic / real", f"{tstr:.3f} / {trtr:.3f}"))
     shapes = q[(q["metric_group"] == "column_shapes") & q["column_1"].notna()]
-    shapes = shapes[["column_1", "metric", "score"]].dropna().sort_values("score")
+    shapes = shapes[["column_1", "metric", "score"]].dropna().sort_values("score", kind="stable")
     return tiles, shapes
 
 
@@ -690,7 +751,7 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.0%}"
 
 
-def _draw_shapes(fig, shapes: pd.DataFrame) -> None:
+def _draw_shapes(fig, shapes: pd.DataFrame, total: int) -> None:
     ax = fig.add_subplot()
     colors = [
         "#e15759" if v < 0.7 else ("#edc948" if v < 0.85 else "#59a14f") for v in shapes["score"]
@@ -698,7 +759,12 @@ def _draw_shapes(fig, shapes: pd.DataFrame) -> None:
     ax.barh(shapes["column_1"].astype(str), shapes["score"], color=colors)
     ax.set_xlim(0, 1)
     ax.set_xlabel("similarity of real and synthetic distributions (1 = identical)")
-    ax.set_title("Column shape score per column")
+    what = (
+        f"the {len(shapes)} least well matched of {total} columns"
+        if total > len(shapes)
+        else "every column"
+    )
+    ax.set_title(f"Column shape score: {what}")
     ax.grid(axis="y", visible=False)
     ax.tick_params(axis="y", labelsize=8)
 
@@ -756,7 +822,7 @@ def _section_churn(ctx: _Context) -> tuple[str, int]:
         if len(reasons):
             ax = axes[i]
             order = reasons.iloc[::-1]
-            labels = [textwrap.fill(str(r), 22) for r in order["reason"]]
+            labels = [textwrap.fill(str(r), 24, break_long_words=False) for r in order["reason"]]
             ax.barh(labels, order["customers"], color="#b07aa1")
             ax.set_xlabel("customers at risk (p >= 0.5)")
             ax.set_title("Main churn reason of at-risk customers")
@@ -908,6 +974,8 @@ def _section_recommendations(ctx: _Context) -> tuple[str, int]:
     top["label"] = [labels.get(p, str(p)) for p in top["product_id"]]
     ctx.data["top_recommendations"] = top
     groups = list(dict.fromkeys(top["grp"]))
+    known = list(ctx.segment_colors()) if "segment" in source else []
+    groups.sort(key=lambda g: (known.index(g) if g in known else len(known), str(g)))
     top_share = float((top["customers"] / top["total"]).max())
     colors = ctx.segment_colors() if "segment" in source else {}
     ncols = 2 if len(groups) > 1 else 1
@@ -924,14 +992,15 @@ def _section_recommendations(ctx: _Context) -> tuple[str, int]:
                 ax.text(v, y, f" {v:.0%}", va="center", fontsize=8, color=INK)
             ax.set_xlim(0, top_share * 1.15)
             ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-            ax.set_title(f"{grp} ({int(part['total'].iloc[0]):,} customers)", fontsize=10)
+            title = textwrap.shorten(str(grp), 44, placeholder="...")
+            ax.set_title(f"{title}\n{int(part['total'].iloc[0]):,} customers", fontsize=10)
             ax.grid(axis="y", visible=False)
             ax.tick_params(axis="y", labelsize=8)
         for ax in axes[len(groups) :]:
             ax.set_visible(False)
         fig.supxlabel("share of the group's customers with the product in their top 3", fontsize=9)
 
-    body = _plot("top recommended products per segment", 11, 2.1 * nrows + 0.5, draw)
+    body = _plot("top recommended products per segment", 11, 2.4 * nrows + 0.5, draw)
     what = "learned segment" if "segment" in source else ("RFM segment" if source else "all")
     return body + _note(f"Grouped by {what}; product labels are id · category · brand."), 1
 
@@ -1062,9 +1131,11 @@ img.plot{display:block;max-width:100%;height:auto;margin:10px auto}
 .persona .dot{width:10px;height:10px;border-radius:50%;display:inline-block}
 .persona-size{color:#6b7280;font-size:13px;margin:2px 0 6px}
 .persona p{margin:6px 0;font-size:14px}
-.persona dl{display:grid;grid-template-columns:auto 1fr;gap:2px 10px;margin:6px 0 0;font-size:13px}
+.persona dl{display:grid;grid-template-columns:8.5em 1fr;gap:2px 10px;margin:8px 0 0;font-size:13px}
 .persona dt{color:#6b7280}
-.persona dd{margin:0;font-weight:600}
+.persona dd{margin:0;font-weight:600;overflow-wrap:anywhere}
+.persona details{font-size:13px;color:#4b5563}
+.persona summary{cursor:pointer;color:#4e79a7}
 footer{color:#9ca3af;font-size:12px;text-align:center;padding:0 0 30px}
 """
 

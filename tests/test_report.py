@@ -363,8 +363,10 @@ class _DevTools:
         self._resp_r, resp_w = os.pipe()
 
         def wire():  # in the child: the pipe ends on the fds Chromium expects
-            os.dup2(cmd_r, 3)
+            os.dup2(cmd_r, 3)  # resp_w is never 3: it was opened after cmd_r
             os.dup2(resp_w, 4)
+            for fd in (3, 4):  # dup2 onto itself keeps close-on-exec: clear it
+                os.set_inheritable(fd, True)
 
         flags = [
             "--headless",
