@@ -22,15 +22,18 @@ Preprocessing (documented choices, all fitted on the training rows and reproduce
   Scaled values are clipped to ``[-clip, clip]`` so a few extreme customers cannot claim a
   segment of their own.
 
-Model: a small ReLU autoencoder (torch, seeded with a local generator, device ``"auto"``)
-maps the scaled features to ``embedding_dim`` numbers; k-means runs on the embedding for each
-``k`` in ``k_range``; each criterion (silhouette on a sample, Davies-Bouldin,
-Calinski-Harabasz) votes for its best ``k`` and the majority wins (silhouette breaks a
-three-way split). The autoencoder is then fine-tuned for ``cluster_epochs`` with a
-deep-clustering loss (reconstruction + ``cluster_weight`` x squared distance to the nearest
-centroid, DCN-style) and the embedding is standardised (folded into the last layer). Plain k-means on the scaled features is run
-the same way; the path that wins at least two of the three criteria (each measured in the
-space it clustered) is kept. Every score is kept in ``scores_`` and ``comparison_``.
+Model: plain k-means runs on the scaled features for each ``k`` in ``k_range`` (its ``k`` is
+the majority vote of silhouette on a sample, Davies-Bouldin and Calinski-Harabasz). A small
+ReLU autoencoder (torch, seeded with a local generator, device ``"auto"``) maps the scaled
+features to ``embedding_dim`` numbers and is fine-tuned with a deep-clustering loss
+(reconstruction + ``cluster_weight`` x squared distance to the nearest center, DCN-style)
+starting from the plain k-means centers; the embedding is standardised (folded into the last
+layer) and k-means runs on it. The autoencoder's ``k`` is chosen by fine-tuning briefly for
+every candidate on a sample and scoring the three criteria: the finest ``k`` that is a local
+peak of silhouette and dip of Davies-Bouldin within ``k_tolerance`` of the best silhouette
+(see :func:`_finest_peak`). The path (autoencoder or plain k-means) that wins at least two of
+the three criteria, each measured in the space it clustered, is kept. Every score is in
+``scores_`` (per method, k and stage) and ``comparison_``.
 
 Scoring is done in float64 numpy with sums accumulated in a fixed order, the same order as the
 SQL that :meth:`Segmenter.to_sql` writes, so the persisted ``segment_of`` macro returns exactly
@@ -364,6 +367,16 @@ class _Autoencoder:
             if verbose:
                 log.info("autoencoder %s epoch %d/%d  %s", phase, epoch + 1, epochs, record)
 
+    def clone(self, seed: int) -> _Autoencoder:
+        """An independent copy of the current weights, with its own generator."""
+        import copy
+
+        other = copy.copy(self)
+        other.encoder = copy.deepcopy(self.encoder)
+        other.decoder = copy.deepcopy(self.decoder)
+        other.gen = self.torch.Generator().manual_seed(seed)
+        return other
+
     def layers(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Encoder weights and biases as float64 arrays (what SQL and predict use)."""
         return [
@@ -424,6 +437,27 @@ def _best_k(rows: list[dict[str, float]]) -> int:
         if votes.count(k) >= 2:
             return k
     return votes[0]
+
+
+def _finest_peak(rows: list[dict[str, float]], tolerance: float) -> int:
+    """The finest k that is a local optimum of silhouette (peak) and Davies-Bouldin (dip) over
+    the k grid, with a silhouette within ``tolerance`` (relative) of the best; else the
+    majority vote of :func:`_best_k`.
+
+    Customer data is often hierarchical (buyers vs browsers, then kinds of buyers) and the
+    coarsest split tends to score best; segments are meant to act on, so among near-best
+    local optima the finer one is kept.
+    """
+    table = pd.DataFrame(rows).sort_values("k", ignore_index=True)
+    sil, dbi = table["silhouette"].to_numpy(), table["davies_bouldin"].to_numpy()
+    floor = (1 - tolerance) * sil.max()
+    chosen = None
+    for i in range(len(table)):
+        left, right = max(i - 1, 0), min(i + 1, len(table) - 1)
+        peak = sil[i] >= max(sil[left], sil[right]) and dbi[i] <= min(dbi[left], dbi[right])
+        if peak and sil[i] >= floor:
+            chosen = int(table["k"].iloc[i])
+    return chosen if chosen is not None else _best_k(rows)
 
 
 def _votes(a: dict[str, float], b: dict[str, float]) -> int:
@@ -517,6 +551,15 @@ class Segmenter:
     ----------
     k : number of segments, or None to choose it from ``k_range`` (inclusive).
     embedding_dim, hidden_dim, epochs, batch_size, learning_rate : autoencoder shape and training.
+    noise : std of Gaussian input noise while training (denoising autoencoder; 0 = off).
+    cluster_epochs, cluster_weight : deep-clustering fine-tune (epochs; weight of the squared
+        distance to the nearest center next to the reconstruction loss); 0 epochs = off.
+    selection_epochs, selection_rows : the short fine-tune and the sample used to score each
+        candidate k of the autoencoder path.
+    k_tolerance : the autoencoder path takes the largest k that is a local peak of silhouette
+        and a local dip of Davies-Bouldin with a silhouette within this fraction of the best.
+    standardize_embedding : give every embedding dimension unit variance (folded into the
+        encoder's last layer, so SQL needs no extra step).
     method : ``"auto"`` (keep the better of autoencoder + k-means and plain k-means),
         ``"autoencoder"`` or ``"kmeans"``.
     columns : feature columns to use (None: every usable column except ``exclude``).
@@ -543,6 +586,9 @@ class Segmenter:
         noise: float = 0.0,
         cluster_epochs: int = 20,
         cluster_weight: float = 0.1,
+        selection_epochs: int = 10,
+        selection_rows: int = 5000,
+        k_tolerance: float = 0.1,
         standardize_embedding: bool = True,
         method: str = "auto",
         columns: list[str] | None = None,
@@ -567,6 +613,9 @@ class Segmenter:
         self.noise = noise
         self.cluster_epochs = cluster_epochs
         self.cluster_weight = cluster_weight
+        self.selection_epochs = selection_epochs
+        self.selection_rows = selection_rows
+        self.k_tolerance = k_tolerance
         self.standardize_embedding = standardize_embedding
         self.method = method
         self.columns = columns
@@ -674,10 +723,11 @@ class Segmenter:
         seed = int(rng.integers(2**31 - 1))
         results: dict[str, dict[str, Any]] = {}
         self.history_: list[dict[str, float]] = []
+        plain = self._search(z, k_values, seed, [])  # also the autoencoder's starting centers
         if self.method in ("auto", "autoencoder"):
-            results["autoencoder"] = self._fit_autoencoder(z, k_values, seed)
+            results["autoencoder"] = self._fit_autoencoder(z, k_values, seed, plain["all_centers"])
         if self.method in ("auto", "kmeans"):
-            results["kmeans"] = self._search(z, k_values, seed, [])
+            results["kmeans"] = plain
         if len(results) == 2:
             ae, km = results["autoencoder"]["best"], results["kmeans"]["best"]
             chosen = "autoencoder" if _votes(ae, km) >= 2 else "kmeans"
@@ -700,10 +750,15 @@ class Segmenter:
         self._fit_map(space[train_idx])
         return self
 
-    def _fit_autoencoder(self, z: np.ndarray, k_values: list[int], seed: int) -> dict[str, Any]:
-        """Pretrain, choose k on the embedding, then (optionally) fine-tune towards the centers."""
-        from sklearn.cluster import KMeans
+    def _fit_autoencoder(
+        self, z: np.ndarray, k_values: list[int], seed: int, z_centers: dict[int, np.ndarray]
+    ) -> dict[str, Any]:
+        """Pretrain; choose k; fine-tune towards k centers (DCN-style); k-means on the result.
 
+        The fine-tune starts from the centers of plain k-means on the scaled features (mapped
+        into the embedding), which makes it stable across seeds. With several candidate k,
+        each is fine-tuned briefly on a sample and scored, and :func:`_finest_peak` picks k.
+        """
         ae = _Autoencoder(
             z.shape[1],
             hidden_dim=self.hidden_dim,
@@ -719,30 +774,59 @@ class Segmenter:
             "verbose": self.verbose,
         }
         self.history_ = ae.train(z, epochs=self.epochs, **train)
-        layers = ae.layers()
-        result = self._search(_encode(z, layers), k_values, seed, layers)
-        if self.cluster_epochs > 0:
-            raw = _encode(z, layers)
-            k = int(result["best"]["k"])
-            km = KMeans(n_clusters=k, n_init=self.n_init, random_state=seed).fit(raw)
-            self.history_ += ae.train(
-                z,
-                epochs=self.cluster_epochs,
-                centers=km.cluster_centers_,
-                gamma=self.cluster_weight,
-                phase="cluster",
-                **train,
+        pretrained = ae.layers()
+
+        def tuned(k: int, data: np.ndarray, epochs: int) -> tuple[list, list]:
+            layers, history = pretrained, []
+            if epochs > 0:
+                labels = np.argmin(squared_distances(data, z_centers[k]), axis=1)
+                emb = _encode(data, pretrained)
+                init = np.vstack(
+                    [
+                        emb[labels == c].mean(axis=0) if (labels == c).any() else emb.mean(axis=0)
+                        for c in range(k)
+                    ]
+                )
+                clone = ae.clone(seed + k)
+                history = clone.train(
+                    data,
+                    epochs=epochs,
+                    centers=init,
+                    gamma=self.cluster_weight,
+                    phase=f"cluster k={k}",
+                    **train,
+                )
+                layers = clone.layers()
+            if self.standardize_embedding:
+                layers = _standardize_last(layers, _encode(data, layers))
+            return layers, history
+
+        rows: list[dict[str, Any]] = []
+        best_k = k_values[0]
+        if len(k_values) > 1:
+            rng = np.random.default_rng(seed)
+            sample = (
+                z[np.sort(rng.choice(len(z), self.selection_rows, replace=False))]
+                if len(z) > self.selection_rows
+                else z
             )
-            layers = ae.layers()
-        if self.standardize_embedding:
-            layers = _standardize_last(layers, _encode(z, layers))
-        if self.cluster_epochs > 0 or self.standardize_embedding:
-            final = self._search(_encode(z, layers), [int(result["best"]["k"])], seed, layers)
-            final["rows"] = [{**r, "stage": "pretrained"} for r in result["rows"]] + [
-                {**r, "stage": "final"} for r in final["rows"]
-            ]
-            result = final
-        return result
+            for k in k_values:
+                layers_k, _ = tuned(k, sample, min(self.cluster_epochs, self.selection_epochs))
+                scored, _ = _cluster_scores(
+                    _encode(sample, layers_k),
+                    [k],
+                    n_init=self.n_init,
+                    seed=seed,
+                    silhouette_sample=self.silhouette_sample,
+                )
+                rows += [{**r, "stage": "selection"} for r in scored]
+            if rows:
+                best_k = _finest_peak(rows, self.k_tolerance)
+        layers, history = tuned(best_k, z, self.cluster_epochs)
+        self.history_ += history
+        final = self._search(_encode(z, layers), [best_k], seed, layers)
+        final["rows"] = rows + [{**r, "stage": "final"} for r in final["rows"]]
+        return final
 
     def _search(
         self, space: np.ndarray, k_values: list[int], seed: int, layers: list
@@ -764,6 +848,7 @@ class Segmenter:
             "rows": rows,
             "best": best,
             "centers": centers[best_k],
+            "all_centers": centers,
             "layers": layers,
             "space_fn": (lambda z: _encode(z, layers)) if layers else (lambda z: z),
         }

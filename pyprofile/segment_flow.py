@@ -144,7 +144,36 @@ def run_segmentation(
         "segments": {int(s): names[s] for s in segmenter.segment_ids_},
         "sizes": segmenter.segment_sizes_,
         "comparison": segmenter.comparison_,
+        "rows": counts[SEGMENTS_TABLE],
         "tables": counts,
         "macro": macro_call,
         "seconds": time.perf_counter() - started,
     }
+
+
+def format_summary(summary: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """The summary as (title, [(metric, value), ...]) tables for the CLI."""
+    run = [
+        ("model version", summary["model_version"]),
+        ("previous version", summary["previous_version"] or "none"),
+        ("customers", f"{summary['n_customers']:,}"),
+        ("segments (k)", summary["k"]),
+        ("kept", summary["method"]),
+        ("seconds", f"{summary['seconds']:.1f}"),
+        ("macro", summary["macro"].split("(")[0] + "(...)"),
+    ]
+    for method in ("autoencoder", "kmeans"):
+        if method in summary["comparison"]:
+            c = summary["comparison"][method]
+            run.append(
+                (
+                    f"{method} (k={c['k']})",
+                    f"silhouette {c['silhouette']:.3f}, Davies-Bouldin "
+                    f"{c['davies_bouldin']:.3f}, Calinski-Harabasz {c['calinski_harabasz']:,.0f}",
+                )
+            )
+    segments = [
+        (f"{sid} {name}", f"{summary['sizes'].get(sid, 0):,}")
+        for sid, name in summary["segments"].items()
+    ]
+    return [("segmentation", run), ("segments (customers)", segments)]

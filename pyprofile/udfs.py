@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -111,6 +112,10 @@ def register(
         frame = pd.DataFrame({c: a.to_pandas() for c, a in zip(columns, arrays, strict=True)})
         return pa.array(segmenter.predict(frame).astype(np.int64))
 
+    # DuckDB counts the Python function's parameters: give the varargs function one per column.
+    segment_of.__signature__ = inspect.Signature(
+        [inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(columns))]
+    )
     _create(wh.con, name, segment_of, arg_types, "BIGINT")
     return [name]
 

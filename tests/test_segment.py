@@ -16,7 +16,7 @@ from pyprofile.segment import Segmenter, apply_preprocessing
 from pyprofile.udfs import publish_segment_macro, publish_sql_file, register
 from pyprofile.warehouse import Warehouse, quote
 
-FAST = {"epochs": 8, "cluster_epochs": 4, "n_init": 2, "batch_size": 128}
+FAST = {"epochs": 20, "cluster_epochs": 10, "n_init": 2, "batch_size": 128}
 CENTERS = np.array(
     [[2.5, 2.0, -2.0, 2.0], [-2.5, 2.0, 2.0, -2.0], [2.5, -2.0, 2.0, 2.0], [-2.5, -2.0, -2.0, -2.0]]
 )
@@ -122,14 +122,19 @@ def test_same_seed_same_model(data, fitted):
 def test_ids_stable_across_retrain_on_shuffled_rows(data, fitted):
     frame, _ = data
     shuffled = frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
-    retrained = _fit(shuffled, k_range=(3, 5), random_state=3, previous=fitted)
-    assert (retrained.predict(frame) == fitted.predict(frame)).mean() > 0.97
-    by_centroids = _fit(
-        shuffled, k_range=(3, 5), random_state=5, previous_centroids=fitted.profile_centers_
-    )
-    assert (by_centroids.predict(frame) == fitted.predict(frame)).mean() > 0.97
-    # Without matching, ids are ordered by size and need not agree.
-    assert sorted(retrained.segment_ids_.tolist()) == [0, 1, 2, 3]
+    before = fitted.predict(frame)
+    retrained = _fit(shuffled, k=4, random_state=3, previous=fitted)
+    assert (retrained.predict(frame) == before).mean() > 0.97
+    by_centroids = _fit(shuffled, k=4, random_state=5, previous_centroids=fitted.profile_centers_)
+    assert (by_centroids.predict(frame) == before).mean() > 0.97
+    # One more segment: the old ids stay, the new segment takes the next free id.
+    finer = _fit(shuffled, k=5, random_state=3, previous=fitted)
+    after = finer.predict(frame)
+    assert sorted(finer.segment_ids_.tolist()) == [0, 1, 2, 3, 4]
+    kept = after != 4
+    assert (after[kept] == before[kept]).mean() > 0.97
+    # The new segment is (almost) all taken from one old segment.
+    assert pd.Series(before[~kept]).value_counts(normalize=True).iloc[0] > 0.9
 
 
 def test_score_matches_independent_reference(data, fitted):
@@ -233,7 +238,7 @@ def test_all_null_and_null_heavy_columns(data):
 
 def test_run_segmentation_flow(data):
     from pyprofile.registry import load_model
-    from pyprofile.segment_flow import run_segmentation
+    from pyprofile.segment_flow import format_summary, run_segmentation
 
     frame, y = data
     wh = Warehouse.open(":memory:")
@@ -243,6 +248,10 @@ def test_run_segmentation_flow(data):
         first = run_segmentation(wh, k=4, **FAST)
         second = run_segmentation(wh, k=4, random_state=1, **FAST)
     assert first["tables"] == {"ml.customer_segments": 600, "ml.segment_profiles": 4}
+    assert first["rows"] == 600
+    tables = dict(format_summary(second))
+    assert dict(tables["segmentation"])["previous version"] == first["model_version"]
+    assert sum(int(v.replace(",", "")) for _, v in tables["segments (customers)"]) == 600
     assert second["previous_version"] == first["model_version"]
     segs = wh.query(
         f"select s.*, {first['macro']} as sql_segment from ml.customer_segments s "
