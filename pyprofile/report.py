@@ -943,8 +943,8 @@ def _section_clv(ctx: _Context) -> tuple[str, int]:
             ax.set_title("Probability the customer is still active")
 
     stats = ctx.frame(
-        f"select sum(clv_12m) as total, avg(clv_12m) as mean, median(clv_12m) as median "
-        f"from {qualified(SCORES)}"
+        f"select sum(clv_12m) as total, avg(clv_12m) as mean, median(clv_12m) as median, "
+        f"count(*) - count(clv_12m) as missing from {qualified(SCORES)}"
     ).iloc[0]
     body = _tiles(
         [
@@ -953,7 +953,13 @@ def _section_clv(ctx: _Context) -> tuple[str, int]:
             ("median per customer", _money(float(stats["median"]))),
         ]
     )
-    return body + _plot("CLV distribution", 4.2 * n_panels + 0.6, 4, draw), 1
+    body += _plot("CLV distribution", 4.2 * n_panels + 0.6, 4, draw)
+    if int(stats["missing"]):
+        body += _note(
+            f"{int(stats['missing']):,} customers without a purchase have no CLV and are left "
+            "out of the value plots and figures."
+        )
+    return body, 1
 
 
 def _section_recommendations(ctx: _Context) -> tuple[str, int]:
