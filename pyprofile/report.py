@@ -56,6 +56,14 @@ SYNTH_NUMERIC = (
     "discount_share",
 )
 SYNTH_CATEGORICAL = ("rfm_segment", "region", "channel", "income_band", "gender")
+# the CLI command that writes each table
+_MAKERS = {
+    FEATURES: "features",
+    SEGMENTS: "segment",
+    SYNTHETIC: "synth",
+    SCORES: "score",
+    RECOMMENDATIONS: "recommend",
+}
 WORST_COLUMNS = 12  # column-shape scores shown: the lowest ones
 
 PALETTE = (
@@ -251,10 +259,13 @@ class _Context:
             self._exists[name] = self.wh.exists(name)
         return self._exists[name]
 
-    def need(self, name: str, columns: Sequence[str] = (), hint: str = "") -> dict[str, str]:
+    def need(self, name: str, columns: Sequence[str] = ()) -> dict[str, str]:
         """The table's columns, or skip the section saying which table/column is missing."""
         if not self.exists(name):
-            raise _Skip(f"table {name} does not exist yet" + (f" ({hint})" if hint else ""))
+            hint = (
+                f" (run `pyprofile {_MAKERS[name]}` or `pyprofile run`)" if name in _MAKERS else ""
+            )
+            raise _Skip(f"table {name} does not exist yet{hint}")
         cols = self.wh.columns(name)
         missing = [c for c in columns if c not in cols]
         if missing:
@@ -332,7 +343,7 @@ def _header(ctx: _Context) -> tuple[list[tuple[str, str]], list[tuple[str, str]]
 
 
 def _section_segments(ctx: _Context) -> tuple[str, int]:
-    ctx.need(SEGMENTS, ["customer_id", "segment_id", "segment_name"], "run the segmentation")
+    ctx.need(SEGMENTS, ["customer_id", "segment_id", "segment_name"])
     seg = ctx.segments()
     total = int(seg["customers"].sum())
     ctx.data["segment_sizes"] = seg
@@ -482,7 +493,7 @@ def _profile_facts(prof: pd.Series) -> list[tuple[str, str]]:
 
 
 def _section_rfm(ctx: _Context) -> tuple[str, int]:
-    cols = ctx.need(FEATURES, ["r_score", "f_score", "monetary_amount"], "run dbt build")
+    cols = ctx.need(FEATURES, ["r_score", "f_score", "monetary_amount"])
     grid = ctx.frame(
         f"select cast(r_score as integer) as r_score, cast(f_score as integer) as f_score, "
         f"count(*) as customers, avg(monetary_amount) as mean_spend "
@@ -554,7 +565,7 @@ def _draw_rfm_segments(fig, seg: pd.DataFrame) -> None:
 
 
 def _section_map(ctx: _Context) -> tuple[str, int]:
-    ctx.need(SEGMENTS, ["segment_name", "map_x", "map_y"], "run the segmentation")
+    ctx.need(SEGMENTS, ["segment_name", "map_x", "map_y"])
     data, total = ctx.sample(SEGMENTS, ["segment_id", "segment_name", "map_x", "map_y"])
     data = data.dropna(subset=["map_x", "map_y"]).sort_values("segment_id", kind="stable")
     if data.empty:
@@ -600,8 +611,8 @@ def _section_map(ctx: _Context) -> tuple[str, int]:
 
 
 def _section_synthetic(ctx: _Context) -> tuple[str, int]:
-    scols = ctx.need(SYNTHETIC, [], "run the synthesizer")
-    fcols = ctx.need(FEATURES, [], "run dbt build")
+    scols = ctx.need(SYNTHETIC, [])
+    fcols = ctx.need(FEATURES, [])
     numeric = [c for c in SYNTH_NUMERIC if c in scols and c in fcols][:6]
     categorical = [c for c in SYNTH_CATEGORICAL if c in scols and c in fcols][:3]
     if not numeric and not categorical:
@@ -770,7 +781,7 @@ def _draw_shapes(fig, shapes: pd.DataFrame, total: int) -> None:
 
 
 def _section_churn(ctx: _Context) -> tuple[str, int]:
-    cols = ctx.need(SCORES, ["customer_id", "churn_probability"], "run the scoring")
+    cols = ctx.need(SCORES, ["customer_id", "churn_probability"])
     data, total = ctx.sample(SCORES, ["churn_probability"])
     p = pd.to_numeric(data["churn_probability"], errors="coerce").dropna().to_numpy(dtype=float)
     if p.size == 0:
@@ -893,7 +904,7 @@ def _holdout_lift(ctx: _Context) -> tuple[pd.DataFrame | None, str]:
 
 
 def _section_clv(ctx: _Context) -> tuple[str, int]:
-    cols = ctx.need(SCORES, ["clv_12m"], "run the scoring")
+    cols = ctx.need(SCORES, ["clv_12m"])
     extra = [c for c in ("p_alive",) if c in cols]
     data, _ = ctx.sample(SCORES, ["clv_12m", *extra])
     clv = pd.to_numeric(data["clv_12m"], errors="coerce").dropna().to_numpy(dtype=float)
@@ -963,7 +974,7 @@ def _section_clv(ctx: _Context) -> tuple[str, int]:
 
 
 def _section_recommendations(ctx: _Context) -> tuple[str, int]:
-    ctx.need(RECOMMENDATIONS, ["customer_id", "product_id", "rank"], "run the recommender")
+    ctx.need(RECOMMENDATIONS, ["customer_id", "product_id", "rank"])
     group_sql, source = _grouping(ctx)
     top = ctx.frame(
         f"with r as (select r.customer_id, r.product_id, {group_sql} as grp "
