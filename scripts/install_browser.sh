@@ -15,7 +15,7 @@ fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then
-        SUDO="sudo"
+        SUDO="sudo -n"  # never wait for a password
     else
         echo "install_browser.sh: not root and no sudo; cannot install chromium" >&2
         exit 1
