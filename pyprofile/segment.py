@@ -28,10 +28,10 @@ ReLU autoencoder (torch, seeded with a local generator, device ``"auto"``) maps 
 features to ``embedding_dim`` numbers and is fine-tuned with a deep-clustering loss
 (reconstruction + ``cluster_weight`` x squared distance to the nearest center, DCN-style)
 starting from the plain k-means centers; the embedding is standardised (folded into the last
-layer) and k-means runs on it. The autoencoder's ``k`` is chosen by fine-tuning briefly for
-every candidate on a sample and scoring the three criteria: the finest ``k`` that is a local
-peak of silhouette and dip of Davies-Bouldin within ``k_tolerance`` of the best silhouette
-(see :func:`_finest_peak`). The path (autoencoder or plain k-means) that wins at least two of
+layer) and k-means runs on it. The autoencoder's ``k`` starts from the plain k-means choice
+(which does not depend on the network's random start, so it is stable across retrains) and is
+refined within ``k_refine``: each candidate is fine-tuned briefly on a sample and the three
+criteria, measured in the learned space, vote. The path (autoencoder or plain k-means) that wins at least two of
 the three criteria, each measured in the space it clustered, is kept. Every score is in
 ``scores_`` (per method, k and stage) and ``comparison_``.
 
@@ -439,27 +439,6 @@ def _best_k(rows: list[dict[str, float]]) -> int:
     return votes[0]
 
 
-def _finest_peak(rows: list[dict[str, float]], tolerance: float) -> int:
-    """The finest k that is a local optimum of silhouette (peak) and Davies-Bouldin (dip) over
-    the k grid, with a silhouette within ``tolerance`` (relative) of the best; else the
-    majority vote of :func:`_best_k`.
-
-    Customer data is often hierarchical (buyers vs browsers, then kinds of buyers) and the
-    coarsest split tends to score best; segments are meant to act on, so among near-best
-    local optima the finer one is kept.
-    """
-    table = pd.DataFrame(rows).sort_values("k", ignore_index=True)
-    sil, dbi = table["silhouette"].to_numpy(), table["davies_bouldin"].to_numpy()
-    floor = (1 - tolerance) * sil.max()
-    chosen = None
-    for i in range(len(table)):
-        left, right = max(i - 1, 0), min(i + 1, len(table) - 1)
-        peak = sil[i] >= max(sil[left], sil[right]) and dbi[i] <= min(dbi[left], dbi[right])
-        if peak and sil[i] >= floor:
-            chosen = int(table["k"].iloc[i])
-    return chosen if chosen is not None else _best_k(rows)
-
-
 def _votes(a: dict[str, float], b: dict[str, float]) -> int:
     """How many of the three criteria ``a`` wins over ``b``."""
     return (
@@ -556,8 +535,8 @@ class Segmenter:
         distance to the nearest center next to the reconstruction loss); 0 epochs = off.
     selection_epochs, selection_rows : the short fine-tune and the sample used to score each
         candidate k of the autoencoder path.
-    k_tolerance : the autoencoder path takes the largest k that is a local peak of silhouette
-        and a local dip of Davies-Bouldin with a silhouette within this fraction of the best.
+    k_refine : the autoencoder path considers the plain k-means choice of k plus or minus this
+        many and lets the three criteria, measured in the learned space, vote.
     standardize_embedding : give every embedding dimension unit variance (folded into the
         encoder's last layer, so SQL needs no extra step).
     method : ``"auto"`` (keep the better of autoencoder + k-means and plain k-means),
@@ -588,7 +567,7 @@ class Segmenter:
         cluster_weight: float = 0.1,
         selection_epochs: int = 10,
         selection_rows: int = 5000,
-        k_tolerance: float = 0.1,
+        k_refine: int = 1,
         standardize_embedding: bool = True,
         method: str = "auto",
         columns: list[str] | None = None,
@@ -615,7 +594,7 @@ class Segmenter:
         self.cluster_weight = cluster_weight
         self.selection_epochs = selection_epochs
         self.selection_rows = selection_rows
-        self.k_tolerance = k_tolerance
+        self.k_refine = k_refine
         self.standardize_embedding = standardize_embedding
         self.method = method
         self.columns = columns
@@ -725,7 +704,11 @@ class Segmenter:
         self.history_: list[dict[str, float]] = []
         plain = self._search(z, k_values, seed, [])  # also the autoencoder's starting centers
         if self.method in ("auto", "autoencoder"):
-            results["autoencoder"] = self._fit_autoencoder(z, k_values, seed, plain["all_centers"])
+            # k: the plain k-means choice (stable: it does not depend on the network), refined
+            # by +-1 in the learned space.
+            k_plain = int(plain["best"]["k"])
+            near = [k for k in plain["all_centers"] if abs(k - k_plain) <= max(self.k_refine, 0)]
+            results["autoencoder"] = self._fit_autoencoder(z, near, seed, plain["all_centers"])
         if self.method in ("auto", "kmeans"):
             results["kmeans"] = plain
         if len(results) == 2:
@@ -757,7 +740,7 @@ class Segmenter:
 
         The fine-tune starts from the centers of plain k-means on the scaled features (mapped
         into the embedding), which makes it stable across seeds. With several candidate k,
-        each is fine-tuned briefly on a sample and scored, and :func:`_finest_peak` picks k.
+        each is fine-tuned briefly on a sample and scored, and the criteria vote.
         """
         ae = _Autoencoder(
             z.shape[1],
@@ -787,7 +770,7 @@ class Segmenter:
                         for c in range(k)
                     ]
                 )
-                clone = ae.clone(seed + k)
+                clone = ae.clone(seed)
                 history = clone.train(
                     data,
                     epochs=epochs,
@@ -821,7 +804,7 @@ class Segmenter:
                 )
                 rows += [{**r, "stage": "selection"} for r in scored]
             if rows:
-                best_k = _finest_peak(rows, self.k_tolerance)
+                best_k = _best_k(rows)
         layers, history = tuned(best_k, z, self.cluster_epochs)
         self.history_ += history
         final = self._search(_encode(z, layers), [best_k], seed, layers)
