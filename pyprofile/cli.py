@@ -457,9 +457,9 @@ def report(
 
     with Warehouse.open(_db(db), read_only=True) as wh:
         summary = build_report(wh, out)
-    console.print(f"wrote {out}")
-    for line in getattr(summary, "skipped", []) or []:
-        console.print(f"  skipped: {line}")
+    console.print(f"wrote {out} ({len(summary.rendered)} sections, {summary.plots} plots)")
+    for key, reason in summary.skipped.items():
+        console.print(f"  skipped {key}: {reason}")
 
 
 if __name__ == "__main__":  # pragma: no cover

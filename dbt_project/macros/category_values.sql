@@ -2,11 +2,11 @@
 {% macro category_values() -%}
     {%- if not execute -%}{{ return([]) }}{%- endif -%}
     {%- set query -%}
-        select coalesce(p.category, 'unknown') as category
-        from {{ ref('stg_shop__order_items') }} as i
-        left join {{ ref('stg_shop__products') }} as p on i.product_id = p.product_id
-        group by 1
-        order by sum(i.quantity * i.unit_price) desc, 1
+        select category
+        from {{ ref('int_order_lines') }}
+        where is_purchase
+        group by category
+        order by sum(line_amount) desc, category
         limit {{ var('max_categories') }}
     {%- endset -%}
     {%- set rows = run_query(query) -%}

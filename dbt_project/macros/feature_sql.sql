@@ -174,26 +174,11 @@ with as_of as (
     select cast({{ as_of }} as date) as as_of_date
 ),
 
-purchase_orders as (
-    select o.order_id, o.customer_id
-    from {{ ref('stg_shop__orders') }} as o
-    cross join as_of as a
-    where
-        cast(o.ordered_at as date) <= a.as_of_date
-        and o.status not in {{ in_list(var('non_purchase_statuses')) }}
-),
-
 lines as (
-    select
-        o.customer_id,
-        o.order_id,
-        i.product_id,
-        i.quantity,
-        i.quantity * i.unit_price as line_amount,
-        coalesce(p.category, 'unknown') as category
-    from {{ ref('stg_shop__order_items') }} as i
-    inner join purchase_orders as o on i.order_id = o.order_id
-    left join {{ ref('stg_shop__products') }} as p on i.product_id = p.product_id
+    select l.*
+    from {{ ref('int_order_lines') }} as l
+    cross join as_of as a
+    where l.is_purchase and l.order_date <= a.as_of_date
 )
 
 select
@@ -223,25 +208,24 @@ with as_of as (
     select cast({{ as_of }} as date) as as_of_date
 ),
 
--- first per session, then per customer: cheaper than distinct counts over every event
+-- per session first (from the per-session-day table), then per customer
 sessions as (
     select
-        e.customer_id,
-        e.session_id,
+        d.customer_id,
+        d.session_id,
         {%- for t in var('event_types') %}
-        sum(case when e.event_type = '{{ t }}' then 1 else 0 end) as {{ slug(t) }}_events,
+        sum(d.{{ slug(t) }}_events) as {{ slug(t) }}_events,
         {%- endfor %}
-        max(case when e.event_type = '{{ var("view_event") }}' then 1 else 0 end) as has_view,
-        max(case when e.event_type = '{{ var("cart_event") }}' then 1 else 0 end) as has_cart,
-        max(case when e.event_type = '{{ var("purchase_event", "purchase") }}' then 1 else 0 end)
-            as has_purchase,
-        min(cast(e.event_at as date)) as first_date,
-        max(cast(e.event_at as date)) as last_date,
+        max(d.has_view) as has_view,
+        max(d.has_cart) as has_cart,
+        max(d.has_purchase) as has_purchase,
+        min(d.event_date) as first_date,
+        max(d.event_date) as last_date,
         max(a.as_of_date) as as_of_date
-    from {{ ref('stg_shop__events') }} as e
+    from {{ ref('int_session_days') }} as d
     cross join as_of as a
-    where cast(e.event_at as date) <= a.as_of_date
-    group by e.customer_id, e.session_id
+    where d.event_date <= a.as_of_date
+    group by d.customer_id, d.session_id
 )
 
 select

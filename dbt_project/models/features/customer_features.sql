@@ -1,6 +1,5 @@
 -- The one wide feature table: one row per customer known at as_of.
--- depends_on: {{ ref('stg_shop__order_items') }}
--- depends_on: {{ ref('stg_shop__products') }}
+-- depends_on: {{ ref('int_order_lines') }}
 {{ customer_features_sql(
     as_of_date(),
     ref('feat_customer__rfm'),

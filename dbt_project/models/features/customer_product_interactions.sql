@@ -11,17 +11,14 @@ with as_of as (
 
 purchases as (
     select
-        o.customer_id,
-        i.product_id,
-        o.ordered_at as interacted_at,
+        l.customer_id,
+        l.product_id,
+        l.ordered_at as interacted_at,
         'purchase' as kind,
-        i.quantity as units
-    from {{ ref('stg_shop__order_items') }} as i
-    inner join {{ ref('stg_shop__orders') }} as o on i.order_id = o.order_id
+        l.quantity as units
+    from {{ ref('int_order_lines') }} as l
     cross join as_of as a
-    where
-        cast(o.ordered_at as date) <= a.as_of_date
-        and o.status not in {{ in_list(var('non_purchase_statuses')) }}
+    where l.is_purchase and l.order_date <= a.as_of_date
 ),
 
 events as (

@@ -1,9 +1,8 @@
 -- Point-in-time training set for propensity models: one row per customer with a purchase on or
 -- before cutoff = as_of - horizon_days, with the features as of cutoff (the same feature SQL as
 -- customer_features) and the labels observed in the window (cutoff, as_of].
--- depends_on: {{ ref('stg_shop__order_items') }}
--- depends_on: {{ ref('stg_shop__products') }}
--- depends_on: {{ ref('stg_shop__events') }}
+-- depends_on: {{ ref('int_order_lines') }}
+-- depends_on: {{ ref('int_session_days') }}
 {%- set horizon = (config.get('horizon_days') or var('horizon_days', 90)) | int %}
 {%- set cutoff = "cast(" ~ dbt.dateadd('day', -horizon, as_of_date()) ~ " as date)" %}
 {%- set categories = category_values() %}
