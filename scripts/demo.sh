@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Build the demo warehouse and run the whole pipeline on it: bash scripts/demo.sh [demo.duckdb]
+# Build the demo warehouse, run the whole pipeline on it and write the HTML report:
+#   bash scripts/demo.sh [demo.duckdb] [report.html]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 DB="${1:-demo.duckdb}"
+REPORT="${2:-report.html}"
 .venv/bin/pyprofile demo --db "$DB"
+.venv/bin/pyprofile report --db "$DB" --out "$REPORT"
+echo "done: warehouse $DB, report $REPORT (open it in a browser; query the marts with duckdb -readonly $DB)"
