@@ -221,16 +221,18 @@ def main():
     ap.add_argument("--ctgan-seeds", type=int, nargs="*", default=[0])
     ap.add_argument("--sample-rows", type=int, default=200_000)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (both models)")
-    ap.add_argument("--demo-customers", type=int, default=0, help="0 skips the demo features")
+    ap.add_argument("--datasets", nargs="+", default=["telco", "demo"], choices=["telco", "demo"])
+    ap.add_argument("--demo-customers", type=int, default=10_000)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(
         f"torch threads: {torch.get_num_threads()}, epochs {args.epochs}, "
         f"CTGAN epochs {args.ctgan_epochs}, batch {args.batch_size}"
     )
-    df, label = telco()
-    bench(df, label, "Telco churn", args)
-    if args.demo_customers:
+    if "telco" in args.datasets:
+        df, label = telco()
+        bench(df, label, "Telco churn", args)
+    if "demo" in args.datasets:
         demo = demo_features(args.demo_customers)
         if demo is None:
             print("\ndemo features: skipped (no pyprofile/demo.py or dbt_project/)")

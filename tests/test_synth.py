@@ -172,9 +172,12 @@ def test_registry_round_trip_gives_identical_samples(fitted):
     assert fitted.save(wh, "synth_test") == version  # content-derived, idempotent
 
 
-def test_history_has_one_record_per_epoch(fitted):
+def test_history_and_best_checkpoint(fitted):
     assert [h["epoch"] for h in fitted.history_] == list(range(1, 61))
     assert all(np.isfinite(h["loss_d"]) and np.isfinite(h["loss_g"]) for h in fitted.history_)
+    scored = {h["epoch"]: h["quality_estimate"] for h in fitted.history_ if "quality_estimate" in h}
+    assert list(scored) == [10, 20, 30, 40, 50, 60]
+    assert scored[fitted.best_epoch_] == max(scored.values())
 
 
 def test_arrow_input_and_explicit_discrete_columns(data):

@@ -159,3 +159,13 @@ def test_privacy_dcr_and_exact_copies(frames):
     mixed = pd.concat([train.iloc[:50], syn.iloc[:50]])
     keep = q.privacy_filter(train, hold, mixed, KINDS)
     assert not keep[:50].any() and keep[50:].mean() > 0.8
+
+
+@pytest.mark.parametrize("threshold", [True, False])
+def test_in_memory_estimator_matches_the_sql_report(wh, frames, threshold):
+    kwargs = {} if threshold else {"correlation_threshold": 0, "association_threshold": 0}
+    sql = q.quality_report(wh, "t.real", "t.syn", KINDS, **kwargs)
+    est = q.QualityEstimator(frames[0], KINDS, **kwargs).score(frames[1])
+    assert est["score"] == pytest.approx(sql.score, abs=1e-9)
+    assert est["column_shapes"] == pytest.approx(sql.column_shapes, abs=1e-9)
+    assert est["column_pair_trends"] == pytest.approx(sql.column_pair_trends, abs=1e-9)

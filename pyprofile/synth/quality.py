@@ -392,3 +392,119 @@ def privacy_filter(train, holdout, synthetic, columns) -> np.ndarray:
     real rows' 5th-percentile distance (rows closer than that are dropped)."""
     d_syn, d_hold = distances_to_closest(train, [synthetic, holdout], columns)
     return d_syn >= np.percentile(d_hold, 5)
+
+
+# ---------------------------------------------------------------------- in-memory estimate
+class QualityEstimator:
+    """The same Quality Score computed in memory on samples (numpy), for choosing the best
+    generator checkpoint during training; the warehouse report stays the SQL one."""
+
+    def __init__(
+        self,
+        real: pd.DataFrame,
+        columns: dict[str, str],
+        *,
+        correlation_threshold: float = 0.5,
+        association_threshold: float = 0.3,
+    ):
+        self.columns = columns
+        self.names = list(columns)
+        self.numeric = [c for c in self.names if columns[c] in NUMERIC_KINDS]
+        self.categories = {
+            c: pd.Index(real[c].dropna().unique()) for c in self.names if c not in self.numeric
+        }
+        self.real_codes, self.width = self._codes(real)
+        self.real_numeric = {c: np.sort(_dropna(_to_float(real[c]))) for c in self.numeric}
+        self.real_corr = self._corr(real)
+        pairs = list(itertools.combinations(range(len(self.names)), 2))
+        self.corr_pairs, self.cont_pairs = [], []
+        for i, j in pairs:
+            a, b = self.names[i], self.names[j]
+            if a in self.numeric and b in self.numeric:
+                r = self.real_corr.loc[a, b]
+                if correlation_threshold <= 0 or abs(r) > correlation_threshold:
+                    self.corr_pairs.append((a, b))
+            elif association_threshold <= 0 or self._cramer(i, j) > association_threshold:
+                self.cont_pairs.append((i, j))
+        self.real_joint = {p: self._joint(self.real_codes, *p) for p in self.cont_pairs}
+
+    def _codes(self, df):
+        """Per column small integer codes: categories (null last) or SDMetrics' 11 bins."""
+        codes, width = [], 13
+        for c in self.names:
+            if c in self.numeric:
+                x = _to_float(df[c])
+                ok = ~np.isnan(x)
+                lo, hi = (x[ok].min(), x[ok].max()) if ok.any() else (0.0, 0.0)
+                if hi > lo:
+                    b = np.minimum(np.floor((x - lo) / (hi - lo) * BINS) + 1, BINS)
+                    b = np.where(x >= hi, BINS + 1, b)
+                else:
+                    b = np.full(len(x), 6.0)
+                codes.append(np.where(ok, b, BINS + 1).astype(np.int64))
+            else:
+                cats = self.categories[c]
+                idx = cats.get_indexer(df[c].astype("object").where(df[c].notna(), None))
+                idx = np.where(df[c].isna().to_numpy(), len(cats), idx)
+                idx = np.where(idx < 0, len(cats) + 1, idx)  # unseen category
+                codes.append(idx.astype(np.int64))
+                width = max(width, len(cats) + 2)
+        return np.stack(codes, 1), width
+
+    def _joint(self, codes, i, j):
+        joint = codes[:, i] * self.width + codes[:, j]
+        return np.bincount(joint, minlength=self.width**2) / len(codes)
+
+    def _cramer(self, i, j):
+        table = self._joint(self.real_codes, i, j).reshape(self.width, self.width)
+        table = table[table.sum(1) > 0][:, table.sum(0) > 0]
+        if min(table.shape) < 2:
+            return float("nan")
+        expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True)
+        phi2 = (table**2 / expected).sum() - 1
+        return float(np.sqrt(max(phi2, 0) / (min(table.shape) - 1)))
+
+    def _corr(self, df):
+        num = pd.DataFrame({c: _to_float(df[c]) for c in self.numeric})
+        return num.corr()
+
+    def score(self, synthetic: pd.DataFrame) -> dict[str, float]:
+        shapes = []
+        syn_codes, _ = self._codes(synthetic)
+        for k, c in enumerate(self.names):
+            if c in self.numeric:
+                x = _dropna(_to_float(synthetic[c]))
+                shapes.append(1 - _ks_statistic(self.real_numeric[c], x) if len(x) else np.nan)
+            else:
+                real = np.bincount(self.real_codes[:, k], minlength=self.width)[:-1]
+                syn = np.bincount(syn_codes[:, k], minlength=self.width)[:-1]
+                n_cat = len(self.categories[c])
+                real = np.delete(real, n_cat)  # nulls are dropped in TVComplement
+                syn = np.delete(syn, n_cat)
+                if real.sum() and syn.sum():
+                    shapes.append(1 - 0.5 * np.abs(real / real.sum() - syn / syn.sum()).sum())
+        pairs = []
+        if self.corr_pairs:
+            corr = self._corr(synthetic)
+            pairs += [
+                1 - abs(self.real_corr.loc[a, b] - corr.loc[a, b]) / 2 for a, b in self.corr_pairs
+            ]
+        pairs += [
+            1 - 0.5 * np.abs(self.real_joint[p] - self._joint(syn_codes, *p)).sum()
+            for p in self.cont_pairs
+        ]
+        s, p = _mean(shapes), _mean(pairs)
+        return {"score": _mean([s, p]), "column_shapes": s, "column_pair_trends": p}
+
+
+def _dropna(x: np.ndarray) -> np.ndarray:
+    return x[~np.isnan(x)]
+
+
+def _ks_statistic(sorted_real: np.ndarray, x: np.ndarray) -> float:
+    """Two-sample KS statistic (as scipy's ks_2samp, exact for ties)."""
+    x = np.sort(x)
+    grid = np.concatenate([sorted_real, x])
+    cdf_r = np.searchsorted(sorted_real, grid, side="right") / len(sorted_real)
+    cdf_s = np.searchsorted(x, grid, side="right") / len(x)
+    return float(np.max(np.abs(cdf_r - cdf_s)))

@@ -51,8 +51,11 @@ class Synthesizer:
         max_modes: int = 10,
         encoding: str = "quantile",
         label_share: float = 0.5,
-        autoregressive: bool = True,
+        autoregressive: bool = False,
         head_lr_scale: float = 1.0,
+        select_best: bool = True,
+        eval_every: int = 10,
+        eval_rows: int = 5000,
         amp: bool = False,
         random_state: int = 0,
         device: str = "auto",
@@ -76,6 +79,9 @@ class Synthesizer:
         self.label_share = label_share
         self.autoregressive = autoregressive
         self.head_lr_scale = head_lr_scale
+        self.select_best = select_best
+        self.eval_every = eval_every
+        self.eval_rows = eval_rows
         self.amp = amp
         self.random_state = random_state
         self.device = device
@@ -114,8 +120,9 @@ class Synthesizer:
         self._build(codes)
         gen = torch.Generator(device=self.device_).manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
+        evaluate = self._estimator(table) if self.select_best else None
         with self._cpu_threads():
-            self.history_ = self._train(matrix, rng, gen)
+            self.history_, self.best_epoch_ = self._train(matrix, rng, gen, evaluate)
         if self.verbose:
             self._bar.stop()
         return self
@@ -134,7 +141,26 @@ class Synthesizer:
         finally:
             torch.set_num_threads(before)
 
-    def _train(self, matrix, rng, gen):
+    def _estimator(self, table: pa.Table):
+        """Quality estimate of the current generator (SDMetrics' score on a fixed-seed sample
+        against up to 20,000 training rows), used to keep the best checkpoint."""
+        from pyprofile.synth.flow import column_kinds
+        from pyprofile.synth.quality import QualityEstimator
+
+        if table.num_rows > 20_000:
+            rows = np.random.default_rng(self.random_state).choice(table.num_rows, 20_000, False)
+            table = table.take(pa.array(np.sort(rows)))
+        kinds = column_kinds(self)
+        estimator = QualityEstimator(table.select(list(kinds)).to_pandas(), kinds)
+        n = min(self.eval_rows, max(table.num_rows, 1000))
+
+        def evaluate():
+            sample = self.sample_arrow(n, random_state=self.random_state + 2)
+            return estimator.score(sample.to_pandas())["score"]
+
+        return evaluate
+
+    def _train(self, matrix, rng, gen, evaluate):
         return train(
             self.nets_,
             torch.as_tensor(matrix, device=self.device_),
@@ -152,6 +178,8 @@ class Synthesizer:
             generator=gen,
             amp=self.amp,
             head_lr_scale=self.head_lr_scale,
+            evaluate=evaluate,
+            eval_every=self.eval_every,
             progress=self._progress() if self.verbose else None,
         )
 
@@ -359,6 +387,7 @@ class Synthesizer:
         self.transformer_ = DataTransformer.from_state(t_arrays, meta["transformer"])
         self.label_ = meta["label"]
         self.history_ = meta["history"]
+        self.best_epoch_ = meta.get("best_epoch", len(self.history_))
         self.device_ = resolve_device(device)
         self._build(_codes_from_counts(arrays["codes"]))
         for prefix, module in (("g", self.nets_.generator), ("d", self.nets_.discriminator)):

@@ -193,9 +193,13 @@ def train(
     generator: torch.Generator,
     amp: bool,
     head_lr_scale: float = 1.0,
+    evaluate=None,
+    eval_every: int = 10,
     progress=None,
-) -> list[dict]:
-    """The epoch loop; returns one record per epoch (losses averaged over its batches)."""
+) -> tuple[list[dict], int]:
+    """The epoch loop; returns one record per epoch (losses averaged over its batches) and the
+    epoch whose generator is kept: with ``evaluate`` (a callable returning a quality estimate),
+    the generator is scored every ``eval_every`` epochs and at the end, and the best kept."""
     device = data.device
     head = [p for name, p in nets.generator.named_parameters() if name.startswith("mix.")]
     rest = [p for name, p in nets.generator.named_parameters() if not name.startswith("mix.")]
@@ -214,7 +218,7 @@ def train(
     steps = max(1, len(data) // batch_size)
     n_blocks = len(nets.generator.widths)
     total = epochs * steps
-    history = []
+    history, best = [], None
     nets.generator.train()
     nets.discriminator.train()
     for epoch in range(epochs):
@@ -269,7 +273,15 @@ def train(
             "loss_cond": mean[3],
             "seconds": time.perf_counter() - t0,
         }
+        if evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
+            record["quality_estimate"] = score = float(evaluate())
+            if best is None or score > best[0]:
+                state = {k: v.detach().clone() for k, v in nets.generator.state_dict().items()}
+                best = (score, epoch + 1, state)
         history.append(record)
         if progress is not None:
             progress(record)
-    return history
+    if best is None:
+        return history, epochs
+    nets.generator.load_state_dict(best[2])
+    return history, best[1]
