@@ -751,6 +751,7 @@ def _ease(
 
 
 def _rowdot(a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``sum(a[rows] * b[cols], axis=1)`` in bounded chunks."""
     out = np.empty(len(rows), dtype=a.dtype)
     step = 1 << 18
     for s in range(0, len(rows), step):
@@ -766,13 +767,15 @@ def _als_half(
     Solves ``(Y'Y + Y'(C_u - I)Y + reg I) x_u = Y'C_u 1`` (Hu et al.) for all rows at once,
     warm-started from the current ``x``.
     """
-    coo = conf.tocoo()
-    rows, cols, c = coo.row, coo.col, coo.data
+    conf = conf.tocsr()
+    rows = np.repeat(np.arange(conf.shape[0]), np.diff(conf.indptr))
+    cols, c = conf.indices, conf.data
     yty = y.T @ y + reg * np.eye(y.shape[1], dtype=y.dtype)
+    work = conf.copy()  # same sparsity, data replaced on every product
 
     def apply(v: np.ndarray) -> np.ndarray:
-        d = (c - 1.0) * _rowdot(v, y, rows, cols)
-        return v @ yty + sp.csr_matrix((d, (rows, cols)), shape=conf.shape) @ y
+        work.data = (c - 1.0) * _rowdot(v, y, rows, cols)
+        return v @ yty + work @ y
 
     b = conf @ y
     r = b - apply(x)
@@ -800,11 +803,12 @@ def _als(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Implicit ALS with confidence ``1 + alpha * weight``; returns (user, item) factors."""
-    conf = x.tocsr().astype(np.float64)
-    conf.data = 1.0 + alpha * conf.data
+    # float32 halves the memory traffic of the gathers that dominate the time.
+    conf = x.tocsr().astype(np.float32)
+    conf.data = 1.0 + np.float32(alpha) * conf.data
     n_users, n_items = x.shape
-    u = rng.normal(0.0, 0.01, (n_users, factors))
-    v = rng.normal(0.0, 0.01, (n_items, factors))
+    u = rng.normal(0.0, 0.01, (n_users, factors)).astype(np.float32)
+    v = rng.normal(0.0, 0.01, (n_items, factors)).astype(np.float32)
     conf_t = conf.T.tocsr()
     for _ in range(iterations):
         u = _als_half(conf, u, v, reg)
