@@ -59,6 +59,20 @@ class Generator(nn.Module):
         total = int(sum(widths))
         self.n_values, self.widths, self.autoregressive = n_values, list(widths), autoregressive
         self.out = nn.Linear(dim, n_values + total)
+        # padded (blocks, width) view of the one-hot part, for the vectorised path
+        width = max(widths) if widths else 1
+        index = np.zeros((len(widths), width), dtype=np.int64)
+        valid = np.zeros((len(widths), width), dtype=bool)
+        start = 0
+        for b, w in enumerate(widths):
+            index[b, :w] = n_values + start + np.arange(w)
+            valid[b, :w] = True
+            start += w
+        self.register_buffer("pad_index", torch.as_tensor(index), persistent=False)
+        self.register_buffer("pad_valid", torch.as_tensor(valid), persistent=False)
+        self.register_buffer(
+            "pad_flat", torch.as_tensor(np.flatnonzero(valid.ravel())), persistent=False
+        )
         if autoregressive and total:
             self.mix = nn.Linear(total, n_values + total, bias=False)
             nn.init.zeros_(self.mix.weight)
@@ -75,7 +89,9 @@ class Generator(nn.Module):
         """
         acc = self.out(self.body(x))
         n = self.n_values
-        mix = (self.mix.weight.t() * self.mask) if hasattr(self, "mix") else None
+        if not hasattr(self, "mix"):
+            return self._all_blocks(acc, tau=tau, generator=generator, forced=forced, hard=hard)
+        mix = self.mix.weight.t() * self.mask
         parts, logits_parts, codes, start = [], [], [], 0
         for b, width in enumerate(self.widths):
             logits = acc[:, n + start : n + start + width]
@@ -91,14 +107,32 @@ class Generator(nn.Module):
                 onehot = onehot - soft.detach() + soft
             parts.append(onehot)
             codes.append(code)
-            if mix is not None:
-                acc = acc + onehot @ mix[start : start + width]
+            acc = acc + onehot @ mix[start : start + width]
             start += width
         values = torch.tanh(acc[:, :n])
         out = torch.cat([values, *parts], dim=1)
         raw = torch.cat([acc[:, :n], *logits_parts], dim=1)
         empty = torch.zeros((len(x), 0), dtype=torch.long, device=x.device)
         return out, raw, torch.stack(codes, 1) if codes else empty
+
+    def _all_blocks(self, acc, *, tau, generator, forced, hard):
+        """Every block at once on the padded view (no block sees another)."""
+        n = self.n_values
+        values = torch.tanh(acc[:, :n])
+        if not self.widths:
+            return values, acc, torch.zeros((len(acc), 0), dtype=torch.long, device=acc.device)
+        logits = acc[:, self.pad_index].masked_fill(~self.pad_valid, float("-inf"))
+        u = torch.rand(logits.shape, generator=generator, device=acc.device, dtype=acc.dtype)
+        noisy = logits - torch.log(-torch.log(u + 1e-20) + 1e-20)
+        codes = noisy.argmax(-1)
+        if forced is not None:
+            codes = torch.where(forced >= 0, forced, codes)
+        if hard:
+            return values, acc, codes
+        onehot = torch.zeros_like(noisy).scatter_(-1, codes[..., None], 1.0)
+        soft = torch.softmax(noisy / tau, dim=-1)
+        onehot = (onehot - soft.detach() + soft).reshape(len(acc), -1)[:, self.pad_flat]
+        return torch.cat([values, onehot], dim=1), acc, codes
 
 
 class Discriminator(nn.Module):
