@@ -37,8 +37,11 @@ FEATURES = "features.customer_features"
 
 def build(db: Path, customers: int, seed: int) -> None:
     exe = shutil.which("pyprofile") or "pyprofile"
-    subprocess.run([exe, "demo-data", "--db", str(db), "--customers", str(customers),
-                    "--seed", str(seed)], check=True, capture_output=True)
+    subprocess.run(
+        [exe, "demo-data", "--db", str(db), "--customers", str(customers), "--seed", str(seed)],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run([exe, "features", "--db", str(db)], check=True, capture_output=True)
 
 
@@ -58,13 +61,18 @@ def quality(db: Path, seeds: list[int]) -> None:
     wh = Warehouse.open(db)
     frame = wh.read(FEATURES).to_pandas().sort_values("customer_id", ignore_index=True)
     truth = (
-        wh.read("demo_truth.customer_types").to_pandas().set_index("customer_id")
-        .reindex(frame["customer_id"])["customer_type"].to_numpy()
+        wh.read("demo_truth.customer_types")
+        .to_pandas()
+        .set_index("customer_id")
+        .reindex(frame["customer_id"])["customer_type"]
+        .to_numpy()
     )
     n_types = len(set(truth))
     print(f"\n## Quality on {len(frame):,} demo customers ({n_types} hidden types)\n")
-    print("| seed | kept | k | ARI | silhouette (own space) | AE k=6 ARI | our k-means path (k) ARI "
-          "| raw k-means k=6 ARI | raw k-means same k ARI | fit s |")
+    print(
+        "| seed | kept | k | ARI | silhouette (own space) | AE k=6 ARI | our k-means path (k) ARI "
+        "| raw k-means k=6 ARI | raw k-means same k ARI | fit s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for seed in seeds:
         t0 = time.perf_counter()
@@ -83,9 +91,12 @@ def quality(db: Path, seeds: list[int]) -> None:
             ari_km = adjusted_rand_score(truth, km.fit_predict(frame))
         raw6, _ = raw_kmeans(frame, n_types, seed)
         rawk, _ = raw_kmeans(frame, k, seed)
-        print(f"| {seed} | {summary['method']} | {k} | {ari:.3f} | {sil:.3f} | {ari_ae6:.3f} | "
-              f"{ari_km:.3f} ({km.k_}) | {adjusted_rand_score(truth, raw6):.3f} | "
-              f"{adjusted_rand_score(truth, rawk):.3f} | {fit_s:.1f} |", flush=True)
+        print(
+            f"| {seed} | {summary['method']} | {k} | {ari:.3f} | {sil:.3f} | {ari_ae6:.3f} | "
+            f"{ari_km:.3f} ({km.k_}) | {adjusted_rand_score(truth, raw6):.3f} | "
+            f"{adjusted_rand_score(truth, rawk):.3f} | {fit_s:.1f} |",
+            flush=True,
+        )
     wh.close()
 
 
@@ -101,8 +112,10 @@ def large(db: Path, big: Path, copies: int) -> None:
     print(f"\n## Timings on {n:,} customers (10k demo features x {copies})\n")
     t0 = time.perf_counter()
     summary = run_segmentation(wh, random_state=0, match_previous=False)
-    print(f"- full flow (read, fit on a 200k-row sample, score all, personas, write, macro): "
-          f"{time.perf_counter() - t0:.1f} s (k={summary['k']}, kept {summary['method']})")
+    print(
+        f"- full flow (read, fit on a 200k-row sample, score all, personas, write, macro): "
+        f"{time.perf_counter() - t0:.1f} s (k={summary['k']}, kept {summary['method']})"
+    )
     from pyprofile.registry import load_model
 
     seg = Segmenter.from_artifact(load_model(wh, "segmenter").artifact)
@@ -122,8 +135,10 @@ def large(db: Path, big: Path, copies: int) -> None:
     sql = wh.query("select customer_id, segment_id from sql_scored").to_pandas()
     sql = sql.set_index("customer_id").loc[frame["customer_id"], "segment_id"].to_numpy()
     print(f"- predict {n:,} rows, SQL macro ml.segment_of (in DuckDB, into a table): {sql_s:.2f} s")
-    print(f"- predict {n:,} rows, Python Segmenter.predict (float64): {py_s:.2f} s "
-          f"(+ {read_s:.2f} s to read the features into pandas)")
+    print(
+        f"- predict {n:,} rows, Python Segmenter.predict (float64): {py_s:.2f} s "
+        f"(+ {read_s:.2f} s to read the features into pandas)"
+    )
     print(f"- rows where SQL and Python disagree: {int((sql != py).sum())} of {n:,}")
     wh.close()
 

@@ -269,6 +269,13 @@ def test_run_segmentation_flow(data):
     assert (segs["model_version"] == second["model_version"]).all()
     np.testing.assert_array_equal(segs["segment_id"], segs["sql_segment"])
     assert adjusted_rand_score(y, segs["segment_id"]) > 0.95
+    # The session-only Python UDF loads the latest registered model by itself.
+    register(wh.con, column_types=wh.columns("features.customer_features"))
+    py = wh.query(
+        f"select {first['macro'].replace('ml.segment_of', 'py_segment_of')} as p "
+        "from features.customer_features order by customer_id"
+    ).to_pandas()
+    np.testing.assert_array_equal(py["p"], segs["segment_id"])
     record = load_model(wh, "segmenter")
     assert record.version == second["model_version"] and record.metrics["k"] == 4
     profiles = wh.read("ml.segment_profiles").to_pandas()
