@@ -75,7 +75,7 @@ def run_child(code: str, db: Path) -> tuple[dict, float]:
     return json.loads(lines[-2]), peak
 
 
-def dbt_features(db: Path) -> tuple[float, float, float]:
+def dbt_features(db: Path) -> tuple[dict, float]:
     """Wall seconds, SQL seconds (sum of feature-model times) and peak RSS of the dbt feature layer."""
     code = (
         "import sys, json, time\n"
@@ -83,10 +83,12 @@ def dbt_features(db: Path) -> tuple[float, float, float]:
         "t = time.perf_counter()\n"
         "run = run_dbt('run', sys.argv[1], select=['staging', 'features'])\n"
         "sql = sum(n.seconds for n in run.nodes)\n"
-        "print(json.dumps({'seconds': time.perf_counter() - t, 'sql_seconds': sql}))\n"
+        "rfm = sum(n.seconds for n in run.nodes if n.name == 'feat_customer__rfm')\n"
+        "print(json.dumps({'seconds': time.perf_counter() - t, 'sql_seconds': sql, "
+        "'rfm_seconds': rfm, 'nodes': {n.name: n.seconds for n in run.nodes}}))\n"
     )
     res, peak = run_child(code, db)
-    return res["seconds"], res["sql_seconds"], peak
+    return res, peak
 
 
 def main() -> None:
@@ -148,7 +150,7 @@ def main() -> None:
                 )
             )
         print(f"[{n:,} customers] {n_orders:,} orders, {n_items:,} lines, {n_events:,} events")
-        for _, o, name, sec, mem in rows[-5:]:
+        for _, o, name, sec, mem in rows[-6:]:
             if _ != n:
                 continue
             mem_s = f"{mem:,.0f} MiB" if mem else ""
