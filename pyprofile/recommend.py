@@ -265,7 +265,8 @@ class Recommender:
     def _select(
         self, frame: pd.DataFrame, catalogue: np.ndarray, seg: pd.Series | None
     ) -> tuple[str, dict[str, Any]]:
-        """Fit every candidate on an inner time split; keep the best validation NDCG@10."""
+        """Fit every candidate on an inner time split; keep the best validation NDCG@10
+        (popularity when no customer has enough history for a validation part)."""
         inner, valid = time_split(frame, self.validation_fraction)
         candidates = list(self.candidates or METHODS)
         best, best_score = ("popularity", {}), -1.0
@@ -280,8 +281,8 @@ class Recommender:
                 raise InputError("auto cannot be one of its own candidates")
             start = time.perf_counter()
             model.fit(inner, segments=seg, products=catalogue)
-            if len(users) == 0:
-                score = {"ndcg@10": float("nan")}
+            if len(users) == 0:  # nobody has enough history to hold some out
+                score = {"ndcg@10": None}
             else:
                 recs = model.recommend(users, 10, reasons=False)
                 score = ranking_metrics(recs, valid, 10, train=inner, n_catalogue=len(catalogue))
@@ -289,7 +290,7 @@ class Recommender:
             self.validation_.append(record)
             if self.verbose:
                 print(f"[recommend] {record}")
-            if score["ndcg@10"] > best_score:
+            if score["ndcg@10"] is not None and score["ndcg@10"] > best_score:
                 best, best_score = (spec["method"], spec), score["ndcg@10"]
         method, spec = best
         return method, {k: v for k, v in spec.items() if k != "method"}

@@ -181,6 +181,14 @@ def test_determinism_and_auto_selection(data):
         Recommender("auto", candidates=[{"ease_lambda": 1.0}]).fit(data)
 
 
+def test_auto_without_enough_history_falls_back_to_popularity(data):
+    single = data.drop_duplicates("customer_id")  # one interaction each: nothing to hold out
+    model = Recommender("auto", candidates=["itemknn", "ease"], min_support=1).fit(single)
+    assert model.method_ == "popularity"
+    assert [r["ndcg@10"] for r in model.validation_] == [None, None]
+    assert len(model.recommend(k=2)) == 2 * len(single)
+
+
 def test_similar_products(data):
     sims = Recommender("popularity").fit(data).similar_products(k=5)
     assert list(sims.columns) == ["product_id", "rank", "similar_product_id", "score"]
