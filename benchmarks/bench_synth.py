@@ -95,7 +95,7 @@ def run_ctgan(train, kinds, args, seed):
     for c in dates:
         train[c] = (pd.to_datetime(train[c]) - epoch).dt.days.astype(float)
     for c, k in kinds.items():
-        if k == "numerical" and train[c].isna().any():
+        if k in ("numerical", "datetime") and train[c].isna().any():
             train[c] = train[c].fillna(train[c].median())
     torch.manual_seed(seed)  # CTGAN seeds through global state
     t0 = time.perf_counter()
