@@ -49,8 +49,10 @@ class Generator(nn.Module):
         widths: list[int],
         *,
         autoregressive: bool = True,
+        gumbel: bool = True,
     ):
         super().__init__()
+        self.gumbel = gumbel
         layers, dim = [], input_dim
         for h in hidden:
             layers.append(Residual(dim, h))
@@ -96,8 +98,7 @@ class Generator(nn.Module):
         for b, width in enumerate(self.widths):
             logits = acc[:, n + start : n + start + width]
             logits_parts.append(logits)
-            u = torch.rand(logits.shape, generator=generator, device=x.device, dtype=logits.dtype)
-            noisy = logits - torch.log(-torch.log(u + 1e-20) + 1e-20)
+            noisy = self._noisy(logits, generator)
             code = noisy.argmax(1)
             if forced is not None:
                 code = torch.where(forced[:, b] >= 0, forced[:, b], code)
@@ -115,6 +116,14 @@ class Generator(nn.Module):
         empty = torch.zeros((len(x), 0), dtype=torch.long, device=x.device)
         return out, raw, torch.stack(codes, 1) if codes else empty
 
+    def _noisy(self, logits, generator):
+        """Logits plus Gumbel noise (a categorical draw per block), or the logits alone: then
+        every category is a function of the noise vector, so categories can co-vary freely."""
+        if not self.gumbel:
+            return logits
+        u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+        return logits - torch.log(-torch.log(u + 1e-20) + 1e-20)
+
     def _all_blocks(self, acc, *, tau, generator, forced, hard):
         """Every block at once on the padded view (no block sees another)."""
         n = self.n_values
@@ -122,8 +131,7 @@ class Generator(nn.Module):
         if not self.widths:
             return values, acc, torch.zeros((len(acc), 0), dtype=torch.long, device=acc.device)
         logits = acc[:, self.pad_index].masked_fill(~self.pad_valid, float("-inf"))
-        u = torch.rand(logits.shape, generator=generator, device=acc.device, dtype=acc.dtype)
-        noisy = logits - torch.log(-torch.log(u + 1e-20) + 1e-20)
+        noisy = self._noisy(logits, generator)
         codes = noisy.argmax(-1)
         if forced is not None:
             codes = torch.where(forced >= 0, forced, codes)

@@ -52,6 +52,7 @@ class Synthesizer:
         encoding: str = "quantile",
         label_share: float = 0.5,
         autoregressive: bool = False,
+        gumbel: bool = True,
         head_lr_scale: float = 1.0,
         select_best: bool = True,
         eval_every: int = 10,
@@ -78,6 +79,7 @@ class Synthesizer:
         self.encoding = encoding
         self.label_share = label_share
         self.autoregressive = autoregressive
+        self.gumbel = gumbel
         self.head_lr_scale = head_lr_scale
         self.select_best = select_best
         self.eval_every = eval_every
@@ -213,6 +215,7 @@ class Synthesizer:
             t.n_values_,
             widths,
             autoregressive=self.autoregressive,
+            gumbel=self.gumbel,
         )
         d = Discriminator(t.output_dim_ + cond_dim, tuple(self.discriminator_dim), self.pac)
         init_(g, gen)
