@@ -2,7 +2,8 @@
 
 For each segment: size and share; how each numeric feature differs from the whole base
 (``lift`` = segment mean / base mean, ``z`` = (segment mean - base mean) / base standard
-deviation, a standardised mean difference); the top distinguishing features (largest ``|z|``);
+deviation, a standardised mean difference, 0 when fewer than half of the segment have a value);
+the top distinguishing features (largest ``|z|``);
 the dominant RFM segment; favourite categories (``category_<name>_share`` columns); and
 demographics. A short name and a one-paragraph description are composed from those facts only,
 deterministically, and every number in the text is also stored in the ``facts`` JSON column.
@@ -39,6 +40,7 @@ PHRASES: list[tuple[str, str | None, str | None]] = [
     (r"view_to_cart|cart_to_purchase", "decisive", "hesitant"),
 ]
 MIN_Z = 0.5  # a feature distinguishes a segment when |z| >= MIN_Z
+MIN_COVERAGE = 0.5  # ... and at least this share of the segment has a value for it
 
 
 def fmt(value: float) -> str:
@@ -144,7 +146,9 @@ def build_profiles(
     for seg in sorted(pd.unique(labels)):
         mask = labels == seg
         seg_mean = numeric[mask].mean()
-        z = ((seg_mean - base_mean) / base_std.where(base_std > 0)).fillna(0.0)
+        # A feature only distinguishes a segment when most of its customers have a value.
+        covered = numeric[mask].notna().mean() >= MIN_COVERAGE
+        z = ((seg_mean - base_mean) / base_std.where(base_std > 0)).where(covered).fillna(0.0)
         lift = seg_mean / base_mean.where(base_mean != 0)
         order = z.abs().sort_values(ascending=False, kind="stable").index
         top = [

@@ -129,3 +129,14 @@ def test_bad_input():
     other = segments.assign(customer_id="X" + segments["customer_id"])
     with pytest.raises(InputError, match="no customer of segments"):
         build_profiles(frame, other)
+
+
+def test_mostly_null_feature_does_not_distinguish():
+    frame, segments = base()
+    # Segment 2: only 10% have a return rate, and those are extreme.
+    rate = np.where(segments["segment_id"] == 2, np.nan, 0.05)
+    rate[400:420] = 1.0
+    out = build_profiles(frame.assign(return_rate=rate), segments)
+    facts = json.loads(out.loc[out.segment_id == 2, "facts"].item())
+    assert facts["features_z"]["return_rate"] == 0.0
+    assert "return" not in out.loc[out.segment_id == 2, "segment_name"].item().lower()
