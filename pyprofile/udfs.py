@@ -27,19 +27,30 @@ from pyprofile.warehouse import Warehouse
 
 SEGMENT_MODEL = "segmenter"
 SEGMENT_MACRO = "ml.segment_of"
+SEGMENT_TABLE_MACRO = "ml.segment_table"
 _HEADER = re.compile(r"^--\s*macro:\s*([A-Za-z_][\w.]*)\s*\(([^)]*)\)\s*$", re.MULTILINE)
 
 
 # --------------------------------------------------------------------------- persisted macros
-def publish_segment_macro(wh: Any, segmenter: Segmenter, name: str = SEGMENT_MACRO) -> str:
+def publish_segment_macro(
+    wh: Any,
+    segmenter: Segmenter,
+    name: str = SEGMENT_MACRO,
+    *,
+    table_name: str | None = SEGMENT_TABLE_MACRO,
+) -> str:
     """Persist ``name(<segmenter.feature_names_in_>)``: the segmenter's full scoring chain.
 
+    Also persists the table macro ``table_name(tbl)`` for bulk scoring (every column of the
+    named table plus ``segment_id`` and ``distance_to_centroid``), unless it is None.
     Returns the SQL call with the arguments in order, e.g. ``ml.segment_of("recency_days", ...)``.
     """
     from pyprofile.warehouse import quote
 
     wh = Warehouse.open(wh)
     wh.publish_macro(name, segmenter.macro_params, segmenter.to_sql())
+    if table_name:
+        wh.publish_macro(table_name, ["tbl"], segmenter.to_table_sql())
     return f"{name}({', '.join(quote(c) for c in segmenter.macro_params)})"
 
 

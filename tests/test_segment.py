@@ -180,10 +180,23 @@ def test_persisted_macro_and_session_udf(tmp_path, data, fitted):
         py_call = call.replace("ml.segment_of", "py_segment_of")
         both = wh.query(f"select {call} as m, {py_call} as p from features.f").to_pandas()
         np.testing.assert_array_equal(both["m"], both["p"])
-    # A fresh plain DuckDB client sees the macro (persisted), not the Python UDF (session-only).
+    # A fresh plain DuckDB client sees the macros (persisted), not the Python UDF (session-only).
     con = duckdb.connect(path)
     got = next(iter(con.execute(f"select {call} from features.f").fetchnumpy().values()))
     np.testing.assert_array_equal(got, fitted.predict(frame))
+    bulk = con.execute(
+        "select * from ml.segment_table('features.f') order by customer_id"
+    ).fetchdf()
+    assert list(bulk.columns) == [
+        *frame.columns.drop("signup_date"),
+        "segment_id",
+        "distance_to_centroid",
+    ]
+    expected = (
+        fitted.score(frame).assign(customer_id=frame["customer_id"]).sort_values("customer_id")
+    )
+    np.testing.assert_array_equal(bulk["segment_id"], expected["segment_id"])
+    np.testing.assert_array_equal(bulk["distance_to_centroid"], expected["distance_to_centroid"])
     with pytest.raises(duckdb.CatalogException):
         con.execute(f"select {py_call} from features.f")
     con.close()
