@@ -16,7 +16,9 @@ products per customer with a score and a readable reason. Methods:
   least squares with a few conjugate-gradient steps per sweep, seeded.
 * ``auto`` - each of ``candidates`` is fitted on an inner time split of the training data (the
   latest ``validation_fraction`` of every customer's interactions held out) and the one with
-  the best validation NDCG@10 is refitted on everything.
+  the best validation NDCG@10 is refitted on everything. Segments take part in the selection
+  only with ``select_with_segments=True``: a segment table computed from the whole history
+  would let segment popularity see the validation period.
 
 Each customer x product's summed weight ``w`` enters as ``log2(1 + w)`` (``weighting="log"``;
 or ``"binary"``, ``"raw"``). The item-based methods score a customer's history weighted
@@ -64,6 +66,7 @@ _PARAMS = (
     "weighting",
     "candidates",
     "validation_fraction",
+    "select_with_segments",
     "exclude_seen",
     "seen_column",
     "random_state",
@@ -96,6 +99,7 @@ class Recommender:
         weighting: str = "log",
         candidates: Sequence[str | dict[str, Any]] | None = None,
         validation_fraction: float = 0.2,
+        select_with_segments: bool = False,
         exclude_seen: bool = True,
         seen_column: str | None = None,
         random_state: int | None = None,
@@ -116,6 +120,7 @@ class Recommender:
         self.weighting = weighting
         self.candidates = candidates
         self.validation_fraction = validation_fraction
+        self.select_with_segments = select_with_segments
         self.exclude_seen = exclude_seen
         self.seen_column = seen_column
         self.random_state = random_state
@@ -280,7 +285,11 @@ class Recommender:
             if model.method == "auto":
                 raise InputError("auto cannot be one of its own candidates")
             start = time.perf_counter()
-            model.fit(inner, segments=seg, products=catalogue)
+            # Segments are usually computed from the whole history, validation part included:
+            # segment popularity would see the future, so selection ignores them by default.
+            model.fit(
+                inner, segments=seg if self.select_with_segments else None, products=catalogue
+            )
             if len(users) == 0:  # nobody has enough history to hold some out
                 score = {"ndcg@10": None}
             else:

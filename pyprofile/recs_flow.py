@@ -62,7 +62,8 @@ def run_recommendations(
 
     Summary keys: ``rows``, ``customers``, ``cold_start_customers``, ``method``,
     ``model_version``, ``metrics`` (held-out Recall@k, NDCG@k, coverage of the model and of
-    popularity; the test part never took part in the selection), ``validation`` (auto's
+    overall popularity; neither the test part nor the segments, which are computed from the
+    whole history, took part in the selection or these metrics), ``validation`` (auto's
     inner-split scores per candidate), ``similarities`` (rows written),
     ``output_table``, ``similarities_table``.
     """
@@ -95,11 +96,12 @@ def run_recommendations(
         if test.empty:
             metrics["note"] = "too little history per customer for a held-out time split"
         else:
-            # Select (auto) on the earlier interactions only, so the test part stays unseen.
-            probe = Recommender(method, **options).fit(train, segments=seg, products=catalogue)
+            # Select (auto) on the earlier interactions only, so the test part stays unseen; the
+            # segments were computed from the whole history, so they stay out of this part.
+            probe = Recommender(method, **options).fit(train, products=catalogue)
             chosen, chosen_params = probe.method_, probe.selected_params_
             validation = probe.validation_
-            metrics = _holdout(probe, train, test, seg, catalogue, k)
+            metrics = _holdout(probe, train, test, catalogue, k)
     model = Recommender(chosen, **{**options, **chosen_params}).fit(
         data, segments=seg, products=catalogue
     )
@@ -151,17 +153,17 @@ def _holdout(
     probe: Recommender,
     train: pd.DataFrame,
     test: pd.DataFrame,
-    seg: pd.DataFrame | None,
     catalogue: pd.DataFrame | None,
     k: int,
 ) -> dict[str, Any]:
-    """Held-out metrics of the model fitted on the earlier interactions, and of popularity."""
+    """Held-out metrics of the model fitted on the earlier interactions, and of (overall)
+    popularity."""
     out: dict[str, Any] = {"test_interactions": len(test)}
     popularity = Recommender(**{**probe.get_params(), "method": "popularity"})
     for name, fitted in (("model", probe), ("popularity", popularity)):
         try:
             if fitted is popularity:
-                fitted.fit(train, segments=seg, products=catalogue)
+                fitted.fit(train, products=catalogue)
             scores = fitted.evaluate(test, k)
         except InputError as exc:  # e.g. every held-out product was seen before
             out[f"{name}_note"] = str(exc)

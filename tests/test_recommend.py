@@ -189,6 +189,19 @@ def test_auto_without_enough_history_falls_back_to_popularity(data):
     assert len(model.recommend(k=2)) == 2 * len(single)
 
 
+def test_selection_ignores_segments_unless_asked(data):
+    # Segments built from the whole history would leak the validation period into selection.
+    segs = {f"c{u}": "even" if u % 2 == 0 else "odd" for u in range(40)}
+    plain = Recommender("auto", candidates=["popularity"]).fit(data)
+    quiet = Recommender("auto", candidates=["popularity"]).fit(data, segments=segs)
+    leaky = Recommender("auto", candidates=["popularity"], select_with_segments=True)
+    leaky.fit(data, segments=segs)
+    assert quiet.validation_[0]["ndcg@10"] == plain.validation_[0]["ndcg@10"]
+    assert leaky.validation_[0]["ndcg@10"] > plain.validation_[0]["ndcg@10"]
+    # The fitted model still uses the segments for its popularity fallback.
+    assert (quiet.recommend(["c1"], k=3).reason == "popular in your segment").all()
+
+
 def test_similar_products(data):
     sims = Recommender("popularity").fit(data).similar_products(k=5)
     assert list(sims.columns) == ["product_id", "rank", "similar_product_id", "score"]
