@@ -3,7 +3,8 @@
 Reads ``features.customer_features``, fits a :class:`~pyprofile.segment.Segmenter` (ids
 matched to the previous registered version), and in one transaction writes
 ``ml.customer_segments`` and ``ml.segment_profiles``, registers the model and its metrics in
-``ml.model_registry`` and publishes the persisted macro ``ml.segment_of(<feature columns>)``.
+``ml.model_registry`` and publishes the persisted macros ``ml.segment_of(<feature columns>)``
+(one row) and ``ml.segment_table('<table>')`` (bulk).
 Called by the CLI (``pyprofile segment``) and the dbt Python model.
 """
 
