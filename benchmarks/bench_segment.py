@@ -145,15 +145,17 @@ def large(db: Path, big: Path, copies: int, reuse: bool) -> None:
     t0 = time.perf_counter()
     py = seg.predict(frame)
     py_s = time.perf_counter() - t0
-    sql = wh.query("select customer_id, segment_id from sql_scored").to_pandas()
-    sql = sql.set_index("customer_id").loc[frame["customer_id"], "segment_id"].to_numpy()
+
+    def aligned(table: str) -> np.ndarray:
+        got = wh.query(f"select customer_id, segment_id from {table}").to_pandas()
+        return got.set_index("customer_id").loc[frame["customer_id"], "segment_id"].to_numpy()
+
+    sql, bulk = aligned("sql_scored"), aligned("sql_bulk")
     print(f"- predict {n:,} rows, SQL macro ml.segment_of (in DuckDB, into a table): {sql_s:.2f} s")
     print(
         f"- predict {n:,} rows, Python Segmenter.predict (float64): {py_s:.2f} s "
         f"(+ {read_s:.2f} s to read the features into pandas)"
     )
-    bulk = wh.query("select customer_id, segment_id from sql_bulk").to_pandas()
-    bulk = bulk.set_index("customer_id").loc[frame["customer_id"], "segment_id"].to_numpy()
     print(f"- predict {n:,} rows, SQL table macro ml.segment_table (into a table): {bulk_s:.2f} s")
     print(
         f"- rows where SQL and Python disagree: {int((sql != py).sum())} (scalar macro), "
