@@ -117,6 +117,48 @@ def run_ctgan(train, kinds, args, seed):
     return synth, fit, per_epoch, rate, transformer
 
 
+def speed(df, label, args):
+    """Seconds per epoch and sampling rows/s of both models, interleaved so that both see the
+    same machine load (the quality runs are minutes apart on a shared machine)."""
+    from ctgan import CTGAN
+
+    probe = Synthesizer(epochs=1, batch_size=args.batch_size).fit(df, label=label)
+    kinds = column_kinds(probe)
+    discrete = [c for c, k in kinds.items() if k in ("categorical", "boolean")]
+    data = df[list(kinds)]
+    rows = []
+    for rep in range(args.speed_repeats):
+        ours = Synthesizer(epochs=args.speed_epochs, batch_size=args.batch_size, select_best=False)
+        ours.fit(data, label=label)
+        ours_epoch = float(np.median([h["seconds"] for h in ours.history_]))
+        t0 = time.perf_counter()
+        ours.sample(args.sample_rows)
+        ours_rate = args.sample_rows / (time.perf_counter() - t0)
+        times = []
+        for epochs in (1, 1 + args.speed_epochs):
+            model = CTGAN(epochs=epochs, batch_size=args.batch_size, cuda=False)
+            t0 = time.perf_counter()
+            model.fit(data, discrete)
+            times.append(time.perf_counter() - t0)
+        ctgan_epoch = (times[1] - times[0]) / args.speed_epochs
+        t0 = time.perf_counter()
+        model.sample(50_000)
+        ctgan_rate = 50_000 / (time.perf_counter() - t0)
+        rows.append(
+            {
+                "repeat": rep,
+                "pyprofile_s_per_epoch": ours_epoch,
+                "ctgan_s_per_epoch": ctgan_epoch,
+                "epoch_speedup": ctgan_epoch / ours_epoch,
+                "pyprofile_sample_rows_s": ours_rate,
+                "ctgan_sample_rows_s": ctgan_rate,
+            }
+        )
+        print(rows[-1], flush=True)
+    print("\n## speed (interleaved, same load)\n")
+    print(markdown(pd.DataFrame(rows)))
+
+
 def shuffled(train, seed):
     rng = np.random.default_rng(seed)
     return pd.DataFrame({c: train[c].to_numpy()[rng.permutation(len(train))] for c in train})
@@ -221,6 +263,8 @@ def main():
     ap.add_argument("--ctgan-seeds", type=int, nargs="*", default=[0])
     ap.add_argument("--sample-rows", type=int, default=200_000)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (both models)")
+    ap.add_argument("--speed-epochs", type=int, default=0, help="only the speed comparison")
+    ap.add_argument("--speed-repeats", type=int, default=2)
     ap.add_argument("--datasets", nargs="+", default=["telco", "demo"], choices=["telco", "demo"])
     ap.add_argument("--demo-customers", type=int, default=10_000)
     args = ap.parse_args()
@@ -229,6 +273,9 @@ def main():
         f"torch threads: {torch.get_num_threads()}, epochs {args.epochs}, "
         f"CTGAN epochs {args.ctgan_epochs}, batch {args.batch_size}"
     )
+    if args.speed_epochs:
+        speed(*telco(), args)
+        return
     if "telco" in args.datasets:
         df, label = telco()
         bench(df, label, "Telco churn", args)
