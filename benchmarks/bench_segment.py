@@ -110,8 +110,8 @@ def large(db: Path, big: Path, copies: int, reuse: bool) -> None:
     if not (reuse and wh.exists("ml.customer_segments")):
         wh.execute(
             f"create or replace table features.customer_features as "
-            f"select * replace (customer_id || '-' || c::varchar as customer_id) "
-            f"from {FEATURES}, range({copies}) r(c)"
+            f"select f.* replace (f.customer_id || '-' || c::varchar as customer_id) "
+            f"from {FEATURES} f, range({copies}) r(c)"
         )
     n = wh.count(FEATURES)
     print(f"\n## Timings on {n:,} customers (10k demo features x {copies})\n")
