@@ -71,6 +71,11 @@ def evaluate(wh, name, train, hold, synth, kinds, label):
 
 
 def run_ours(train, label, seed, args):
+    from pyprofile.synth import DataTransformer
+
+    t0 = time.perf_counter()
+    DataTransformer(random_state=seed).fit(train, also_discrete=[label])
+    transformer = time.perf_counter() - t0
     model = Synthesizer(epochs=args.epochs, batch_size=args.batch_size, random_state=seed)
     t0 = time.perf_counter()
     model.fit(train, label=label)
@@ -79,7 +84,7 @@ def run_ours(train, label, seed, args):
     t0 = time.perf_counter()
     model.sample(args.sample_rows)
     rate = args.sample_rows / (time.perf_counter() - t0)
-    return model, model.sample(len(train)), fit, per_epoch, rate
+    return model, model.sample(len(train)), fit, per_epoch, rate, transformer
 
 
 def run_ctgan(train, kinds, args, seed):
@@ -173,10 +178,16 @@ def bench(df, label, dataset, args):
     wh = Warehouse.open(":memory:")
     rows, kinds = [], None
     for seed in args.seeds:
-        model, synth, fit, per_epoch, rate = run_ours(train, label, seed, args)
+        model, synth, fit, per_epoch, rate, tr = run_ours(train, label, seed, args)
         kinds = column_kinds(model)
         r = evaluate(wh, f"pyprofile seed {seed}", train, hold, synth, kinds, label)
-        r.update(epochs=args.epochs, fit_s=fit, s_per_epoch=per_epoch, sample_rows_s=rate)
+        r.update(
+            epochs=args.epochs,
+            fit_s=fit,
+            s_per_epoch=per_epoch,
+            sample_rows_s=rate,
+            transformer_s=tr,
+        )
         rows.append(r)
         print(_fmt(r), flush=True)
     train_k = train[list(kinds)]
