@@ -142,3 +142,19 @@ def test_every_readme_sql_example_runs(pipeline_db):
             "and ml.rfm_segment(r_score, f_score, m_score) <> rfm_segment"
         )
     assert mismatched == 0
+
+
+def test_segment_macro_equals_python_assignment_on_every_customer(pipeline_db):
+    """The persisted SQL scoring chain gives exactly the written segments, for all customers."""
+    with Warehouse.open(pipeline_db, read_only=True) as wh:
+        n = wh.count("ml.customer_segments")
+        differ = wh.scalar(
+            "select count(*) from ml.customer_segments s "
+            "join ml.segment_table('features.customer_features') t using (customer_id) "
+            "where s.segment_id <> t.segment_id"
+        )
+        matched = wh.scalar(
+            "select count(*) from ml.customer_segments s "
+            "join ml.segment_table('features.customer_features') t using (customer_id)"
+        )
+    assert matched == n and differ == 0
