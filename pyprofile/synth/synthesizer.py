@@ -44,7 +44,7 @@ class Synthesizer:
         generator_lr: float = 2e-4,
         discriminator_lr: float = 1e-3,
         weight_decay: float = 1e-6,
-        discriminator_steps: int = 1,
+        discriminator_steps: int = 3,
         pac: int = 10,
         gp_weight: float = 10.0,
         lr_schedule: str = "cosine",
