@@ -39,6 +39,34 @@ def publish_static_macros(wh) -> list[str]:
     return [publish_sql_file(wh, path) for path in sorted(udfs_dir().glob("*.sql"))]
 
 
+def run_step(model: str, outputs: str, fn: Callable[[], dict], *, extra: Sequence[str] = ()):
+    """Run one ml step for a dbt Python model and return its one-row run log (Arrow).
+
+    A step whose input is missing or unusable (an :class:`~pyprofile.errors.InputError`, e.g.
+    no order lines to recommend from) is skipped with its reason instead of failing the build.
+    """
+    import pyarrow as pa
+
+    from pyprofile.errors import InputError
+
+    try:
+        summary, status, message = fn(), "ok", None
+    except InputError as exc:
+        summary, status, message = {}, "skipped", str(exc)
+        print(f"pyprofile: {model} skipped: {exc}")
+    row = {
+        "model": [model],
+        "status": [status],
+        "model_version": [summary.get("model_version")],
+        "rows_written": [summary.get("rows")],
+        "output_tables": [outputs],
+        "message": [message],
+    }
+    for key in extra:
+        row[key] = [None if summary.get(key) is None else str(summary.get(key))]
+    return pa.table(row)
+
+
 def _work_dir(project: Path) -> Path:
     """dbt's target/log folder, outside the (possibly read-only) installed project."""
     if os.access(project, os.W_OK):

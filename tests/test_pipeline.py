@@ -87,6 +87,12 @@ def test_every_output_exists_with_plausible_content(pipeline_db):
         n = wh.count("features.customer_features")
         assert wh.count("marts.customer_profiles") == n
         assert wh.count("ml.customer_scores") == n
+        # the marts join the ml outputs written in the same build (not stale or empty)
+        filled = wh.query(
+            "select count(segment_id) s, count(churn_probability) c, count(top_product_1) r "
+            "from marts.customer_profiles"
+        ).to_pylist()[0]
+        assert filled == {"s": n, "c": n, "r": n}
         assert wh.count("ml.customer_segments") == n
         bad = wh.scalar("""select count(*) from ml.customer_scores where not (
             churn_probability between 0 and 1 and purchase_probability between 0 and 1
@@ -158,3 +164,39 @@ def test_segment_macro_equals_python_assignment_on_every_customer(pipeline_db):
             "join ml.segment_table('features.customer_features') t using (customer_id)"
         )
     assert matched == n and differ == 0
+
+
+def test_thin_data_orders_only_skips_what_needs_more(tmp_path):
+    """A real, thin export (CDNOW: orders without ids, no customers, items, products or events):
+    the whole build succeeds; the recommender is skipped with its reason; the marts still build."""
+    import os
+
+    import lifetimes
+    import pandas as pd
+
+    from pyprofile.ingest import load_file
+
+    src = os.path.join(os.path.dirname(lifetimes.__file__), "datasets", "CDNOW_sample.txt")
+    df = pd.read_csv(src, sep=r"\s+", header=None, names=["i", "cust", "date", "qty", "amount"])
+    csv = tmp_path / "orders.csv"
+    df[["cust", "date", "amount"]].to_csv(csv, index=False)
+    db = tmp_path / "thin.duckdb"
+    load_file(db, "orders", csv, mapping={"customer_id": "cust", "ordered_at": "date"})
+    run_dbt("build", db, vars={"synth_epochs": 2, "segment_epochs": 3})
+    with Warehouse.open(db, read_only=True) as wh:
+        runs = {
+            r["model"]: r
+            for r in wh.query(
+                "select model, status, message from ml.run_recommendations union all "
+                "select model, status, message from ml.run_scoring union all "
+                "select model, status, message from ml.run_segmentation"
+            ).to_pylist()
+        }
+        assert runs["recommender"]["status"] == "skipped"
+        assert "no interactions" in runs["recommender"]["message"]
+        assert runs["customer_scores"]["status"] == "ok"
+        assert runs["segmenter"]["status"] == "ok"
+        n = df.cust.nunique()
+        assert wh.count("marts.customer_profiles") == n
+        assert wh.scalar("select count(top_product_1) from marts.customer_profiles") == 0
+        assert wh.scalar("select count(clv_12m) from marts.customer_profiles") > 0

@@ -5,7 +5,8 @@ with profiles as (
 ),
 
 personas as (
-    select * from {{ source('ml', 'segment_profiles') }}
+    select * from {{ ml_source('segment_profiles', [
+        ['segment_id', 'integer'], ['segment_name', 'varchar'], ['description', 'varchar']]) }}
 ),
 
 totals as (

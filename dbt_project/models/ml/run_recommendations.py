@@ -12,31 +12,27 @@ def model(dbt, session):
     dbt.ref("customer_product_interactions")  # lineage: run after these
     dbt.ref("customer_features")
     dbt.ref("run_segmentation")
-    import pyarrow as pa
-
+    from pyprofile.pipeline import run_step
     from pyprofile.recs_flow import run_recommendations
     from pyprofile.warehouse import Warehouse
 
     wh = Warehouse.open(session)
-    k = int(dbt.config.get("k") or 10)
-    summary = run_recommendations(
-        wh,
-        "features.customer_product_interactions",
-        customers="features.customer_features",
-        k=k,
-        method=dbt.config.get("method") or "auto",
-        segments="ml.customer_segments" if wh.exists("ml.customer_segments") else None,
-        products="staging.stg_shop__products" if wh.exists("staging.stg_shop__products") else None,
-        time_column="last_interaction_at",
-        seen_column="is_purchased",
-        random_state=int(dbt.config.get("random_state") or 0),
-    )
-    return pa.table(
-        {
-            "model": ["recommender"],
-            "model_version": [summary.get("model_version")],
-            "method": [summary.get("method")],
-            "rows_written": [summary.get("rows")],
-            "output_tables": ["ml.recommendations, ml.product_similarities"],
-        }
+    return run_step(
+        "recommender",
+        "ml.recommendations, ml.product_similarities",
+        lambda: run_recommendations(
+            wh,
+            "features.customer_product_interactions",
+            customers="features.customer_features",
+            k=int(dbt.config.get("k") or 10),
+            method=dbt.config.get("method") or "auto",
+            segments="ml.customer_segments" if wh.exists("ml.customer_segments") else None,
+            products="staging.stg_shop__products"
+            if wh.exists("staging.stg_shop__products")
+            else None,
+            time_column="last_interaction_at",
+            seen_column="is_purchased",
+            random_state=int(dbt.config.get("random_state") or 0),
+        ),
+        extra=["method"],
     )

@@ -10,22 +10,17 @@ def model(dbt, session):
     dbt.config(materialized="table")
     dbt.ref("customer_training")  # lineage: run after the feature tables
     dbt.ref("customer_features")
-    import pyarrow as pa
-
+    from pyprofile.pipeline import run_step
     from pyprofile.scoring import run_scoring
 
-    summary = run_scoring(
-        session,
-        horizon_days=int(dbt.config.get("horizon_days") or 90),
-        training_table="features.customer_training",
-        scoring_table="features.customer_features",
-        random_state=int(dbt.config.get("random_state") or 0),
-    )
-    return pa.table(
-        {
-            "model": ["customer_scores"],
-            "model_version": [summary.get("model_version")],
-            "rows_written": [summary.get("rows")],
-            "output_tables": ["ml.customer_scores"],
-        }
+    return run_step(
+        "customer_scores",
+        "ml.customer_scores",
+        lambda: run_scoring(
+            session,
+            horizon_days=int(dbt.config.get("horizon_days") or 90),
+            training_table="features.customer_training",
+            scoring_table="features.customer_features",
+            random_state=int(dbt.config.get("random_state") or 0),
+        ),
     )

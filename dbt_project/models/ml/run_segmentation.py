@@ -13,27 +13,22 @@ def _value(raw, cast=str):
 def model(dbt, session):
     dbt.config(materialized="table")
     dbt.ref("customer_features")  # lineage: run after the features
-    import pyarrow as pa
-
+    from pyprofile.pipeline import run_step
     from pyprofile.segment_flow import run_segmentation
 
     k_range = _value(dbt.config.get("k_range")) or "3:12"
     lo, hi = (int(x) for x in k_range.split(":"))
     epochs = _value(dbt.config.get("epochs"), int)
-    summary = run_segmentation(
-        session,
-        "features.customer_features",
-        k=_value(dbt.config.get("k"), int),
-        k_range=(lo, hi),
-        random_state=_value(dbt.config.get("random_state"), int) or 0,
-        **({"epochs": epochs} if epochs else {}),
-    )
-    return pa.table(
-        {
-            "model": ["segmenter"],
-            "model_version": [summary.get("model_version")],
-            "k": [summary.get("k")],
-            "rows_written": [summary.get("rows")],
-            "output_tables": ["ml.customer_segments, ml.segment_profiles"],
-        }
+    return run_step(
+        "segmenter",
+        "ml.customer_segments, ml.segment_profiles",
+        lambda: run_segmentation(
+            session,
+            "features.customer_features",
+            k=_value(dbt.config.get("k"), int),
+            k_range=(lo, hi),
+            random_state=_value(dbt.config.get("random_state"), int) or 0,
+            **({"epochs": epochs} if epochs else {}),
+        ),
+        extra=["k"],
     )

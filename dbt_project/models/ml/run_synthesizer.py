@@ -13,26 +13,20 @@ def _value(raw, cast=str):
 def model(dbt, session):
     dbt.config(materialized="table")
     dbt.ref("customer_features")  # lineage: run after the features
-    import pyarrow as pa
-
+    from pyprofile.pipeline import run_step
     from pyprofile.synth.flow import run_synth
 
     table = _value(dbt.config.get("source_table")) or "features.customer_features"
-    summary = run_synth(
-        session,
-        table,
-        _value(dbt.config.get("rows"), int),
-        epochs=_value(dbt.config.get("epochs"), int),
-        batch_size=_value(dbt.config.get("batch_size"), int),
-        label=_value(dbt.config.get("label")),
-        random_state=_value(dbt.config.get("random_state"), int) or 0,
-    )
-    return pa.table(
-        {
-            "model": ["synthesizer"],
-            "model_version": [summary.get("model_version")],
-            "source_table": [table],
-            "rows_written": [summary.get("rows")],
-            "output_tables": ["ml.synthetic_customers, ml.synthetic_quality"],
-        }
+    return run_step(
+        "synthesizer",
+        "ml.synthetic_customers, ml.synthetic_quality",
+        lambda: run_synth(
+            session,
+            table,
+            _value(dbt.config.get("rows"), int),
+            epochs=_value(dbt.config.get("epochs"), int),
+            batch_size=_value(dbt.config.get("batch_size"), int),
+            label=_value(dbt.config.get("label")),
+            random_state=_value(dbt.config.get("random_state"), int) or 0,
+        ),
     )
