@@ -39,6 +39,11 @@ def publish_static_macros(wh) -> list[str]:
     return [publish_sql_file(wh, path) for path in sorted(udfs_dir().glob("*.sql"))]
 
 
+def config_value(raw: Any, cast: Callable[[Any], Any] = str) -> Any:
+    """A dbt model config value (rendered from a var, so often text) or None when unset."""
+    return None if raw in (None, "", "none", "None", "null") else cast(raw)
+
+
 def run_step(model: str, outputs: str, fn: Callable[[], dict], *, extra: Sequence[str] = ()):
     """Run one ml step for a dbt Python model and return its one-row run log (Arrow).
 

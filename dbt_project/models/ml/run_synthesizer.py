@@ -6,13 +6,10 @@ dbt Python models cannot call var().
 """
 
 
-def _value(raw, cast=str):
-    return None if raw in (None, "", "none", "None") else cast(raw)
-
-
 def model(dbt, session):
     dbt.config(materialized="table")
     dbt.ref("customer_features")  # lineage: run after the features
+    from pyprofile.pipeline import config_value as _value
     from pyprofile.pipeline import run_step
     from pyprofile.synth.flow import run_synth
 
