@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from pyprofile.errors import PyprofileError
 from pyprofile.warehouse import DB_ENV
 
 _HERE = Path(__file__).resolve().parent
+_ML_LOCK = threading.Lock()
 
 
 def project_dir() -> Path:
@@ -55,7 +57,10 @@ def run_step(model: str, outputs: str, fn: Callable[[], dict], *, extra: Sequenc
     from pyprofile.errors import InputError
 
     try:
-        summary, status, message = fn(), "ok", None
+        # one ml step at a time: dbt runs Python models in parallel threads, and torch's
+        # thread settings are process-wide, so parallel fits would not be reproducible
+        with _ML_LOCK:
+            summary, status, message = fn(), "ok", None
     except InputError as exc:
         summary, status, message = {}, "skipped", str(exc)
         print(f"pyprofile: {model} skipped: {exc}")

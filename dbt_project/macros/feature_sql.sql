@@ -324,4 +324,6 @@ left join {{ behavior }} as b on c.customer_id = b.customer_id
 -- point in time: customers first seen after the observation date do not exist yet
 where coalesce(cast(c.signup_at as date), r.first_order_date, b.first_visit_date, a.as_of_date)
     <= a.as_of_date
+-- a stable row order: models read the table in this order, so reruns train identically
+order by c.customer_id
 {%- endmacro %}

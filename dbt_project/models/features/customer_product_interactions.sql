@@ -75,3 +75,4 @@ select
     sum(case when kind = 'purchase' then 1 else 0 end) > 0 as is_purchased
 from weighted
 group by customer_id, product_id
+order by customer_id, product_id

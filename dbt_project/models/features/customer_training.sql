@@ -49,3 +49,4 @@ select
 from features as f
 left join window_purchases as w on f.customer_id = w.customer_id
 where f.has_purchased
+order by f.customer_id
