@@ -87,17 +87,11 @@ def _generate(db: Path, customers: int, seed: int, end_date: date):
 
 
 def _vars(items: list[str] | None, **extra) -> dict | None:
-    """dbt vars from repeated KEY=VALUE options (values parsed as YAML: numbers stay numbers)."""
+    """dbt vars from repeated NAME=VALUE options (values parsed as YAML: numbers stay numbers)."""
     import yaml
 
-    from pyprofile.errors import InputError
-
     out = {k: v for k, v in extra.items() if v is not None}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--var {item!r}: use name=value")
-        out[key.strip()] = yaml.safe_load(value)
+    out.update({k: yaml.safe_load(v) for k, v in _pairs(items, "--var", "name=value").items()})
     return out or None
 
 
@@ -173,15 +167,9 @@ def load(
     ] = False,
 ):
     """Load a CSV or Parquet export into raw.<table> with a column mapping."""
-    from pyprofile.errors import InputError
     from pyprofile.ingest import load_file
 
-    mapping = {}
-    for item in map_ or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise InputError(f"--map {item!r}: use contract_column=file_column")
-        mapping[key.strip()] = value.strip()
+    mapping = _pairs(map_, "--map", "contract_column=file_column")
     report = load_file(
         _db(db), table, file, mapping=mapping, date_format=date_format, replace=replace
     )
@@ -226,14 +214,15 @@ def demo(
     _model_summary(path)
 
 
-def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
+def _pairs(items: list[str] | None, option: str, form: str = "column=value") -> dict[str, str]:
+    """Repeated KEY=VALUE options as a dict; a malformed one is a clear user error."""
     from pyprofile.errors import InputError
 
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"{option} {item!r}: use column=value")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"{option} {item!r}: use {form}")
         out[key.strip()] = value.strip()
     return out
 
@@ -371,24 +360,12 @@ def recommend(
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
 ):
     """Fit the recommender; write ml.recommendations + ml.product_similarities."""
-    from pyprofile.recs_flow import run_recommendations
-    from pyprofile.warehouse import Warehouse
+    from pyprofile.recs_flow import pipeline_inputs, run_recommendations
 
     path = _db(db)
-    with Warehouse.open(path) as wh:
-        segments = "ml.customer_segments" if wh.exists("ml.customer_segments") else None
-        products = "staging.stg_shop__products" if wh.exists("staging.stg_shop__products") else None
     with _status("fitting recommenders"):
         summary = run_recommendations(
-            path,
-            "features.customer_product_interactions",
-            k=k,
-            method=method,
-            segments=segments,
-            products=products,
-            time_column="last_interaction_at",
-            seen_column="is_purchased",
-            random_state=seed,
+            path, k=k, method=method, random_state=seed, **pipeline_inputs(path)
         )
     rows = [
         ("method", summary["method"]),

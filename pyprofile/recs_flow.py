@@ -25,6 +25,22 @@ from pyprofile.warehouse import Warehouse, split_name
 MODEL_NAME = "recommender"
 
 
+def pipeline_inputs(wh: Warehouse | str) -> dict[str, Any]:
+    """The bundled dbt project's inputs for :func:`run_recommendations`: interactions, customers,
+    and the segments and product catalogue when they exist (for the CLI and the dbt model)."""
+    with Warehouse.open(wh) as w:
+        segments = "ml.customer_segments" if w.exists("ml.customer_segments") else None
+        products = "staging.stg_shop__products" if w.exists("staging.stg_shop__products") else None
+    return {
+        "interactions": "features.customer_product_interactions",
+        "customers": "features.customer_features",
+        "segments": segments,
+        "products": products,
+        "time_column": "last_interaction_at",
+        "seen_column": "is_purchased",
+    }
+
+
 def _read(wh: Warehouse, name: str, columns: list[str]) -> pd.DataFrame:
     return wh.read(name, columns).to_pandas()
 

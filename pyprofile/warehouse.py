@@ -244,26 +244,13 @@ class Warehouse:
         Readers see the old version or the new one, never half of it. ``primary_key``
         columns are checked for nulls and duplicates before anything is written.
         """
-        schema, _ = split_name(name)
         arrow = as_arrow(data)
         for key in primary_key:
             if key not in arrow.column_names:
                 raise InputError(f"{name}: key column {key} is missing")
         if primary_key:
             self._check_key(name, arrow, primary_key)
-        view = f"__pyprofile_src_{threading.get_ident()}"
-        with _lock:
-            self.con.register(view, arrow)
-            try:
-                self._atomic(
-                    [
-                        f"create schema if not exists {quote(schema)}",
-                        f"create or replace table {qualified(name)} as select * from {quote(view)}",
-                    ]
-                )
-            finally:
-                self.con.unregister(view)
-        return arrow.num_rows
+        return self.write_many({name: arrow})[name]
 
     def _check_key(self, name: str, arrow: pa.Table, key: Sequence[str]) -> None:
         view = f"__pyprofile_key_{threading.get_ident()}"

@@ -13,26 +13,17 @@ def model(dbt, session):
     dbt.ref("customer_features")
     dbt.ref("run_segmentation")
     from pyprofile.pipeline import run_step
-    from pyprofile.recs_flow import run_recommendations
-    from pyprofile.warehouse import Warehouse
+    from pyprofile.recs_flow import pipeline_inputs, run_recommendations
 
-    wh = Warehouse.open(session)
     return run_step(
         "recommender",
         "ml.recommendations, ml.product_similarities",
         lambda: run_recommendations(
-            wh,
-            "features.customer_product_interactions",
-            customers="features.customer_features",
+            session,
             k=int(dbt.config.get("k") or 10),
             method=dbt.config.get("method") or "auto",
-            segments="ml.customer_segments" if wh.exists("ml.customer_segments") else None,
-            products="staging.stg_shop__products"
-            if wh.exists("staging.stg_shop__products")
-            else None,
-            time_column="last_interaction_at",
-            seen_column="is_purchased",
             random_state=int(dbt.config.get("random_state") or 0),
+            **pipeline_inputs(session),
         ),
         extra=["method"],
     )

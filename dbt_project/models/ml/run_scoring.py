@@ -19,8 +19,6 @@ def model(dbt, session):
         lambda: run_scoring(
             session,
             horizon_days=int(dbt.config.get("horizon_days") or 90),
-            training_table="features.customer_training",
-            scoring_table="features.customer_features",
             random_state=int(dbt.config.get("random_state") or 0),
         ),
     )
