@@ -13,13 +13,14 @@ import torch
 from pyprofile.device import resolve_device
 from pyprofile.errors import InputError, NotFittedError
 from pyprofile.registry import load_model, pack, save_model, unpack
-from pyprofile.synth.modules import Discriminator, Generator, OutputLayout, init_
+from pyprofile.synth.modules import Discriminator, Generator, init_
 from pyprofile.synth.train import ConditionSampler, Nets, train
 from pyprofile.synth.transformer import DataTransformer, warn_excluded
 from pyprofile.warehouse import as_arrow
 
-SAMPLE_CHUNK = 4096  # keeps activations in cache: ~2x faster than big chunks
+SAMPLE_CHUNK = 16384
 TAU = 0.2
+CALIBRATION_ROWS = 20_000
 
 
 class Synthesizer:
@@ -39,21 +40,21 @@ class Synthesizer:
         epochs: int = 300,
         batch_size: int = 500,
         noise_dim: int = 128,
-        generator_dim: tuple[int, ...] = (256, 256),
-        discriminator_dim: tuple[int, ...] = (256, 256),
-        generator_lr: float = 2e-4,
-        discriminator_lr: float = 1e-3,
+        generator_dim: tuple[int, ...] = (128, 128),
+        discriminator_dim: tuple[int, ...] = (64, 64),
+        generator_lr: float = 2e-3,
+        discriminator_lr: float = 2e-3,
         weight_decay: float = 1e-6,
-        discriminator_steps: int = 3,
+        discriminator_steps: int = 1,
         pac: int = 10,
         gp_weight: float = 10.0,
         lr_schedule: str = "cosine",
-        max_modes: int = 10,
+        max_modes: int | None = None,
         encoding: str = "quantile",
         label_share: float = 0.5,
-        autoregressive: bool = False,
-        gumbel: bool = True,
-        head_lr_scale: float = 1.0,
+        gumbel: bool = False,
+        moment_weight: float = 1.0,
+        gp_every: int = 4,
         select_best: bool = True,
         eval_every: int = 10,
         eval_rows: int = 5000,
@@ -78,9 +79,9 @@ class Synthesizer:
         self.max_modes = max_modes
         self.encoding = encoding
         self.label_share = label_share
-        self.autoregressive = autoregressive
         self.gumbel = gumbel
-        self.head_lr_scale = head_lr_scale
+        self.moment_weight = moment_weight
+        self.gp_every = gp_every
         self.select_best = select_best
         self.eval_every = eval_every
         self.eval_rows = eval_rows
@@ -125,14 +126,16 @@ class Synthesizer:
         evaluate = self._estimator(table) if self.select_best else None
         with self._cpu_threads():
             self.history_, self.best_epoch_ = self._train(matrix, rng, gen, evaluate)
+            self._calibrate()
         if self.verbose:
             self._bar.stop()
         return self
 
     @contextmanager
     def _cpu_threads(self):
-        """Torch CPU threads for fit/sample: these small MLPs gain little from more, and one
-        thread avoids the stalls of oversubscribed cores (``threads=None``: leave torch's)."""
+        """Torch CPU threads for training: its small steps gain little from more, and one
+        thread avoids the stalls of oversubscribed cores (``threads=None``: leave torch's).
+        Sampling runs whole chunks and uses torch's threads."""
         if self.threads is None or self.device_.type != "cpu":
             yield
             return
@@ -157,6 +160,7 @@ class Synthesizer:
         n = min(self.eval_rows, max(table.num_rows, 1000))
 
         def evaluate():
+            self._calibrate()
             sample = self.sample_arrow(n, random_state=self.random_state + 2)
             return estimator.score(sample.to_pandas())["score"]
 
@@ -179,7 +183,8 @@ class Synthesizer:
             rng=rng,
             generator=gen,
             amp=self.amp,
-            head_lr_scale=self.head_lr_scale,
+            moment_weight=self.moment_weight,
+            gp_every=self.gp_every,
             evaluate=evaluate,
             eval_every=self.eval_every,
             progress=self._progress() if self.verbose else None,
@@ -214,7 +219,6 @@ class Synthesizer:
             tuple(self.generator_dim),
             t.n_values_,
             widths,
-            autoregressive=self.autoregressive,
             gumbel=self.gumbel,
         )
         d = Discriminator(t.output_dim_ + cond_dim, tuple(self.discriminator_dim), self.pac)
@@ -224,7 +228,6 @@ class Synthesizer:
         self.nets_ = Nets(
             generator=g.to(self.device_),
             discriminator=d.to(self.device_),
-            layout=OutputLayout(t.n_values_, [b.width for b in t.blocks_], self.device_),
             cond_blocks=torch.as_tensor(cat_blocks, dtype=torch.long, device=self.device_),
             noise_dim=self.noise_dim,
         )
@@ -271,6 +274,17 @@ class Synthesizer:
             raise InputError(f"n must be >= 0, got {n}")
         forced = self._forced(conditions or {})
         seed = self.random_state + 1 if random_state is None else random_state
+        return self.transformer_.inverse_transform(*self._generate(n, forced, seed))
+
+    def _calibrate(self) -> None:
+        """Fit the transformer's quantile mapping on a large unconditional generated sample
+        (same seed every time, so a fit stays deterministic)."""
+        self.transformer_.calibration_ = None
+        n = max(CALIBRATION_ROWS, self.transformer_.n_rows_)
+        self.transformer_.calibrate(*self._generate(n, {}, self.random_state + 3))
+
+    def _generate(self, n: int, forced: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Generated scaled values (rows, n_values) and block codes (rows, blocks)."""
         rng = np.random.default_rng(seed)
         gen = torch.Generator(device=self.device_).manual_seed(seed)
         t, sampler = self.transformer_, self.sampler_
@@ -291,7 +305,7 @@ class Synthesizer:
         g.eval()
         values, codes = [], []
         try:
-            with torch.no_grad(), self._cpu_threads():
+            with torch.no_grad():  # all cores: batched sampling gains from threads
                 for lo in range(0, n, SAMPLE_CHUNK):
                     c, k = cols[lo : lo + SAMPLE_CHUNK], cats[lo : lo + SAMPLE_CHUNK]
                     cond = sampler.vector(c, k, self.device_)
@@ -301,23 +315,20 @@ class Synthesizer:
                         forced_t[np.arange(len(c)), block_of[c]] = k  # the condition holds
                     for column, category in forced.items():
                         forced_t[:, block_of[column]] = category
-                    out, _, code = g(
+                    v, _, code = g(
                         torch.cat([z, cond], 1),
                         tau=TAU,
                         generator=gen,
                         forced=torch.as_tensor(forced_t, device=self.device_),
                         hard=True,
                     )
-                    v = out[:, : t.n_values_]
-                    code = code.cpu().numpy()
                     values.append(v.cpu().numpy())
-                    codes.append(code)
+                    codes.append(code.cpu().numpy())
         finally:
             g.train(was_training)
         if not values:
-            values = [np.zeros((0, t.n_values_), np.float32)]
-            codes = [np.zeros((0, len(t.blocks_)), np.int64)]
-        return t.inverse_transform(np.concatenate(values), np.concatenate(codes))
+            return np.zeros((0, t.n_values_), np.float32), np.zeros((0, len(t.blocks_)), np.int64)
+        return np.concatenate(values), np.concatenate(codes)
 
     def _forced(self, conditions: dict) -> dict[int, int]:
         """{discrete column index: category code} for the requested conditions."""

@@ -1,8 +1,10 @@
-"""Training of the synthesizer: condition sampling, the two WGAN-GP steps and the epoch loop.
+"""Training of the synthesizer: condition sampling, the training step and the epoch loop.
 
-``discriminator_step`` and ``generator_step`` each do one optimiser step and return loss
-tensors (no ``.item()``: the loop syncs once per epoch). All randomness comes from the
-``numpy.random.Generator`` and ``torch.Generator`` passed in.
+One step updates the critic (WGAN-GP, packed) and the generator (adversarial loss, condition
+cross-entropy and moment loss) from a single generator forward and a single backward pass;
+optional extra critic steps come before it. Steps return loss tensors (no ``.item()``: the
+loop syncs once per epoch). All randomness comes from the ``numpy.random.Generator`` and
+``torch.Generator`` passed in.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pyprofile.synth.modules import Discriminator, Generator, OutputLayout
+from pyprofile.synth.modules import Discriminator, Generator
+
+MOMENT_STD_FLOOR = 0.2  # encoded columns are standardised, rare one-hots amplified at most 5x
 
 
 class ConditionSampler:
@@ -98,7 +102,6 @@ class ConditionSampler:
 class Nets:
     generator: Generator
     discriminator: Discriminator
-    layout: OutputLayout
     cond_blocks: torch.Tensor  # index of each discrete column's block among all blocks
     noise_dim: int
 
@@ -108,15 +111,11 @@ def _noise(nets, cond, generator):
     return torch.cat([z, cond], dim=1)
 
 
-def gradient_penalty(disc, real, fake, pac, generator):
-    """WGAN-GP on packs: penalise the critic's gradient norm away from 1 on interpolates."""
+def interpolate(real, fake, pac, generator):
+    """Random points between real and fake packs (one mixing weight per pack)."""
     alpha = torch.rand((len(real) // pac, 1, 1), generator=generator, device=real.device)
     alpha = alpha.expand(-1, pac, real.shape[1]).reshape(real.shape)
-    mix = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    score = disc(mix, generator)
-    (grad,) = torch.autograd.grad(score.sum(), mix, create_graph=True)
-    norm = grad.reshape(-1, pac * real.shape[1]).norm(2, dim=1)
-    return ((norm - 1) ** 2).mean()
+    return alpha * real + (1 - alpha) * fake
 
 
 def forced_codes(nets, cols, cats, n_blocks, device):
@@ -128,44 +127,132 @@ def forced_codes(nets, cols, cats, n_blocks, device):
     return forced
 
 
+def draw_batch(sampler, rng, nets, data, batch_size):
+    """(conditions, forced codes, columns, categories, matching real rows) for one update."""
+    device = data.device
+    cols, cats, rows = sampler.sample_train(batch_size, rng)
+    cols_t = torch.as_tensor(cols, device=device)
+    cats_t = torch.as_tensor(cats, device=device)
+    forced = forced_codes(nets, cols_t, cats_t, len(nets.generator.widths), device)
+    real = data[torch.as_tensor(rows, device=device)]
+    return sampler.vector(cols, cats, device), forced, cols_t, cats_t, real
+
+
+def gradient_penalty_of(scores, mix, pac):
+    """WGAN-GP on packs: the critic's gradient norm on interpolates, penalised away from 1."""
+    (grad,) = torch.autograd.grad(scores.sum(), mix, create_graph=True)
+    return ((grad.reshape(-1, pac * mix.shape[1]).norm(2, dim=1) - 1) ** 2).mean()
+
+
 def discriminator_step(nets, opt, real, cond, forced, *, tau, gp_weight, generator, autocast):
-    """One critic update; returns (wasserstein loss, gradient penalty) tensors."""
+    """An extra critic update on fresh fakes (no generator gradient needed)."""
+    disc, pac = nets.discriminator, nets.discriminator.pac
     with torch.no_grad(), autocast():
         fake, _, _ = nets.generator(
             _noise(nets, cond, generator), tau=tau, generator=generator, forced=forced
         )
     real_in = torch.cat([real, cond], dim=1)
     fake_in = torch.cat([fake.float(), cond], dim=1)
+    mix = interpolate(real_in, fake_in, pac, generator).requires_grad_(True)
     with autocast():
-        loss = (
-            nets.discriminator(fake_in, generator).mean()
-            - nets.discriminator(real_in, generator).mean()
-        )
-    gp = gradient_penalty(nets.discriminator, real_in, fake_in, nets.discriminator.pac, generator)
+        scores = disc(torch.cat([real_in, fake_in, mix]), generator).float()
+    packs = len(real_in) // pac
+    loss = scores[packs : 2 * packs].mean() - scores[:packs].mean()
+    gp = gradient_penalty_of(scores[2 * packs :], mix, pac)
     opt.zero_grad(set_to_none=True)
-    (loss.float() + gp_weight * gp).backward()
+    (loss + gp_weight * gp).backward()
     opt.step()
     return loss.detach(), gp.detach()
 
 
-def generator_step(nets, opt, cond, forced, cols, cats, *, tau, generator, autocast):
-    """One generator update; returns (adversarial loss, condition cross-entropy) tensors."""
+class MomentMatcher:
+    """Moment loss: squared distance between the means and second moments of real and
+    generated rows in the encoded space, after standardising every encoded column.
+
+    On one-hot blocks the second moment holds every pair of columns' contingency table, and
+    on the scaled values their correlation: matching it pulls the generator straight at the
+    pairwise structure that the critic only reports through its score. Standardising puts
+    numeric values (small in the encoding) and one-hots on one footing; the floor on the
+    standard deviation keeps rare categories from amplifying sampling noise.
+    """
+
+    def __init__(self, weight: float, data: torch.Tensor):
+        self.weight = weight
+        self.center = data.mean(0)
+        self.scale = 1 / data.std(0).clamp_min(MOMENT_STD_FLOOR)
+
+    def _moments(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.center) * self.scale
+        return torch.cat([x.mean(0)[None], x.t() @ x / len(x)])
+
+    def __call__(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            target = self._moments(real)
+        return self.weight * ((self._moments(fake) - target) ** 2).sum()
+
+
+class _Reverse(torch.autograd.Function):
+    """Identity forward, negated gradient backward (gradient reversal)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+def train_step(nets, opts, batch, *, tau, gp_weight, moments, generator, autocast, penalty=True):
+    """Critic and generator updated together from one forward and one backward pass.
+
+    Real rows, fakes (through a gradient reversal) and, with ``penalty``, the interpolates of
+    the gradient penalty go through the critic as one batch, so a single backward of
+    ``critic(fake) - critic(real) + penalty + condition loss + moment loss`` gives the critic
+    the gradient of its WGAN-GP loss and the generator that of
+    ``-critic(fake) + condition loss + moment loss``."""
+    cond, forced, cols, cats, real = batch
+    opt_d, opt_g = opts
+    disc, pac = nets.discriminator, nets.discriminator.pac
     with autocast():
         fake, raw, _ = nets.generator(
             _noise(nets, cond, generator), tau=tau, generator=generator, forced=forced
         )
-        adv = -nets.discriminator(torch.cat([fake, cond], dim=1), generator).mean()
-    if len(nets.cond_blocks):
-        logits = nets.layout.padded(raw.float())[:, nets.cond_blocks]  # (rows, columns, width)
-        chosen = logits[torch.arange(len(raw), device=raw.device), cols]
-        chosen = chosen.masked_fill(torch.isinf(chosen), -1e4)
-        cond_loss = torch.nn.functional.cross_entropy(chosen, cats)
-    else:
-        cond_loss = torch.zeros((), device=raw.device)
-    opt.zero_grad(set_to_none=True)
-    (adv.float() + cond_loss).backward()
-    opt.step()
-    return adv.detach(), cond_loss.detach()
+    fake_in = torch.cat([fake.float(), cond], dim=1)
+    real_in = torch.cat([real, cond], dim=1)
+    parts = [real_in, _Reverse.apply(fake_in)]
+    if penalty:
+        mix = interpolate(real_in, fake_in.detach(), pac, generator).requires_grad_(True)
+        parts.append(mix)
+    with autocast():
+        scores = disc(torch.cat(parts), generator).float()
+    packs = len(real_in) // pac
+    score_real, score_fake = scores[:packs].mean(), scores[packs : 2 * packs].mean()
+    loss_d = score_fake - score_real
+    gp = torch.zeros((), device=real.device)
+    if penalty:
+        gp = gradient_penalty_of(scores[2 * packs :], mix, pac)
+    cond_loss = condition_loss(nets, raw, cols, cats)
+    loss = loss_d + gp_weight * gp + cond_loss
+    if moments is not None:
+        loss = loss + moments(fake.float(), real)
+    opt_d.zero_grad(set_to_none=True)
+    opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_d.step()
+    opt_g.step()
+    return loss_d.detach(), gp.detach(), -score_fake.detach(), cond_loss.detach()
+
+
+def condition_loss(nets, raw, cols, cats):
+    """Cross-entropy of each row's condition column against its asked-for category."""
+    if not len(nets.cond_blocks):
+        return torch.zeros((), device=raw.device)
+    g = nets.generator
+    block = nets.cond_blocks[cols]  # each row's block: gather just its logits
+    logits = raw[:, g.n_values :].float().gather(1, g.pad_index[block])
+    logits = logits.masked_fill(~g.pad_valid[block], -1e4)
+    return torch.nn.functional.cross_entropy(logits, cats)
 
 
 def lr_factor(schedule: str, progress: float) -> float:
@@ -192,31 +279,26 @@ def train(
     rng: np.random.Generator,
     generator: torch.Generator,
     amp: bool,
-    head_lr_scale: float = 1.0,
+    moment_weight: float = 0.0,
+    gp_every: int = 1,
     evaluate=None,
     eval_every: int = 10,
     progress=None,
 ) -> tuple[list[dict], int]:
-    """The epoch loop; returns one record per epoch (losses averaged over its batches) and the
+    """The epoch loop (Adam, cosine learning-rate decay); returns one record per epoch (losses averaged over its batches) and the
     epoch whose generator is kept: with ``evaluate`` (a callable returning a quality estimate),
     the generator is scored every ``eval_every`` epochs and at the end, and the best kept."""
     device = data.device
-    head = [p for name, p in nets.generator.named_parameters() if name.startswith("mix.")]
-    rest = [p for name, p in nets.generator.named_parameters() if not name.startswith("mix.")]
-    groups = [{"params": rest, "scale": 1.0}]
-    if head:
-        groups.append({"params": head, "scale": head_lr_scale})
-    opt_g = torch.optim.Adam(groups, lr=lr_g, betas=(0.5, 0.9), weight_decay=weight_decay)
-    opt_d = torch.optim.Adam(
-        nets.discriminator.parameters(), lr=lr_d, betas=(0.5, 0.9), weight_decay=weight_decay
-    )
+    adam = {"betas": (0.5, 0.9), "weight_decay": weight_decay, "fused": True}
+    opt_g = torch.optim.Adam(nets.generator.parameters(), lr=lr_g, **adam)
+    opt_d = torch.optim.Adam(nets.discriminator.parameters(), lr=lr_d, **adam)
     use_amp = amp and device.type == "cuda"
 
     def autocast():
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp)
 
+    moments = MomentMatcher(moment_weight, data) if moment_weight > 0 else None
     steps = max(1, len(data) // batch_size)
-    n_blocks = len(nets.generator.widths)
     total = epochs * steps
     history, best = [], None
     nets.generator.train()
@@ -227,17 +309,12 @@ def train(
         for step in range(steps):
             factor = lr_factor(schedule, (epoch * steps + step) / total)
             for group in opt_g.param_groups:
-                group["lr"] = lr_g * factor * group["scale"]
+                group["lr"] = lr_g * factor
             for group in opt_d.param_groups:
                 group["lr"] = lr_d * factor
-            for _ in range(discriminator_steps):
-                cols, cats, rows = sampler.sample_train(batch_size, rng)
-                cond = sampler.vector(cols, cats, device)
-                cols_t = torch.as_tensor(cols, device=device)
-                cats_t = torch.as_tensor(cats, device=device)
-                forced = forced_codes(nets, cols_t, cats_t, n_blocks, device)
-                real = data[torch.as_tensor(rows, device=device)]
-                loss_d, gp = discriminator_step(
+            for _ in range(discriminator_steps - 1):
+                cond, forced, _, _, real = draw_batch(sampler, rng, nets, data, batch_size)
+                discriminator_step(
                     nets,
                     opt_d,
                     real,
@@ -248,18 +325,15 @@ def train(
                     generator=generator,
                     autocast=autocast,
                 )
-            cols, cats, _ = sampler.sample_train(batch_size, rng)
-            cond = sampler.vector(cols, cats, device)
-            cols_t = torch.as_tensor(cols, device=device)
-            cats_t = torch.as_tensor(cats, device=device)
-            loss_g, loss_c = generator_step(
+            loss_d, gp, loss_g, loss_c = train_step(
                 nets,
-                opt_g,
-                cond,
-                forced_codes(nets, cols_t, cats_t, n_blocks, device),
-                cols_t,
-                cats_t,
+                (opt_d, opt_g),
+                draw_batch(sampler, rng, nets, data, batch_size),
                 tau=tau,
+                # lazy regularisation: the penalty on every gp_every-th step, scaled up
+                gp_weight=gp_weight * gp_every,
+                penalty=(epoch * steps + step) % gp_every == 0,
+                moments=moments,
                 generator=generator,
                 autocast=autocast,
             )

@@ -167,7 +167,7 @@ class DataTransformer:
     Parameters are stored as given; ``fit`` learns everything ending in ``_``.
     """
 
-    def __init__(self, *, max_modes: int = 10, encoding: str = "quantile", random_state=0):
+    def __init__(self, *, max_modes: int | None = None, encoding: str = "quantile", random_state=0):
         self.max_modes = max_modes
         self.encoding = encoding
         self.random_state = random_state
@@ -243,12 +243,14 @@ class DataTransformer:
                 spec["type"] = "numeric"
             self.columns_.append(spec)
         self._fit_numeric(table, numeric, rng)
+        self.calibration_ = None
         self._layout()
         return self
 
     def _fit_numeric(self, table, numeric, rng):
         specs = {s["name"]: s for s in self.columns_}
-        k = self.max_modes
+        # quantile-encoded columns are Gaussian already: one mode; standardised ones: CTGAN's 10
+        k = self.max_modes or (1 if self.encoding == "quantile" else 10)
         self.numeric_ = numeric
         m = len(numeric)
         self.quantiles_ = np.zeros((m, QUANTILES))
@@ -288,15 +290,36 @@ class DataTransformer:
         return out
 
     def _from_gauss(self, z):
-        """Gaussian scale -> numeric columns, clipped to the training bounds."""
+        """Gaussian scale -> numeric columns, clipped to the training bounds.
+
+        Once calibrated, a value's rank among generated values (its generated CDF) picks the
+        real quantile: each column then has the real marginal whatever small distortions the
+        generator leaves, while the dependence between columns stays the generator's."""
         out = np.empty_like(z)
         grid = np.linspace(0, 1, QUANTILES)
+        calibration = getattr(self, "calibration_", None)
         for j in range(z.shape[1]):
-            if self.encoding == "gmm":
+            if calibration is not None:
+                # generated quantile -> real quantile at the same level, in one interpolation
+                out[:, j] = np.interp(z[:, j], calibration[j], self.quantiles_[j])
+            elif self.encoding == "gmm":
                 out[:, j] = z[:, j] * self.scale_[j] + self.loc_[j]
             else:
                 out[:, j] = np.interp(ndtr(z[:, j]), grid, self.quantiles_[j])
         return np.clip(out, self.bounds_[:, 0], self.bounds_[:, 1])
+
+    def calibrate(self, values: np.ndarray, onehot_codes: np.ndarray) -> None:
+        """Learn every numeric column's generated distribution from a large generated sample
+        (the arguments of :meth:`inverse_transform`), so that decoding maps it onto the real
+        one (quantile mapping)."""
+        self._check()
+        z, nulls = self._decode_gauss(values, onehot_codes)
+        grid = np.linspace(0, 1, QUANTILES)
+        knots = np.zeros((z.shape[1], QUANTILES))
+        for j in range(z.shape[1]):
+            v = z[~nulls[:, j], j]
+            knots[j] = np.quantile(v, grid) if len(v) else ndtri(np.clip(grid, 1e-6, 1 - 1e-6))
+        self.calibration_ = knots
 
     def _layout(self):
         """Blocks of the one-hot part, in order: categories (table order), then numeric modes
@@ -406,21 +429,11 @@ class DataTransformer:
         """Decode generated rows: ``values`` (rows, n_values) in [-1, 1] and the argmax code of
         every one-hot block (rows, blocks). Returns an Arrow table with the training schema."""
         self._check()
-        n = len(values)
         arrays = {}
-        z = np.zeros((n, self.n_values_))
-        nulls = np.zeros((n, self.n_values_), dtype=bool)
-        cat_codes = {}
-        position = {c: j for j, c in enumerate(self.numeric_)}
-        for i, b in enumerate(self.blocks_):
-            if b.kind == "mode":
-                j = position[b.column]
-                mode = self.mode_index_[j][onehot_codes[:, i]]
-                z[:, j] = values[:, j] * 4 * self.stds_[j, mode] + self.means_[j, mode]
-            elif b.kind == "null":
-                nulls[:, position[b.column]] = onehot_codes[:, i] == 1
-            else:
-                cat_codes[b.column] = onehot_codes[:, i]
+        z, nulls = self._decode_gauss(values, onehot_codes)
+        cat_codes = {
+            b.column: onehot_codes[:, i] for i, b in enumerate(self.blocks_) if b.kind == "category"
+        }
         x = self._from_gauss(z)
         specs = {s["name"]: s for s in self.columns_}
         for j, c in enumerate(self.numeric_):
@@ -434,6 +447,21 @@ class DataTransformer:
             cats = pa.array(specs[c]["categories"], type=typ)
             arrays[c] = cats.take(pa.array(cat_codes[c]))
         return pa.table([arrays[c] for c in self.schema_.names], schema=self._plain_schema())
+
+    def _decode_gauss(self, values, onehot_codes):
+        """Numeric columns on the Gaussian scale, and their null flags, from generated rows."""
+        n = len(values)
+        z = np.zeros((n, self.n_values_))
+        nulls = np.zeros((n, self.n_values_), dtype=bool)
+        position = {c: j for j, c in enumerate(self.numeric_)}
+        for i, b in enumerate(self.blocks_):
+            if b.kind == "mode":
+                j = position[b.column]
+                mode = self.mode_index_[j][onehot_codes[:, i]]
+                z[:, j] = values[:, j] * 4 * self.stds_[j, mode] + self.means_[j, mode]
+            elif b.kind == "null":
+                nulls[:, position[b.column]] = onehot_codes[:, i] == 1
+        return z, nulls
 
     def _plain_schema(self):
         fields = []
@@ -487,6 +515,8 @@ class DataTransformer:
             "excluded": self.excluded_,
             "n_rows": self.n_rows_,
         }
+        if getattr(self, "calibration_", None) is not None:
+            arrays["calibration"] = self.calibration_
         json.dumps(meta)  # fail early if a category is not JSON-able
         return arrays, meta
 
@@ -503,6 +533,8 @@ class DataTransformer:
         self.numeric_ = meta["numeric"]
         self.excluded_ = meta["excluded"]
         self.n_rows_ = meta["n_rows"]
+        if "calibration" in arrays:
+            self.calibration_ = arrays["calibration"]
         self._layout()
         return self
 
