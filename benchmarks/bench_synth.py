@@ -13,6 +13,7 @@ shuffled on its own) and real held-out rows.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 from contextlib import contextmanager
@@ -88,7 +89,9 @@ def run_ours(train, label, seed, args):
     t0 = time.perf_counter()
     DataTransformer(random_state=seed).fit(train, also_discrete=[label])
     transformer = time.perf_counter() - t0
-    model = Synthesizer(epochs=args.epochs, batch_size=args.batch_size, random_state=seed)
+    model = Synthesizer(
+        epochs=args.epochs, batch_size=args.batch_size, random_state=seed, **args.params
+    )
     t0 = time.perf_counter()
     model.fit(train, label=label)
     fit = time.perf_counter() - t0
@@ -302,6 +305,12 @@ def main():
     ap.add_argument("--ctgan-seeds", type=int, nargs="*", default=[0])
     ap.add_argument("--sample-rows", type=int, default=200_000)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (both models)")
+    ap.add_argument(
+        "--params",
+        type=json.loads,
+        default={},
+        help="Synthesizer parameters as JSON, for ablations: '{\"moment_weight\": 0}'",
+    )
     ap.add_argument("--speed-epochs", type=int, default=0, help="only the speed comparison")
     ap.add_argument("--speed-repeats", type=int, default=2)
     ap.add_argument("--datasets", nargs="+", default=["telco", "demo"], choices=["telco", "demo"])

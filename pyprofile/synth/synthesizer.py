@@ -24,8 +24,23 @@ CALIBRATION_ROWS = 20_000
 
 
 class Synthesizer:
-    """Conditional WGAN-GP for customer tables: residual generator, packed critic,
-    training-by-sampling with log-frequency conditions, quantile + mode-specific encoding.
+    """Conditional tabular GAN (CTGAN family) for customer tables.
+
+    - **Encoding**: numeric columns through their empirical quantiles to a Gaussian scale, then
+      mode-specific normalisation (one mode: the columns are Gaussian already; ten with
+      ``encoding="gmm"``); categories, booleans and null flags one-hot.
+    - **Generator**: residual MLP from (noise, condition vector) to scaled values (tanh) and
+      one-hot blocks (argmax forward, softmax gradient backward).
+    - **Critic**: packed (PacGAN) MLP with dropout, WGAN-GP loss; training-by-sampling with
+      log-frequency conditions and a condition cross-entropy.
+    - **Moment loss**: the generator also matches the means and second moments of the
+      standardised encoded rows (pairwise contingency tables and correlations).
+    - **One pass per step**: critic and generator are updated from one generator forward
+      and one backward (gradient reversal); lazy gradient penalty every ``gp_every`` steps.
+    - **Calibration**: after training, every numeric column's generated distribution is
+      mapped onto the real quantiles, so marginals match while the joint structure stays
+      the generator's. The best checkpoint (quality estimate every ``eval_every`` epochs)
+      is kept.
 
     >>> synth = Synthesizer(epochs=300, random_state=0).fit(df, label="churn")
     >>> synth.sample(1000, conditions={"contract": "Two year"})

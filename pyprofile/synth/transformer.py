@@ -4,7 +4,7 @@ Numeric columns (floats, integers, dates, timestamps) are mapped to a Gaussian s
 through their empirical quantiles (``encoding="quantile"``: exact marginals, point masses such as
 "0 spend" and bounds are kept by construction) or by standardising (``encoding="gmm"``, plain
 CTGAN), and then split by a per-column Gaussian mixture into a mode one-hot plus a scaled value
-in [-1, 1]. The mixtures of all columns are fitted together by a vectorised EM (one array
+in [-1, 1] (a column with a single mode, the default after the quantile map, has no one-hot). The mixtures of all columns are fitted together by a vectorised EM (one array
 operation per iteration for every column), instead of one scikit-learn
 ``BayesianGaussianMixture`` per column, the slow step of CTGAN. Categorical and boolean columns
 (and integer columns with few values) become one-hots; nulls are a category for discrete
@@ -334,8 +334,9 @@ class DataTransformer:
         for j, c in enumerate(self.numeric_):
             active = np.flatnonzero(self.weights_[j] > 0)
             self.mode_index_.append(active)
-            blocks.append(Block("mode", c, start, len(active)))
-            start += len(active)
+            if len(active) > 1:  # a single mode needs no one-hot
+                blocks.append(Block("mode", c, start, len(active)))
+                start += len(active)
             if specs[c]["has_null"]:
                 blocks.append(Block("null", c, start, 2))
                 start += 2
@@ -414,11 +415,12 @@ class DataTransformer:
         sd = np.take_along_axis(self.stds_[None], mode[:, :, None], 2)[:, :, 0]
         out[:, : self.n_values_] = np.clip((zv - mu) / (4 * sd), -0.99, 0.99)
         rows = np.arange(len(z))
-        blocks = [b for b in self.blocks_ if b.kind != "category"]
-        j = -1
-        for b in blocks:
+        position = {c: j for j, c in enumerate(self.numeric_)}
+        for b in self.blocks_:
+            if b.kind == "category":
+                continue
+            j = position[b.column]
             if b.kind == "mode":
-                j += 1
                 pos = np.searchsorted(self.mode_index_[j], mode[:, j])
                 out[rows, self.n_values_ + b.start + pos] = 1.0
             else:
@@ -451,9 +453,11 @@ class DataTransformer:
     def _decode_gauss(self, values, onehot_codes):
         """Numeric columns on the Gaussian scale, and their null flags, from generated rows."""
         n = len(values)
-        z = np.zeros((n, self.n_values_))
         nulls = np.zeros((n, self.n_values_), dtype=bool)
         position = {c: j for j, c in enumerate(self.numeric_)}
+        first = np.array([m[0] for m in self.mode_index_], dtype=np.int64)  # single-mode columns
+        columns = np.arange(self.n_values_)
+        z = values * 4 * self.stds_[columns, first] + self.means_[columns, first]
         for i, b in enumerate(self.blocks_):
             if b.kind == "mode":
                 j = position[b.column]
