@@ -303,10 +303,11 @@ class DataTransformer:
                 # generated quantile -> real quantile at the same level, in one interpolation
                 out[:, j] = np.interp(z[:, j], calibration[j], self.quantiles_[j])
             elif self.encoding == "gmm":
-                out[:, j] = z[:, j] * self.scale_[j] + self.loc_[j]
+                x = z[:, j] * self.scale_[j] + self.loc_[j]
+                out[:, j] = np.clip(x, self.bounds_[j, 0], self.bounds_[j, 1])
             else:
                 out[:, j] = np.interp(ndtr(z[:, j]), grid, self.quantiles_[j])
-        return np.clip(out, self.bounds_[:, 0], self.bounds_[:, 1])
+        return out  # interpolation in the quantiles stays within [min, max] by construction
 
     def calibrate(self, values: np.ndarray, onehot_codes: np.ndarray) -> None:
         """Learn every numeric column's generated distribution from a large generated sample
