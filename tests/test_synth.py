@@ -175,6 +175,8 @@ def test_registry_round_trip_gives_identical_samples(fitted):
 def test_history_and_best_checkpoint(fitted):
     assert [h["epoch"] for h in fitted.history_] == list(range(1, 61))
     assert all(np.isfinite(h["loss_d"]) and np.isfinite(h["loss_g"]) for h in fitted.history_)
+    assert all(h["gradient_penalty"] > 0 and h["loss_moment"] >= 0 for h in fitted.history_)
+    assert fitted.history_[-1]["loss_moment"] < fitted.history_[0]["loss_moment"]
     scored = {h["epoch"]: h["quality_estimate"] for h in fitted.history_ if "quality_estimate" in h}
     assert list(scored) == [10, 20, 30, 40, 50, 60]
     assert scored[fitted.best_epoch_] == max(scored.values())
@@ -326,7 +328,9 @@ def test_one_backward_gives_critic_and_generator_their_own_gradients(fitted):
     d.eval()  # no dropout: both computations see the same critic
     try:
         state = gen.get_state()
-        loss_d, gp, loss_g, _ = train_step(nets, sgd, batch, gp_weight=10, penalty=False, **common)
+        loss_d, gp, loss_g, _, _ = train_step(
+            nets, sgd, batch, gp_weight=10, penalty=False, **common
+        )
         shared_d = [p.grad.clone() for p in d.parameters()]
         shared_g = [p.grad.clone() for p in g.parameters()]
         gen.set_state(state)
@@ -345,5 +349,5 @@ def test_one_backward_gives_critic_and_generator_their_own_gradients(fitted):
     for shared, own in ((shared_d, own_d), (shared_g, own_g)):
         for a, b in zip(shared, own, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
-    _, gp, _, _ = train_step(nets, sgd, batch, gp_weight=10, penalty=True, **common)
+    gp = train_step(nets, sgd, batch, gp_weight=10, penalty=True, **common)[1]
     assert float(gp) > 0.0

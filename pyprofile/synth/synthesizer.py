@@ -260,7 +260,8 @@ class Synthesizer:
                 advance=1,
                 description=(
                     f"epoch {record['epoch']}: D {record['loss_d']:+.3f} "
-                    f"G {record['loss_g']:+.3f} cond {record['loss_cond']:.3f}"
+                    f"G {record['loss_g']:+.3f} cond {record['loss_cond']:.3f} "
+                    f"moments {record['loss_moment']:.3f}"
                 ),
             )
 

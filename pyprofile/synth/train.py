@@ -204,7 +204,8 @@ class _Reverse(torch.autograd.Function):
 
 
 def train_step(nets, opts, batch, *, tau, gp_weight, moments, generator, autocast, penalty=True):
-    """Critic and generator updated together from one forward and one backward pass.
+    """Critic and generator updated together from one forward and one backward pass; returns
+    the losses (critic, penalty, generator's adversarial, condition, moment) as one tensor.
 
     Real rows, fakes (through a gradient reversal) and, with ``penalty``, the interpolates of
     the gradient penalty go through the critic as one batch, so a single backward of
@@ -233,15 +234,15 @@ def train_step(nets, opts, batch, *, tau, gp_weight, moments, generator, autocas
     if penalty:
         gp = gradient_penalty_of(scores[2 * packs :], mix, pac)
     cond_loss = condition_loss(nets, raw, cols, cats)
-    loss = loss_d + gp_weight * gp + cond_loss
-    if moments is not None:
-        loss = loss + moments(fake.float(), real)
+    moment = moments(fake.float(), real) if moments is not None else torch.zeros_like(gp)
+    loss = loss_d + gp_weight * gp + cond_loss + moment
     opt_d.zero_grad(set_to_none=True)
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
     opt_d.step()
     opt_g.step()
-    return loss_d.detach(), gp.detach(), -score_fake.detach(), cond_loss.detach()
+    losses = (loss_d, gp, -score_fake, cond_loss, moment)
+    return torch.stack([x.detach().float() for x in losses])
 
 
 def condition_loss(nets, raw, cols, cats):
@@ -305,7 +306,8 @@ def train(
     nets.discriminator.train()
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        sums = torch.zeros(4, device=device)
+        sums = torch.zeros(5, device=device)
+        penalised = 0
         for step in range(steps):
             factor = lr_factor(schedule, (epoch * steps + step) / total)
             for group in opt_g.param_groups:
@@ -325,26 +327,28 @@ def train(
                     generator=generator,
                     autocast=autocast,
                 )
-            loss_d, gp, loss_g, loss_c = train_step(
+            penalty = (epoch * steps + step) % gp_every == 0
+            penalised += penalty
+            sums += train_step(
                 nets,
                 (opt_d, opt_g),
                 draw_batch(sampler, rng, nets, data, batch_size),
                 tau=tau,
                 # lazy regularisation: the penalty on every gp_every-th step, scaled up
                 gp_weight=gp_weight * gp_every,
-                penalty=(epoch * steps + step) % gp_every == 0,
+                penalty=penalty,
                 moments=moments,
                 generator=generator,
                 autocast=autocast,
             )
-            sums += torch.stack([loss_d.float(), gp, loss_g.float(), loss_c])
         mean = (sums / steps).tolist()
         record = {
             "epoch": epoch + 1,
             "loss_d": mean[0],
-            "gradient_penalty": mean[1],
+            "gradient_penalty": mean[1] * steps / max(penalised, 1),  # over penalised steps
             "loss_g": mean[2],
             "loss_cond": mean[3],
+            "loss_moment": mean[4],
             "seconds": time.perf_counter() - t0,
         }
         if evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
