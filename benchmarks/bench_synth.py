@@ -208,19 +208,23 @@ def bench(df, label, dataset, args):
     hold = df.iloc[np.sort(order[cut:])].reset_index(drop=True)
     wh = Warehouse.open(":memory:")
     rows, kinds = [], None
-    for seed in args.seeds:
-        model, synth, fit, per_epoch, rate, tr = run_ours(train, label, seed, args)
-        kinds = column_kinds(model)
-        r = evaluate(wh, f"pyprofile seed {seed}", train, hold, synth, kinds, label)
+
+    def record(r, epochs, fit, per_epoch, rate, transformer):
         r.update(
-            epochs=args.epochs,
+            epochs=epochs,
             fit_s=fit,
             s_per_epoch=per_epoch,
             sample_rows_s=rate,
-            transformer_s=tr,
+            transformer_s=transformer,
         )
         rows.append(r)
         print(_fmt(r), flush=True)
+
+    for seed in args.seeds:
+        model, synth, *timings = run_ours(train, label, seed, args)
+        kinds = column_kinds(model)
+        r = evaluate(wh, f"pyprofile seed {seed}", train, hold, synth, kinds, label)
+        record(r, args.epochs, *timings)
     train_k = train[list(kinds)]
     hold_k = hold[list(kinds)]
     for name, synth in (("independent columns", shuffled(train_k, 0)), ("real holdout", hold_k)):
@@ -228,17 +232,9 @@ def bench(df, label, dataset, args):
         rows.append(r)
         print(_fmt(r), flush=True)
     for seed in args.ctgan_seeds:
-        synth, fit, per_epoch, rate, tr = run_ctgan(train_k, kinds, args, seed)
+        synth, *timings = run_ctgan(train_k, kinds, args, seed)
         r = evaluate(wh, f"ctgan seed {seed}", train_k, hold_k, synth, kinds, label)
-        r.update(
-            epochs=args.ctgan_epochs,
-            fit_s=fit,
-            s_per_epoch=per_epoch,
-            sample_rows_s=rate,
-            transformer_s=tr,
-        )
-        rows.append(r)
-        print(_fmt(r), flush=True)
+        record(r, args.ctgan_epochs, *timings)
     table = pd.DataFrame(rows)
     print(f"\n## {dataset}: {len(train)} training rows, {len(hold)} held out\n")
     print(markdown(table))

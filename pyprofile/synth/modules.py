@@ -1,6 +1,7 @@
 """Generator and discriminator of the synthesizer, and the vectorised output activation.
 
-The generator is a residual MLP (BatchNorm + ReLU blocks with identity skips); the discriminator is a packed (PacGAN) MLP critic. Weights are initialised and dropout masks drawn
+The generator is a residual MLP (BatchNorm + ReLU blocks with identity skips); the
+discriminator is a packed (PacGAN) MLP critic. Weights are initialised and dropout masks drawn
 from a caller's ``torch.Generator``, so a seed gives the same model without global RNG state.
 """
 

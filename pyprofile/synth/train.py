@@ -138,27 +138,37 @@ def draw_batch(sampler, rng, nets, data, batch_size):
     return sampler.vector(cols, cats, device), forced, cols_t, cats_t, real
 
 
-def gradient_penalty_of(scores, mix, pac):
-    """WGAN-GP on packs: the critic's gradient norm on interpolates, penalised away from 1."""
-    (grad,) = torch.autograd.grad(scores.sum(), mix, create_graph=True)
-    return ((grad.reshape(-1, pac * mix.shape[1]).norm(2, dim=1) - 1) ** 2).mean()
+def critic_pass(disc, real_in, fake_in, *, penalty, generator, autocast):
+    """Real packs, fake packs and (with ``penalty``) interpolates through the critic as one
+    batch; returns (mean score on real, mean score on fakes, WGAN-GP penalty: the critic's
+    gradient norm on the interpolates, penalised away from 1)."""
+    pac = disc.pac
+    parts = [real_in, fake_in]
+    if penalty:
+        mix = interpolate(real_in, fake_in.detach(), pac, generator).requires_grad_(True)
+        parts.append(mix)
+    with autocast():
+        scores = disc(torch.cat(parts), generator).float()
+    packs = len(real_in) // pac
+    gp = torch.zeros((), device=real_in.device)
+    if penalty:
+        (grad,) = torch.autograd.grad(scores[2 * packs :].sum(), mix, create_graph=True)
+        gp = ((grad.reshape(-1, pac * mix.shape[1]).norm(2, dim=1) - 1) ** 2).mean()
+    return scores[:packs].mean(), scores[packs : 2 * packs].mean(), gp
 
 
 def discriminator_step(nets, opt, real, cond, forced, *, tau, gp_weight, generator, autocast):
     """An extra critic update on fresh fakes (no generator gradient needed)."""
-    disc, pac = nets.discriminator, nets.discriminator.pac
     with torch.no_grad(), autocast():
         fake, _, _ = nets.generator(
             _noise(nets, cond, generator), tau=tau, generator=generator, forced=forced
         )
     real_in = torch.cat([real, cond], dim=1)
     fake_in = torch.cat([fake.float(), cond], dim=1)
-    mix = interpolate(real_in, fake_in, pac, generator).requires_grad_(True)
-    with autocast():
-        scores = disc(torch.cat([real_in, fake_in, mix]), generator).float()
-    packs = len(real_in) // pac
-    loss = scores[packs : 2 * packs].mean() - scores[:packs].mean()
-    gp = gradient_penalty_of(scores[2 * packs :], mix, pac)
+    score_real, score_fake, gp = critic_pass(
+        nets.discriminator, real_in, fake_in, penalty=True, generator=generator, autocast=autocast
+    )
+    loss = score_fake - score_real
     opt.zero_grad(set_to_none=True)
     (loss + gp_weight * gp).backward()
     opt.step()
@@ -214,25 +224,21 @@ def train_step(nets, opts, batch, *, tau, gp_weight, moments, generator, autocas
     ``-critic(fake) + condition loss + moment loss``."""
     cond, forced, cols, cats, real = batch
     opt_d, opt_g = opts
-    disc, pac = nets.discriminator, nets.discriminator.pac
     with autocast():
         fake, raw, _ = nets.generator(
             _noise(nets, cond, generator), tau=tau, generator=generator, forced=forced
         )
-    fake_in = torch.cat([fake.float(), cond], dim=1)
+    fake_in = _Reverse.apply(torch.cat([fake.float(), cond], dim=1))
     real_in = torch.cat([real, cond], dim=1)
-    parts = [real_in, _Reverse.apply(fake_in)]
-    if penalty:
-        mix = interpolate(real_in, fake_in.detach(), pac, generator).requires_grad_(True)
-        parts.append(mix)
-    with autocast():
-        scores = disc(torch.cat(parts), generator).float()
-    packs = len(real_in) // pac
-    score_real, score_fake = scores[:packs].mean(), scores[packs : 2 * packs].mean()
+    score_real, score_fake, gp = critic_pass(
+        nets.discriminator,
+        real_in,
+        fake_in,
+        penalty=penalty,
+        generator=generator,
+        autocast=autocast,
+    )
     loss_d = score_fake - score_real
-    gp = torch.zeros((), device=real.device)
-    if penalty:
-        gp = gradient_penalty_of(scores[2 * packs :], mix, pac)
     cond_loss = condition_loss(nets, raw, cols, cats)
     moment = moments(fake.float(), real) if moments is not None else torch.zeros_like(gp)
     loss = loss_d + gp_weight * gp + cond_loss + moment
@@ -286,9 +292,10 @@ def train(
     eval_every: int = 10,
     progress=None,
 ) -> tuple[list[dict], int]:
-    """The epoch loop (Adam, cosine learning-rate decay); returns one record per epoch (losses averaged over its batches) and the
-    epoch whose generator is kept: with ``evaluate`` (a callable returning a quality estimate),
-    the generator is scored every ``eval_every`` epochs and at the end, and the best kept."""
+    """The epoch loop (Adam, cosine learning-rate decay); returns one record per epoch (losses
+    averaged over its batches) and the epoch whose generator is kept: with ``evaluate`` (a
+    callable returning a quality estimate), the generator is scored every ``eval_every``
+    epochs and at the end, and the best kept."""
     device = data.device
     adam = {"betas": (0.5, 0.9), "weight_decay": weight_decay, "fused": True}
     opt_g = torch.optim.Adam(nets.generator.parameters(), lr=lr_g, **adam)

@@ -4,7 +4,8 @@ Numeric columns (floats, integers, dates, timestamps) are mapped to a Gaussian s
 through their empirical quantiles (``encoding="quantile"``: exact marginals, point masses such as
 "0 spend" and bounds are kept by construction) or by standardising (``encoding="gmm"``, plain
 CTGAN), and then split by a per-column Gaussian mixture into a mode one-hot plus a scaled value
-in [-1, 1] (a column with a single mode, the default after the quantile map, has no one-hot). The mixtures of all columns are fitted together by a vectorised EM (one array
+in [-1, 1] (a column with a single mode, the default after the quantile map, has no one-hot).
+The mixtures of all columns are fitted together by a vectorised EM (one array
 operation per iteration for every column), instead of one scikit-learn
 ``BayesianGaussianMixture`` per column, the slow step of CTGAN. Categorical and boolean columns
 (and integer columns with few values) become one-hots; nulls are a category for discrete
@@ -297,7 +298,7 @@ class DataTransformer:
         generator leaves, while the dependence between columns stays the generator's."""
         out = np.empty_like(z)
         grid = np.linspace(0, 1, QUANTILES)
-        calibration = getattr(self, "calibration_", None)
+        calibration = self.calibration_
         for j in range(z.shape[1]):
             if calibration is not None:
                 # generated quantile -> real quantile at the same level, in one interpolation
@@ -520,7 +521,7 @@ class DataTransformer:
             "excluded": self.excluded_,
             "n_rows": self.n_rows_,
         }
-        if getattr(self, "calibration_", None) is not None:
+        if self.calibration_ is not None:
             arrays["calibration"] = self.calibration_
         json.dumps(meta)  # fail early if a category is not JSON-able
         return arrays, meta
@@ -538,8 +539,7 @@ class DataTransformer:
         self.numeric_ = meta["numeric"]
         self.excluded_ = meta["excluded"]
         self.n_rows_ = meta["n_rows"]
-        if "calibration" in arrays:
-            self.calibration_ = arrays["calibration"]
+        self.calibration_ = arrays.get("calibration")
         self._layout()
         return self
 
