@@ -27,8 +27,8 @@ from lifetimes.utils import (  # noqa: E402
     calibration_and_holdout_data,
     summary_data_from_transaction_data,
 )
-
 from pyprofile.clv import BGNBD, GammaGamma, clv, clv_sql  # noqa: E402
+
 from pyprofile.warehouse import Warehouse  # noqa: E402
 
 REPEATS = 5

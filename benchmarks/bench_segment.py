@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pyprofile.segment import Segmenter
+from pyprofile.segment_flow import DEFAULT_EXCLUDE, run_segmentation
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 
-from pyprofile.segment import Segmenter
-from pyprofile.segment_flow import DEFAULT_EXCLUDE, run_segmentation
 from pyprofile.warehouse import Warehouse, quote
 
 FEATURES = "features.customer_features"

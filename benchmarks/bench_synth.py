@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from pyprofile.models.synth.flow import column_kinds
 
-from pyprofile.synth import Synthesizer
-from pyprofile.synth.flow import column_kinds
-from pyprofile.synth.quality import privacy, quality_report, utility
+from pyprofile.models.synth import Synthesizer
+from pyprofile.models.synth.quality import privacy, quality_report, utility
 from pyprofile.warehouse import Warehouse
 
 warnings.filterwarnings("ignore")
@@ -45,8 +45,9 @@ def demo_features(customers: int) -> tuple[pd.DataFrame, str] | None:
         return None
     import tempfile
 
-    from pyprofile.demo import generate_demo
     from pyprofile.pipeline import run_dbt
+
+    from pyprofile.demo import generate_demo
 
     tmp = Path(tempfile.mkdtemp()) / "demo.duckdb"
     generate_demo(str(tmp), customers=customers)
@@ -84,7 +85,7 @@ def sampling_rate(model, n: int) -> float:
 
 
 def run_ours(train, label, seed, args):
-    from pyprofile.synth import DataTransformer
+    from pyprofile.models.synth import DataTransformer
 
     t0 = time.perf_counter()
     DataTransformer(random_state=seed).fit(train, also_discrete=[label])

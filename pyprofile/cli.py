@@ -34,6 +34,9 @@ DbOption = Annotated[
 ]
 
 
+SeedOption = Annotated[int | None, typer.Option(help="Random seed (default 0)")]
+
+
 def _db(db: Path | None) -> Path:
     return Path(db) if db else Path(default_db_path())
 
@@ -96,7 +99,7 @@ def _vars(items: list[str] | None, **extra) -> dict | None:
 
 
 def _build(db: Path, select: list[str], vars_: dict | None, title: str):
-    from pyprofile.pipeline import run_dbt
+    from pyprofile.dbt import run_dbt
 
     with _progress() as progress:
         task = progress.add_task(title, total=None)
@@ -120,9 +123,9 @@ def _summary(db: Path, schemas=("staging", "features", "ml", "marts")):
     with Warehouse.open(db, read_only=True) as wh:
         rows = wh.query(
             "select table_schema, table_name, table_type from information_schema.tables "
-            "where table_catalog = current_database() and table_schema in ("
-            + ", ".join(f"'{s}'" for s in schemas)
-            + ") order by 1, 2"
+            "where table_catalog = current_database() and list_contains(?, table_schema) "
+            "order by 1, 2",
+            [list(schemas)],
         ).to_pylist()
         table = Table(title=f"written to {db}")
         for col in ("object", "type", "rows"):
@@ -227,6 +230,22 @@ def _pairs(items: list[str] | None, option: str, form: str = "column=value") -> 
     return out
 
 
+def _given(**options) -> dict:
+    """The options the user set: the library's own defaults apply to the rest."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _k_range(text: str | None) -> tuple[int, int] | None:
+    from pyprofile.errors import InputError
+
+    if text is None:
+        return None
+    lo, sep, hi = text.partition(":")
+    if not sep or not lo.isdigit() or not hi.isdigit() or int(lo) > int(hi):
+        raise InputError(f"--k-range {text!r}: use lo:hi, e.g. 3:12")
+    return int(lo), int(hi)
+
+
 def _kv_table(title: str, rows) -> Table:
     table = Table(title=title)
     table.add_column("metric")
@@ -244,7 +263,9 @@ def _status(message: str):
 @friendly
 def synth(
     db: DbOption = None,
-    table: Annotated[str, typer.Option(help="Table to imitate")] = "features.customer_features",
+    table: Annotated[
+        str, typer.Option(help="Table to imitate (default features.customer_features)")
+    ] = "features.customer_features",
     rows: Annotated[
         int | None, typer.Option(help="Synthetic rows (default: as many as real)")
     ] = None,
@@ -259,23 +280,20 @@ def synth(
     privacy_filter: Annotated[
         bool, typer.Option(help="Drop rows closer to a real row than the holdout 5th percentile")
     ] = False,
-    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    seed: SeedOption = None,
 ):
     """Train the tabular GAN and write ml.synthetic_customers + ml.synthetic_quality."""
-    from pyprofile.synth.flow import format_quality, run_synth
+    from pyprofile.flows.synthesizer import format_quality, run_synthesizer
 
-    conditions = _pairs(condition, "--condition") or None
-    kwargs = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items() if v}
-    summary = run_synth(
+    summary = run_synthesizer(
         _db(db),
         table,
         rows,
-        conditions=conditions,
+        conditions=_pairs(condition, "--condition") or None,
         label=label,
         privacy_filter=privacy_filter,
-        random_state=seed,
         verbose=True,
-        **kwargs,
+        **_given(epochs=epochs, batch_size=batch_size, random_state=seed),
     )
     console.print(_kv_table(f"synthetic data quality ({table})", format_quality(summary)))
 
@@ -285,18 +303,18 @@ def synth(
 def segment(
     db: DbOption = None,
     k: Annotated[int | None, typer.Option(help="Number of segments (default: chosen)")] = None,
-    k_range: Annotated[str, typer.Option(help="Range of k to choose from, lo:hi")] = "3:12",
-    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    k_range: Annotated[
+        str | None, typer.Option(help="Range of k to choose from, lo:hi (default 3:12)")
+    ] = None,
+    seed: SeedOption = None,
 ):
     """Learn customer segments and personas; write ml.customer_segments + ml.segment_profiles."""
-    from pyprofile.errors import InputError
-    from pyprofile.segment_flow import run_segmentation
+    from pyprofile.flows.segmentation import run_segmentation
 
-    lo, sep, hi = k_range.partition(":")
-    if not sep or not lo.isdigit() or not hi.isdigit() or int(lo) > int(hi):
-        raise InputError(f"--k-range {k_range!r}: use lo:hi, e.g. 3:12")
     summary = run_segmentation(
-        _db(db), k=k, k_range=(int(lo), int(hi)), random_state=seed, verbose=True
+        _db(db),
+        verbose=True,
+        **_given(k=k, k_range=_k_range(k_range), random_state=seed),
     )
     table = Table(
         title=f"{summary['k']} segments ({summary['method']}, {summary['model_version']})"
@@ -331,18 +349,21 @@ def segment(
 @friendly
 def score(
     db: DbOption = None,
-    horizon_days: Annotated[int, typer.Option(help="Label window in days")] = 90,
-    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    horizon_days: Annotated[
+        int | None, typer.Option(help="Label window in days (default 90)")
+    ] = None,
+    seed: SeedOption = None,
 ):
     """Churn/purchase propensity, P(alive), CLV: rebuild the training set, train, write ml.customer_scores."""
-    from pyprofile.pipeline import run_dbt
-    from pyprofile.scoring import METRIC_COLUMNS, metrics_rows, run_scoring
+    from pyprofile.dbt import run_dbt
+    from pyprofile.flows.scoring import METRIC_COLUMNS, metrics_rows, run_scoring
 
     path = _db(db)
-    with _status(f"building the point-in-time training set (horizon {horizon_days} days)"):
-        run_dbt("build", path, select=["customer_training"], vars={"horizon_days": horizon_days})
+    given = _given(horizon_days=horizon_days)
+    with _status("building the point-in-time training set"):
+        run_dbt("build", path, select=["customer_training"], vars=given or None)
     with _status("training churn, purchase, BG/NBD and Gamma-Gamma models"):
-        summary = run_scoring(path, horizon_days=horizon_days, random_state=seed)
+        summary = run_scoring(path, **given, **_given(random_state=seed))
     table = Table(title=f"models (scores for {summary['rows']:,} customers in ml.customer_scores)")
     for col in METRIC_COLUMNS:
         table.add_column(col, justify="left" if col in ("model", "estimator") else "right")
@@ -355,17 +376,19 @@ def score(
 @friendly
 def recommend(
     db: DbOption = None,
-    k: Annotated[int, typer.Option(help="Recommendations per customer")] = 10,
-    method: Annotated[str, typer.Option(help="auto, popularity, itemknn, ease, als")] = "auto",
-    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    k: Annotated[int | None, typer.Option(help="Recommendations per customer (default 10)")] = None,
+    method: Annotated[
+        str | None, typer.Option(help="auto (default), popularity, itemknn, ease, als")
+    ] = None,
+    seed: SeedOption = None,
 ):
     """Fit the recommender; write ml.recommendations + ml.product_similarities."""
-    from pyprofile.recs_flow import pipeline_inputs, run_recommendations
+    from pyprofile.flows.recommendations import pipeline_inputs, run_recommendations
 
     path = _db(db)
     with _status("fitting recommenders"):
         summary = run_recommendations(
-            path, k=k, method=method, random_state=seed, **pipeline_inputs(path)
+            path, **pipeline_inputs(path), **_given(k=k, method=method, random_state=seed)
         )
     rows = [
         ("method", summary["method"]),

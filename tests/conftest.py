@@ -13,8 +13,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 @pytest.fixture(scope="session")
 def demo_db(tmp_path_factory):
     """A 1,500-customer demo warehouse with staging and features built (dbt build, once)."""
-    from pyprofile.demo import generate_demo
     from pyprofile.pipeline import run_dbt
+
+    from pyprofile.demo import generate_demo
 
     path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
     generate_demo(path, customers=1500, seed=7)

@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-
 from pyprofile.clv import BGNBD, GammaGamma, clv, clv_sql
-from pyprofile.errors import InputError, NotFittedError
 from pyprofile.registry import pack, unpack
+
+from pyprofile.errors import InputError, NotFittedError
 from pyprofile.warehouse import Warehouse
 
 lifetimes = pytest.importorskip("lifetimes")

@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from pyprofile.pipeline import run_dbt
 
 from pyprofile.ingest import load_file
-from pyprofile.pipeline import run_dbt
 from pyprofile.warehouse import Warehouse
 
 LIFETIMES_COLS = ["frequency", "recency", "T", "monetary_value"]

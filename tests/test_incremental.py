@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
+from pyprofile.pipeline import run_dbt
 
 from pyprofile.demo import generate_demo
-from pyprofile.pipeline import run_dbt
 from pyprofile.warehouse import Warehouse
 
 TABLES = {

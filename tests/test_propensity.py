@@ -5,9 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-
-from pyprofile.errors import InputError, NotFittedError
 from pyprofile.propensity import (
     PropensityModel,
     _gbm_arrays,
@@ -18,6 +15,9 @@ from pyprofile.propensity import (
     top_decile_lift,
 )
 from pyprofile.registry import pack, unpack
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from pyprofile.errors import InputError, NotFittedError
 from pyprofile.warehouse import Warehouse
 
 

@@ -5,11 +5,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import scipy.sparse as sp
+from pyprofile.recommend import Recommender, _als_half
+from pyprofile.recs_flow import run_recommendations
 
 from pyprofile import registry
 from pyprofile.errors import InputError, NotFittedError
-from pyprofile.recommend import Recommender, _als_half
-from pyprofile.recs_flow import run_recommendations
 from pyprofile.warehouse import Warehouse
 
 T0 = pd.Timestamp("2024-01-01")

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pyprofile.propensity import PropensityModel
 
 from pyprofile import registry
 from pyprofile.errors import WarehouseError
-from pyprofile.propensity import PropensityModel
 from pyprofile.report import build_report, lift_table, rfm_grid
 from pyprofile.warehouse import Warehouse
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-from pyprofile import registry
 from pyprofile.clv import BGNBD
-from pyprofile.errors import InputError, WarehouseError
 from pyprofile.propensity import PropensityModel
 from pyprofile.scoring import METRIC_COLUMNS, SCORE_COLUMNS, metrics_rows, run_scoring
+
+from pyprofile import registry
+from pyprofile.errors import InputError, WarehouseError
 from pyprofile.warehouse import Warehouse
 
 AS_OF = 730

@@ -8,12 +8,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from pyprofile.segment import Segmenter, apply_preprocessing
+from pyprofile.udfs import publish_segment_macro, publish_sql_file, register
 from scipy.spatial.distance import cdist
 from sklearn.metrics import adjusted_rand_score
 
 from pyprofile.errors import InputError, NotFittedError
-from pyprofile.segment import Segmenter, apply_preprocessing
-from pyprofile.udfs import publish_segment_macro, publish_sql_file, register
 from pyprofile.warehouse import Warehouse, quote
 
 FAST = {"epochs": 20, "cluster_epochs": 10, "n_init": 2, "batch_size": 128}

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pyprofile.pipeline import run_dbt
 
 from pyprofile.errors import PyprofileError
-from pyprofile.pipeline import run_dbt
 from pyprofile.warehouse import Warehouse
 
 

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 
 from pyprofile.errors import InputError, NotFittedError
-from pyprofile.synth import DataTransformer, Synthesizer
-from pyprofile.synth.transformer import fast_gmm
+from pyprofile.models.synth import DataTransformer, Synthesizer
+from pyprofile.models.synth.transformer import fast_gmm
 from pyprofile.warehouse import Warehouse
 
 N = 400
@@ -293,7 +293,7 @@ def test_calibration_maps_generated_columns_onto_real_marginals():
 def test_moment_loss_matches_standardised_moments():
     import torch
 
-    from pyprofile.synth.train import MOMENT_STD_FLOOR, MomentMatcher
+    from pyprofile.models.synth.train import MOMENT_STD_FLOOR, MomentMatcher
 
     gen = torch.Generator().manual_seed(0)
     data = torch.rand((200, 4), generator=gen)
@@ -316,7 +316,7 @@ def test_one_backward_gives_critic_and_generator_their_own_gradients(fitted):
 
     import torch
 
-    from pyprofile.synth.train import _noise, condition_loss, draw_batch, train_step
+    from pyprofile.models.synth.train import _noise, condition_loss, draw_batch, train_step
 
     nets = fitted.nets_
     g, d = nets.generator, nets.discriminator

@@ -7,11 +7,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from pyprofile.models.synth.flow import format_quality, run_synth
+from pyprofile.registry import load_model
 
 from pyprofile.errors import InputError
-from pyprofile.registry import load_model
-from pyprofile.synth import Synthesizer
-from pyprofile.synth.flow import format_quality, run_synth
+from pyprofile.models.synth import Synthesizer
 from pyprofile.warehouse import Warehouse
 
 

@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import ks_2samp
 from scipy.stats.contingency import association
 
-from pyprofile.synth import quality as q
+from pyprofile.models.synth import quality as q
 from pyprofile.warehouse import Warehouse
 
 KINDS = {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from pyprofile.pipeline import run_dbt
 
 from pyprofile.demo import generate_demo
-from pyprofile.pipeline import run_dbt
 from pyprofile.warehouse import Warehouse
 
 LABELS = ["churned", "purchased", "spend_in_window"]

@@ -8,9 +8,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from pyprofile.registry import load_model, pack, save_model, unpack
 
 from pyprofile.errors import InputError, WarehouseError
-from pyprofile.registry import load_model, pack, save_model, unpack
 from pyprofile.warehouse import Warehouse, qualified, quote
 
 

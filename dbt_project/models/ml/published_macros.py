@@ -6,7 +6,7 @@ def model(dbt, session):
     dbt.config(materialized="table")
     import pyarrow as pa
 
-    from pyprofile.pipeline import publish_static_macros
+    from pyprofile.dbt import publish_static_functions
 
-    names = publish_static_macros(session)
+    names = publish_static_functions(session)
     return pa.table({"macro": names, "kind": ["static SQL macro (udfs/)"] * len(names)})

@@ -12,8 +12,8 @@ def model(dbt, session):
     dbt.ref("customer_product_interactions")  # lineage: run after these
     dbt.ref("customer_features")
     dbt.ref("run_segmentation")
-    from pyprofile.pipeline import run_step
-    from pyprofile.recs_flow import pipeline_inputs, run_recommendations
+    from pyprofile.dbt import run_step
+    from pyprofile.flows.recommendations import pipeline_inputs, run_recommendations
 
     return run_step(
         "recommender",

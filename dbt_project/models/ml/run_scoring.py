@@ -10,8 +10,8 @@ def model(dbt, session):
     dbt.config(materialized="table")
     dbt.ref("customer_training")  # lineage: run after the feature tables
     dbt.ref("customer_features")
-    from pyprofile.pipeline import run_step
-    from pyprofile.scoring import run_scoring
+    from pyprofile.dbt import run_step
+    from pyprofile.flows.scoring import run_scoring
 
     return run_step(
         "customer_scores",

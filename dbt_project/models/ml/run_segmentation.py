@@ -9,9 +9,9 @@ summary (ml.run_segmentation). Settings come from this model's config in dbt_pro
 def model(dbt, session):
     dbt.config(materialized="table")
     dbt.ref("customer_features")  # lineage: run after the features
-    from pyprofile.pipeline import config_value as _value
-    from pyprofile.pipeline import run_step
-    from pyprofile.segment_flow import run_segmentation
+    from pyprofile.dbt import config_value as _value
+    from pyprofile.dbt import run_step
+    from pyprofile.flows.segmentation import run_segmentation
 
     k_range = _value(dbt.config.get("k_range")) or "3:12"
     lo, hi = (int(x) for x in k_range.split(":"))

@@ -9,15 +9,15 @@ dbt Python models cannot call var().
 def model(dbt, session):
     dbt.config(materialized="table")
     dbt.ref("customer_features")  # lineage: run after the features
-    from pyprofile.pipeline import config_value as _value
-    from pyprofile.pipeline import run_step
-    from pyprofile.synth.flow import run_synth
+    from pyprofile.dbt import config_value as _value
+    from pyprofile.dbt import run_step
+    from pyprofile.flows.synthesizer import run_synthesizer
 
     table = _value(dbt.config.get("source_table")) or "features.customer_features"
     return run_step(
         "synthesizer",
         "ml.synthetic_customers, ml.synthetic_quality",
-        lambda: run_synth(
+        lambda: run_synthesizer(
             session,
             table,
             _value(dbt.config.get("rows"), int),

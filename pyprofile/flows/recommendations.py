@@ -2,7 +2,7 @@
 
 ``run_recommendations`` is what the CLI (``pyprofile recommend``) and the dbt Python model
 call. It reads customer x product interactions and holds out the latest ``test_fraction`` of
-each customer's; a :class:`~pyprofile.recommend.Recommender` fitted on the rest (``auto``
+each customer's; a :class:`~pyprofile.models.recommend.Recommender` fitted on the rest (``auto``
 picks the model by validation NDCG@10 on an inner time split of that rest) is scored on the
 held-out part against popularity, then the chosen model is refitted on everything, stored
 with its metrics in the registry, and ``ml.recommendations`` and ``ml.product_similarities``
@@ -16,24 +16,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pyprofile import registry
 from pyprofile.errors import InputError
-from pyprofile.evaluate import time_split
-from pyprofile.recommend import ITEM, TIME, USER, WEIGHT, Recommender
-from pyprofile.warehouse import Warehouse, split_name
-
-MODEL_NAME = "recommender"
+from pyprofile.flows.publish import ModelEntry, check_unique, publish
+from pyprofile.models.ranking import time_split
+from pyprofile.models.recommend import ITEM, TIME, USER, WEIGHT, Recommender
+from pyprofile.warehouse import tables
+from pyprofile.warehouse.engine import Warehouse
+from pyprofile.warehouse.sql import split_name
 
 
 def pipeline_inputs(wh: Warehouse | str) -> dict[str, Any]:
     """The bundled dbt project's inputs for :func:`run_recommendations`: interactions, customers,
     and the segments and product catalogue when they exist (for the CLI and the dbt model)."""
     with Warehouse.open(wh) as w:
-        segments = "ml.customer_segments" if w.exists("ml.customer_segments") else None
-        products = "staging.stg_shop__products" if w.exists("staging.stg_shop__products") else None
+        segments = tables.SEGMENTS if w.exists(tables.SEGMENTS) else None
+        products = tables.PRODUCTS if w.exists(tables.PRODUCTS) else None
     return {
-        "interactions": "features.customer_product_interactions",
-        "customers": "features.customer_features",
+        "interactions": tables.INTERACTIONS,
+        "customers": tables.FEATURES,
         "segments": segments,
         "products": products,
         "time_column": "last_interaction_at",
@@ -45,11 +45,31 @@ def _read(wh: Warehouse, name: str, columns: list[str]) -> pd.DataFrame:
     return wh.read(name, columns).to_pandas()
 
 
+def _inputs(wh, interactions, customers, segments, segment_column, products, columns):
+    """(interactions, segments, catalogue, every customer to recommend to)."""
+    weight_column, time_column, seen_column = columns
+    cols = [USER, ITEM, weight_column, time_column] + ([seen_column] if seen_column else [])
+    data = _read(wh, interactions, list(dict.fromkeys(cols)))
+    data = data.rename(columns={weight_column: WEIGHT, time_column: TIME})
+    if data.empty:
+        raise InputError(f"table {interactions} has no interactions (0 rows)")
+    seg = None
+    if segments is not None:
+        seg = _read(wh, segments, [USER, segment_column])
+        seg = seg.rename(columns={segment_column: "segment"})
+    catalogue = None if products is None else _read(wh, products, [ITEM])
+    everyone = data[USER].drop_duplicates()
+    if customers is not None:
+        listed = _read(wh, customers, [USER])[USER].drop_duplicates()
+        everyone = pd.concat([listed, everyone]).drop_duplicates()
+    return data, seg, catalogue, everyone.dropna().to_numpy()
+
+
 def run_recommendations(
     wh: Warehouse | str,
-    interactions: str = "features.customer_product_interactions",
+    interactions: str = tables.INTERACTIONS,
     *,
-    customers: str | None = "features.customer_features",
+    customers: str | None = tables.FEATURES,
     k: int = 10,
     method: str = "auto",
     segments: str | None = None,
@@ -59,8 +79,8 @@ def run_recommendations(
     weight_column: str = WEIGHT,
     time_column: str = TIME,
     seen_column: str | None = None,
-    output_table: str = "ml.recommendations",
-    similarities_table: str = "ml.product_similarities",
+    output_table: str = tables.RECOMMENDATIONS,
+    similarities_table: str = tables.PRODUCT_SIMILARITIES,
     evaluate: bool = True,
     test_fraction: float = 0.2,
     random_state: int = 0,
@@ -86,44 +106,25 @@ def run_recommendations(
     wh = Warehouse.open(wh)
     split_name(output_table)
     split_name(similarities_table)
-    cols = [USER, ITEM, weight_column, time_column] + ([seen_column] if seen_column else [])
-    data = _read(wh, interactions, list(dict.fromkeys(cols)))
-    data = data.rename(columns={weight_column: WEIGHT, time_column: TIME})
-    if data.empty:
-        raise InputError(f"table {interactions} has no interactions (0 rows)")
-    seg = None
-    if segments is not None:
-        seg = _read(wh, segments, [USER, segment_column]).rename(
-            columns={segment_column: "segment"}
-        )
-    catalogue = None if products is None else _read(wh, products, [ITEM])
-    everyone = data[USER].drop_duplicates()
-    if customers is not None:
-        listed = _read(wh, customers, [USER])[USER].drop_duplicates()
-        everyone = pd.concat([listed, everyone]).drop_duplicates()
-    everyone = everyone.dropna().to_numpy()
-
+    data, seg, catalogue, everyone = _inputs(
+        wh,
+        interactions,
+        customers,
+        segments,
+        segment_column,
+        products,
+        (weight_column, time_column, seen_column),
+    )
     options = {"k": k, "random_state": random_state, "seen_column": seen_column, **params}
-    metrics: dict[str, Any] = {}
-    validation: list[dict[str, Any]] = []
-    chosen, chosen_params = method, {}
+    chosen, chosen_params, metrics, validation = method, {}, {}, []
     if evaluate:
-        train, test = time_split(data, test_fraction)
-        if test.empty:
-            metrics["note"] = "too little history per customer for a held-out time split"
-        else:
-            # Select (auto) on the earlier interactions only, so the test part stays unseen; the
-            # segments were computed from the whole history, so they stay out of this part.
-            probe = Recommender(method, **options).fit(train, products=catalogue)
-            chosen, chosen_params = probe.method_, probe.selected_params_
-            validation = probe.validation_
-            metrics = _holdout(probe, train, test, catalogue, k)
+        chosen, chosen_params, metrics, validation = _evaluate(
+            data, catalogue, method, options, test_fraction, k
+        )
     model = Recommender(chosen, **{**options, **chosen_params}).fit(
         data, segments=seg, products=catalogue
     )
     validation = validation or model.validation_
-
-    arrays, meta = model.to_arrays()
     settings = {
         "interactions": interactions,
         "method": method,
@@ -134,35 +135,46 @@ def run_recommendations(
         "segments": segments,
         **{key: value for key, value in params.items() if np.isscalar(value)},
     }
-    version = registry.save_model(
-        wh,
-        MODEL_NAME,
-        registry.pack(arrays, meta),
-        params=settings,
-        metrics={**metrics, "validation": validation},
+    entry = ModelEntry(
+        tables.RECOMMENDER_MODEL,
+        model.to_artifact(),
+        settings,
+        {**metrics, "validation": validation},
     )
-
     recs = model.recommend(everyone, k)
-    recs["model_version"] = version
+    recs["model_version"] = entry.version
     sims = model.similar_products(similar_k)
-    sims["model_version"] = version
-    _check_unique(recs, [USER, "rank"], output_table)
-    _check_unique(sims, [ITEM, "rank"], similarities_table)
-    wh.write_many({output_table: recs, similarities_table: sims})
-
+    sims["model_version"] = entry.version
+    check_unique(recs, [USER, "rank"], output_table)
+    check_unique(sims, [ITEM, "rank"], similarities_table)
+    publish(wh, models=[entry], tables={output_table: recs, similarities_table: sims})
     known = set(model.customers_.tolist())
     return {
         "rows": len(recs),
         "customers": len(everyone),
         "cold_start_customers": int(sum(c not in known for c in everyone.tolist())),
         "method": model.method_,
-        "model_version": version,
+        "model_version": entry.version,
         "metrics": metrics,
         "validation": validation,
         "similarities": len(sims),
         "output_table": output_table,
         "similarities_table": similarities_table,
     }
+
+
+def _evaluate(data, catalogue, method: str, options: dict, test_fraction: float, k: int):
+    """Select (auto) on the earlier interactions only and score on the later ones.
+
+    Returns (method, its parameters, held-out metrics, auto's validation scores). The test
+    part stays unseen by the selection; so do the segments, computed from the whole history.
+    """
+    train, test = time_split(data, test_fraction)
+    if test.empty:
+        return method, {}, {"note": "too little history per customer for a held-out time split"}, []
+    probe = Recommender(method, **options).fit(train, products=catalogue)
+    metrics = _holdout(probe, train, test, catalogue, k)
+    return probe.method_, probe.selected_params_, metrics, probe.validation_
 
 
 def _holdout(
@@ -186,9 +198,3 @@ def _holdout(
             continue
         out.update({f"{name}_{key}": value for key, value in scores.items()})
     return out
-
-
-def _check_unique(frame: pd.DataFrame, key: list[str], name: str) -> None:
-    dup = int(frame.duplicated(key).sum())
-    if dup:  # a bug, not a user error: never publish a broken table
-        raise InputError(f"{name}: {dup} duplicated ({', '.join(key)}) row(s); nothing was written")

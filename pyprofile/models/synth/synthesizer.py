@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-import inspect
-from contextlib import contextmanager
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import torch
 
-from pyprofile.device import resolve_device
-from pyprofile.errors import InputError, NotFittedError
-from pyprofile.registry import load_model, pack, save_model, unpack
-from pyprofile.synth.modules import Discriminator, Generator, init_
-from pyprofile.synth.train import ConditionSampler, Nets, train
-from pyprofile.synth.transformer import DataTransformer, warn_excluded
-from pyprofile.warehouse import as_arrow
+from pyprofile.errors import InputError
+from pyprofile.models.base import Estimator
+from pyprofile.models.data import as_arrow
+from pyprofile.models.device import resolve_device, torch_threads
+from pyprofile.models.synth.modules import Discriminator, Generator, init_
+from pyprofile.models.synth.quality import QualityEstimator
+from pyprofile.models.synth.train import ConditionSampler, Nets, train
+from pyprofile.models.synth.transformer import DataTransformer, warn_excluded
 
 SAMPLE_CHUNK = 16384
 TAU = 0.2
 CALIBRATION_ROWS = 20_000  # enough for 1001 quantile knots, whatever the table's size
 
 
-class Synthesizer:
+class Synthesizer(Estimator):
     """Conditional tabular GAN (CTGAN family) for customer tables.
 
     - **Encoding**: numeric columns through their empirical quantiles to a Gaussian scale, then
@@ -48,6 +48,9 @@ class Synthesizer:
     With ``label`` given to ``fit``, unconditional samples are stratified on the label so its
     rate matches the real one exactly, and training conditions on the label half of the time.
     """
+
+    fitted_attribute: ClassVar[str] = "nets_"
+    artifact_format: ClassVar[str] = "pyprofile.synthesizer/2"
 
     def __init__(
         self,
@@ -106,16 +109,6 @@ class Synthesizer:
         self.threads = threads
         self.verbose = verbose
 
-    def get_params(self, deep: bool = True) -> dict:
-        return {name: getattr(self, name) for name in _param_names()}
-
-    def set_params(self, **params) -> Synthesizer:
-        for name, value in params.items():
-            if name not in _param_names():
-                raise InputError(f"Synthesizer has no parameter {name!r}")
-            setattr(self, name, value)
-        return self
-
     # ------------------------------------------------------------------ fit
     def fit(self, data, discrete_columns=None, *, label: str | None = None) -> Synthesizer:
         """Learn the joint distribution of ``data`` (DataFrame or Arrow table)."""
@@ -139,38 +132,38 @@ class Synthesizer:
         gen = torch.Generator(device=self.device_).manual_seed(self.random_state)
         rng = np.random.default_rng(self.random_state)
         evaluate = self._estimator(table) if self.select_best else None
-        with self._cpu_threads():
+        with torch_threads(self.threads, self.device_):
             self.history_, self.best_epoch_ = self._train(matrix, rng, gen, evaluate)
             self._calibrate()
         if self.verbose:
             self._bar.stop()
         return self
 
-    @contextmanager
-    def _cpu_threads(self):
-        """Torch CPU threads for training: its small steps gain little from more, and one
-        thread avoids the stalls of oversubscribed cores (``threads=None``: leave torch's).
-        Sampling runs whole chunks and uses torch's threads."""
-        if self.threads is None or self.device_.type != "cpu":
-            yield
-            return
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+    def column_kinds(self) -> dict[str, str]:
+        """SDMetrics-style kind of every modelled column (numerical, datetime, categorical,
+        boolean)."""
+        self._check_fitted_transformer()
+        kinds = {}
+        for spec in self.transformer_.columns_:
+            if spec["type"] == "discrete":
+                kinds[spec["name"]] = "boolean" if spec["kind"] == "bool" else "categorical"
+            else:
+                kinds[spec["name"]] = (
+                    "datetime" if spec["kind"] in ("date", "timestamp") else "numerical"
+                )
+        return kinds
+
+    def _check_fitted_transformer(self) -> None:
+        if not hasattr(self, "transformer_"):
+            self._check_fitted()
 
     def _estimator(self, table: pa.Table):
         """Quality estimate of the current generator (SDMetrics' score on a fixed-seed sample
         against up to 20,000 training rows), used to keep the best checkpoint."""
-        from pyprofile.synth.flow import column_kinds
-        from pyprofile.synth.quality import QualityEstimator
-
         if table.num_rows > 20_000:
             rows = np.random.default_rng(self.random_state).choice(table.num_rows, 20_000, False)
             table = table.take(pa.array(np.sort(rows)))
-        kinds = column_kinds(self)
+        kinds = self.column_kinds()
         estimator = QualityEstimator(table.select(list(kinds)).to_pandas(), kinds)
         n = min(self.eval_rows, max(table.num_rows, 1000))
 
@@ -268,10 +261,6 @@ class Synthesizer:
         return update
 
     # ------------------------------------------------------------------ sample
-    def _check_fitted(self):
-        if not hasattr(self, "nets_"):
-            raise NotFittedError("this Synthesizer is not fitted yet: call fit (or load) first")
-
     def sample(
         self, n: int, conditions: dict | None = None, *, random_state: int | None = None
     ) -> pd.DataFrame:
@@ -376,9 +365,8 @@ class Synthesizer:
         return out
 
     # ------------------------------------------------------------------ persistence
-    def to_artifact(self) -> bytes:
-        """State dicts, transformer state, params and history as a pickle-free artifact."""
-        self._check_fitted()
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """State dicts, transformer state and history (no pickle)."""
         arrays = {}
         for prefix, module in (("g", self.nets_.generator), ("d", self.nets_.discriminator)):
             for key, value in module.state_dict().items():
@@ -386,64 +374,32 @@ class Synthesizer:
         t_arrays, t_meta = self.transformer_.state()
         arrays.update({f"t.{k}": v for k, v in t_arrays.items()})
         arrays["codes"] = self._codes_summary()
-        params = self.get_params()
-        params["generator_dim"] = list(params["generator_dim"])
-        params["discriminator_dim"] = list(params["discriminator_dim"])
-        meta = {
-            "params": params,
+        state = {
             "transformer": t_meta,
             "label": self.label_,
-            # wall-clock timings stay out: a seeded refit must give the same bytes (and version)
-            "history": [
-                {k: v for k, v in record.items() if k != "seconds"} for record in self.history_
-            ],
+            "history": self.history_,
+            "best_epoch": self.best_epoch_,
         }
-        return pack(arrays, meta)
+        return arrays, state
 
     def _codes_summary(self) -> np.ndarray:
         """Category counts per discrete column: all the condition sampler needs to sample."""
         s = self.sampler_
         return s.counts if s.n_columns else np.zeros((0, 1), np.int64)
 
-    @classmethod
-    def from_artifact(cls, blob: bytes, *, device: str = "auto") -> Synthesizer:
-        arrays, meta = unpack(blob)
-        params = dict(meta["params"], device=device)
-        params["generator_dim"] = tuple(params["generator_dim"])
-        params["discriminator_dim"] = tuple(params["discriminator_dim"])
-        self = cls(**params)
+    def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
         t_arrays = {k[2:]: v for k, v in arrays.items() if k.startswith("t.")}
-        self.transformer_ = DataTransformer.from_state(t_arrays, meta["transformer"])
-        self.label_ = meta["label"]
-        self.history_ = meta["history"]
-        self.best_epoch_ = meta.get("best_epoch", len(self.history_))
-        self.device_ = resolve_device(device)
+        self.transformer_ = DataTransformer.from_state(t_arrays, state["transformer"])
+        self.label_ = state["label"]
+        self.history_ = state["history"]
+        self.best_epoch_ = state["best_epoch"]
+        self.device_ = resolve_device(self.device)
         self._build(_codes_from_counts(arrays["codes"]))
         for prefix, module in (("g", self.nets_.generator), ("d", self.nets_.discriminator)):
-            state = {
+            state_dict = {
                 k[2:]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith(prefix + ".")
             }
-            module.load_state_dict(state)
-        return self
-
-    def save(self, wh, name: str = "synthesizer", *, metrics: dict | None = None) -> str:
-        """Store the model in the warehouse registry (``ml.model_registry``); returns its version."""
-        params = self.get_params()
-        params["label"] = self.label_
-        params["columns"] = list(self.transformer_.schema_.names)
-        return save_model(wh, name, self.to_artifact(), params=params, metrics=metrics)
-
-    @classmethod
-    def load(cls, wh, name: str = "synthesizer", version: str | None = None, *, device="auto"):
-        """Load a stored model (the latest when ``version`` is None); checksum verified."""
-        record = load_model(wh, name, version)
-        model = cls.from_artifact(record.artifact, device=device)
-        model.version_ = record.version
-        return model
-
-
-def _param_names() -> list[str]:
-    return [p for p in inspect.signature(Synthesizer.__init__).parameters if p != "self"]
+            module.load_state_dict(state_dict)
 
 
 def _codes_from_counts(counts: np.ndarray) -> np.ndarray:

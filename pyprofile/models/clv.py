@@ -7,32 +7,30 @@ value of the repeat purchases), with the same likelihoods as the ``lifetimes`` p
 (Fader, Hardie & Lee 2005; Fader & Hardie 2013), computed stably with ``gammaln`` and
 log-sum-exp and optimised over log-parameters with analytic gradients.
 
-The fitted models also write their scoring formulas as SQL macro bodies
-(:meth:`BGNBD.p_alive_sql`, :meth:`BGNBD.expected_purchases_sql`,
-:meth:`GammaGamma.expected_value_sql`, :func:`clv_sql`) that give the same numbers as
-the Python methods, so any DuckDB client can score customers without Python.
+The same formulas are rendered as SQL scoring functions by
+:mod:`pyprofile.warehouse.scoring_sql`, giving the same numbers as these methods.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
-from sklearn.base import BaseEstimator
 
-from pyprofile.errors import InputError, NotFittedError
+from pyprofile.errors import InputError
+from pyprofile.models.base import Estimator
 
-__all__ = ["BGNBD", "GammaGamma", "clv", "clv_sql"]
+__all__ = ["BGNBD", "GammaGamma", "clv"]
 
 # exp() arguments are capped here in Python and in SQL alike (exp(700) ~ 1e304, no overflow).
-_EXP_CAP = 700.0
+EXP_CAP = 700.0
 # Series terms: enough that z**N < e**-40 for the hypergeometric series (see _n_terms).
-_SERIES_LOG_EPS = 40.0
-_SERIES_MAX_TERMS = 100_000
+SERIES_LOG_EPS = 40.0
+SERIES_MAX_TERMS = 100_000
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -47,26 +45,6 @@ def _as_float(name: str, values: Any) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise InputError(f"column {name} must be numeric: {exc}") from exc
     return np.atleast_1d(arr).reshape(-1)
-
-
-def _lit(value: float) -> str:
-    """A float as an exact DuckDB DOUBLE literal (17 significant digits round-trip).
-
-    Negative values are parenthesised: ``x - -1e0`` would start a ``--`` SQL comment.
-    """
-    value = float(value)
-    if not np.isfinite(value):
-        raise InputError(f"cannot write the non-finite value {value} into SQL")
-    text = f"{value:.17e}"
-    return f"({text})" if value < 0 else text
-
-
-def _col(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _dbl(name: str) -> str:
-    return f"cast({_col(name)} as double)"
 
 
 def _check_lengths(**cols: np.ndarray) -> int:
@@ -129,13 +107,15 @@ def _minimize_starts(fun, x0_list: Sequence[np.ndarray], tol: float, max_iter: i
     return best
 
 
-class _Fitted(BaseEstimator):
+class _Fitted(Estimator):
     """Shared by the two models: parameters, fitted check, pickle-free persistence.
 
     ``penalizer`` adds an L2 penalty as lifetimes does; ``tol`` and ``max_iter`` steer L-BFGS-B.
     """
 
-    param_names: tuple[str, ...] = ()
+    param_names: ClassVar[tuple[str, ...]] = ()
+    fitted_attribute: ClassVar[str] = "params_"
+    _extra_state: ClassVar[tuple[str, ...]] = ()
     params_: dict[str, float]
 
     def __init__(self, *, penalizer: float = 0.0, tol: float = 1e-9, max_iter: int = 2000):
@@ -143,32 +123,20 @@ class _Fitted(BaseEstimator):
         self.tol = tol
         self.max_iter = max_iter
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() first")
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        state = {
+            k: getattr(self, k)
+            for k in ("log_likelihood_", "converged_", "n_customers_", *self._extra_state)
+            if hasattr(self, k)
+        }
+        return {"params": np.array([self.params_[k] for k in self.param_names])}, state
 
-    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Arrays + metadata for :func:`pyprofile.registry.pack` (no pickle)."""
-        self._check_fitted()
-        return (
-            {"params": np.array([self.params_[k] for k in self.param_names])},
-            {
-                "model": type(self).__name__,
-                "param_names": list(self.param_names),
-                "penalizer": self.penalizer,
-            },
+    def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        self.params_ = dict(
+            zip(self.param_names, (float(v) for v in arrays["params"]), strict=True)
         )
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]):
-        """Inverse of :meth:`to_arrays`."""
-        if meta.get("model") != cls.__name__:
-            raise InputError(f"artifact holds a {meta.get('model')} model, not {cls.__name__}")
-        model = cls(penalizer=meta.get("penalizer", 0.0))
-        model.params_ = dict(
-            zip(cls.param_names, (float(v) for v in arrays["params"]), strict=True)
-        )
-        return model
+        for key, value in state.items():
+            setattr(self, key, value)
 
 
 # ---------------------------------------------------------------------------- BG/NBD
@@ -185,6 +153,8 @@ class BGNBD(_Fitted):
     """
 
     param_names = ("r", "alpha", "a", "b")
+    artifact_format = "pyprofile.bgnbd/1"
+    _extra_state = ("n_repeat_customers_",)
 
     # ------------------------------------------------------------------ likelihood
     @staticmethod
@@ -282,11 +252,12 @@ class BGNBD(_Fitted):
         _check_lengths(frequency=x, recency=tx, T=T)
         ld = self._log_div(x, tx, T)
         with np.errstate(invalid="ignore"):
-            out = np.where(x == 0, 1.0, 1.0 / (1.0 + np.exp(np.minimum(ld, _EXP_CAP))))
+            out = np.where(x == 0, 1.0, 1.0 / (1.0 + np.exp(np.minimum(ld, EXP_CAP))))
         out[np.isnan(x) | np.isnan(tx) | np.isnan(T)] = np.nan
         return out
 
-    def _series_consts(self):
+    def series_constants(self) -> tuple[float, float, int]:
+        """(A, B, growth) of the hypergeometric series after Euler's transformation."""
         r, alpha, a, b = (self.params_[k] for k in self.param_names)
         A, B = a + b - 1.0 - r, a - 1.0
         growth = int(np.ceil(max(0.0, a - r - 2.0)))
@@ -307,7 +278,7 @@ class BGNBD(_Fitted):
         t = np.broadcast_to(_as_float("t", t), x.shape).astype(float)
         _check_lengths(frequency=x, recency=tx, T=T, t=t)
         r, alpha, a, b = (self.params_[k] for k in self.param_names)
-        A, B, growth = self._series_consts()
+        A, B, growth = self.series_constants()
         out = np.full(x.shape, np.nan)
         ok = ~(np.isnan(x) | np.isnan(tx) | np.isnan(T) | np.isnan(t))
         out[ok & (t <= 0)] = 0.0
@@ -332,78 +303,12 @@ class BGNBD(_Fitted):
         hyp = hyp2f1(r, b, a + b - 1.0, t / (alpha + t))
         return (a + b - 1.0) / (a - 1.0) * (1.0 - (alpha / (alpha + t)) ** r * hyp)
 
-    # ------------------------------------------------------------------ SQL
-    def p_alive_sql(
-        self, frequency: str = "frequency", recency: str = "recency", T: str = "T"
-    ) -> str:
-        """SQL expression equal to :meth:`p_alive` (a macro body over the three named columns)."""
-        self._check_fitted()
-        x, tx, TT = _dbl(frequency), _dbl(recency), _dbl(T)
-        return (
-            f"(case when {x} is null or {tx} is null or {TT} is null then null "
-            f"when {x} = 0 then 1.0 "
-            f"else 1.0 / (1.0 + exp(least({self._log_div_sql(x, tx, TT)}, {_lit(_EXP_CAP)}))) end)"
-        )
-
-    def _log_div_sql(self, x: str, tx: str, T: str) -> str:
-        r, alpha, a, b = (_lit(self.params_[k]) for k in self.param_names)
-        return (
-            f"(({r} + {x}) * ln(({alpha} + {T}) / ({alpha} + {tx})) + ln({a} / ({b} + {x} - 1.0)))"
-        )
-
-    def expected_purchases_sql(
-        self,
-        t: str = "horizon",
-        frequency: str = "frequency",
-        recency: str = "recency",
-        T: str = "T",
-    ) -> str:
-        """SQL expression equal to :meth:`expected_purchases` (needs DuckDB >= 1.3 lambdas).
-
-        The horizon argument is named ``horizon`` by default because DuckDB macro parameter
-        names are case-insensitive (``t`` would clash with ``T``).
-        """
-        self._check_fitted()
-        r, alpha, a, b = (self.params_[k] for k in self.param_names)
-        A, B, growth = self._series_consts()
-        x, tx, TT, tt = _dbl(frequency), _dbl(recency), _dbl(T), _dbl(t)
-        z = f"({tt} / ({_lit(alpha)} + {TT} + {tt}))"
-        C = f"({_lit(a + b - 1.0)} + {x})"
-        n_terms = (
-            f"least({_SERIES_MAX_TERMS}, cast(ceil(-{_lit(_SERIES_LOG_EPS)} / ln({z})) as bigint)"
-            f" * {1 + growth} + 20)"
-        )
-        if A == 0.0 or B == 0.0:
-            hyp = "1.0"
-        else:
-            # k-th term from log-gamma ratios; signs from the negative Pochhammer factors
-            n_neg = [int(np.ceil(-v)) if v < 0 else 0 for v in (A, B)]
-            sign_parts = [f"least(k, {n})" for n in n_neg if n] + [
-                f"(case when {C} < 0 then least(k, cast(ceil(-{C}) as bigint)) else 0 end)"
-            ]
-            sign = f"(case when ({' + '.join(sign_parts)}) % 2 = 0 then 1.0 else -1.0 end)"
-            log_term = (
-                f"lgamma({_lit(A)} + k) - {_lit(float(gammaln(A)))} "
-                f"+ lgamma({_lit(B)} + k) - {_lit(float(gammaln(B)))} "
-                f"+ lgamma({C}) - lgamma({C} + k) - lgamma(k + 1.0) + k * ln({z})"
-            )
-            hyp = (
-                f"list_sum(list_transform(range(0, {n_terms}), lambda k: {sign} * exp({log_term})))"
-            )
-        second = f"(1.0 - exp({_lit(a - 1.0)} * ln(({_lit(alpha)} + {TT}) / ({_lit(alpha)} + {TT} + {tt}))) * {hyp})"
-        first = f"(({_lit(a + b - 1.0)} + {x}) / {_lit(a - 1.0)})"
-        return (
-            f"(case when {x} is null or {tx} is null or {TT} is null or {tt} is null then null "
-            f"when {tt} <= 0 then 0.0 "
-            f"else {first} * {second} * {self.p_alive_sql(frequency, recency, T)} end)"
-        )
-
 
 def _n_terms(z: np.ndarray, growth: int) -> np.ndarray:
     """Series length per row so that z**N < e**-40 (times a polynomial allowance); as in SQL."""
     with np.errstate(divide="ignore"):
-        n = np.ceil(-_SERIES_LOG_EPS / np.log(z)).astype(np.int64) * (1 + growth) + 20
-    return np.minimum(n, _SERIES_MAX_TERMS)
+        n = np.ceil(-SERIES_LOG_EPS / np.log(z)).astype(np.int64) * (1 + growth) + 20
+    return np.minimum(n, SERIES_MAX_TERMS)
 
 
 def _hyp2f1(A: float, B: float, C: np.ndarray, z: np.ndarray, n_terms: np.ndarray) -> np.ndarray:
@@ -435,6 +340,8 @@ class GammaGamma(_Fitted):
     """
 
     param_names = ("p", "q", "v")
+    artifact_format = "pyprofile.gamma_gamma/1"
+    _extra_state = ("n_excluded_",)
 
     @staticmethod
     def _neg_ll(theta, x, m, penalizer):
@@ -516,20 +423,6 @@ class GammaGamma(_Fitted):
         m = np.where(x > 0, m, 0.0)  # one-off buyers: their mean is unused (w = 0)
         return (1.0 - w) * (v * p / (q - 1.0)) + w * m
 
-    def expected_value_sql(
-        self, frequency: str = "frequency", monetary_value: str = "monetary_value"
-    ) -> str:
-        """SQL expression equal to :meth:`expected_value`."""
-        self._check_fitted()
-        p, q, v = (self.params_[k] for k in self.param_names)
-        x, m = _dbl(frequency), _dbl(monetary_value)
-        w = f"({_lit(p)} * {x} / ({_lit(p)} * {x} + {_lit(q - 1.0)}))"
-        mm = f"(case when {x} > 0 then {m} else 0.0 end)"
-        return (
-            f"(case when {x} is null then null "
-            f"else (1.0 - {w}) * {_lit(v * p / (q - 1.0))} + {w} * {mm} end)"
-        )
-
 
 # ---------------------------------------------------------------------------- CLV
 def clv(
@@ -560,29 +453,3 @@ def clv(
         total += ev * (cum - prev) / (1.0 + discount_rate) ** month
         prev = cum
     return total
-
-
-def clv_sql(
-    expected_purchases_macro: str,
-    expected_value_macro: str,
-    *,
-    frequency: str = "frequency",
-    recency: str = "recency",
-    T: str = "T",
-    monetary_value: str = "monetary_value",
-    months: int = 12,
-    discount_rate: float = 0.01,
-    periods_per_month: float = 30.0,
-) -> str:
-    """SQL expression equal to :func:`clv`, calling the published macros by name."""
-    args = ", ".join(_col(c) for c in (frequency, recency, T))
-    ev = f"{expected_value_macro}({_col(frequency)}, {_col(monetary_value)})"
-    cums = ["0.0"] + [
-        f"{expected_purchases_macro}({_lit(m * periods_per_month)}, {args})"
-        for m in range(1, months + 1)
-    ]
-    parts = [
-        f"({cums[m]} - {cums[m - 1]}) / {_lit((1.0 + discount_rate) ** m)}"
-        for m in range(1, months + 1)
-    ]
-    return f"({ev} * ({' + '.join(parts)}))"

@@ -1,4 +1,5 @@
-"""Run the bundled dbt project (programmatically, in this process) against a warehouse file."""
+"""dbt from pyprofile: run the bundled project in this process, and the helpers its Python
+models call (a run log per ml step, config values, the static scoring functions)."""
 
 from __future__ import annotations
 
@@ -12,33 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from pyprofile.errors import PyprofileError
-from pyprofile.warehouse import DB_ENV
+from pyprofile.resources import project_dir
+from pyprofile.warehouse.engine import DB_ENV
 
-_HERE = Path(__file__).resolve().parent
 _ML_LOCK = threading.Lock()
 
 
-def project_dir() -> Path:
-    """The dbt project: ``dbt_project/`` of a source checkout, else the copy inside the wheel."""
-    for candidate in (_HERE.parent / "dbt_project", _HERE / "_dbt_project"):
-        if (candidate / "dbt_project.yml").exists():
-            return candidate
-    raise PyprofileError("the bundled dbt project was not found; reinstall pyprofile")
+def publish_static_functions(wh: Any) -> list[str]:
+    """Persist every scoring function kept as SQL under ``udfs/``; returns their names."""
+    from pyprofile.warehouse.engine import Warehouse
+    from pyprofile.warehouse.functions import publish_functions, static_functions
 
-
-def udfs_dir() -> Path:
-    """The static SQL macros: ``udfs/`` of a source checkout, else the copy inside the wheel."""
-    for candidate in (_HERE.parent / "udfs", _HERE / "_udfs"):
-        if candidate.is_dir():
-            return candidate
-    raise PyprofileError("the bundled udfs/ folder was not found; reinstall pyprofile")
-
-
-def publish_static_macros(wh) -> list[str]:
-    """Persist every static macro kept as SQL under ``udfs/`` (``*.sql``); returns their names."""
-    from pyprofile.udfs import publish_sql_file
-
-    return [publish_sql_file(wh, path) for path in sorted(udfs_dir().glob("*.sql"))]
+    functions = static_functions()
+    publish_functions(Warehouse.open(wh), functions)
+    return [f.name for f in functions]
 
 
 def config_value(raw: Any, cast: Callable[[Any], Any] = str) -> Any:
@@ -64,17 +52,21 @@ def run_step(model: str, outputs: str, fn: Callable[[], dict], *, extra: Sequenc
     except InputError as exc:
         summary, status, message = {}, "skipped", str(exc)
         print(f"pyprofile: {model} skipped: {exc}")
+    rows = summary.get("rows")
     row = {
-        "model": [model],
-        "status": [status],
-        "model_version": [summary.get("model_version")],
-        "rows_written": [summary.get("rows")],
-        "output_tables": [outputs],
-        "message": [message],
+        "model": model,
+        "status": status,
+        "model_version": summary.get("model_version"),
+        "rows_written": None if rows is None else int(rows),
+        "output_tables": outputs,
+        "message": message,
+        **{key: None if summary.get(key) is None else str(summary.get(key)) for key in extra},
     }
-    for key in extra:
-        row[key] = [None if summary.get(key) is None else str(summary.get(key))]
-    return pa.table(row)
+    # typed columns: an all-null column would otherwise get DuckDB's NULL type, which BI
+    # tools and ODBC/JDBC drivers cannot read
+    types = {"rows_written": pa.int64()}
+    schema = pa.schema([(name, types.get(name, pa.string())) for name in row])
+    return pa.Table.from_pylist([row], schema=schema)
 
 
 def _work_dir(project: Path) -> Path:
@@ -120,9 +112,52 @@ def run_dbt(
     """
     from dbt.cli.main import dbtRunner
 
+    os.environ[DB_ENV] = str(Path(db).resolve())
+    args = _arguments(command, select, vars, full_refresh)
+
+    def callback(event) -> None:
+        if on_node is None or event.info.name != "NodeFinished":
+            return
+        info = event.data.run_result
+        node = event.data.node_info
+        on_node(
+            NodeResult(
+                name=node.node_name,
+                kind=node.resource_type,
+                status=info.status,
+                seconds=float(info.execution_time or 0),
+                message=info.message or None,
+            )
+        )
+
+    result = dbtRunner(callbacks=[callback]).invoke(args)
+    nodes = [
+        NodeResult(
+            name=r.node.name,
+            kind=r.node.resource_type,
+            status=str(r.status),
+            seconds=float(r.execution_time or 0),
+            message=r.message,
+        )
+        for r in getattr(result.result, "results", None) or []
+    ]
+    run = DbtRun(success=bool(result.success), nodes=nodes)
+    if raise_on_error and not run.success:
+        failed = run.failures()
+        if failed:
+            detail = "; ".join(f"{n.name}: {(n.message or n.status).strip()}" for n in failed[:5])
+        else:
+            detail = str(result.exception or "see dbt's log")
+        raise PyprofileError(f"dbt {command} failed: {detail}")
+    return run
+
+
+def _arguments(
+    command: str, select: Sequence[str], vars: dict[str, Any] | None, full_refresh: bool
+) -> list[str]:
+    """dbt's command line for the bundled project (target and logs in a writable folder)."""
     project = project_dir()
     work = _work_dir(project)
-    os.environ[DB_ENV] = str(Path(db).resolve())
     args = [
         command,
         "--project-dir",
@@ -141,41 +176,4 @@ def run_dbt(
         args += ["--vars", json.dumps(vars)]
     if full_refresh:
         args.append("--full-refresh")
-
-    def callback(event) -> None:
-        if on_node is None or event.info.name != "NodeFinished":
-            return
-        info = event.data.run_result
-        node = event.data.node_info
-        on_node(
-            NodeResult(
-                name=node.node_name,
-                kind=node.resource_type,
-                status=info.status,
-                seconds=float(info.execution_time or 0),
-                message=info.message or None,
-            )
-        )
-
-    result = dbtRunner(callbacks=[callback]).invoke(args)
-    nodes = []
-    if result.result is not None and hasattr(result.result, "results"):
-        for r in result.result.results:
-            nodes.append(
-                NodeResult(
-                    name=r.node.name,
-                    kind=r.node.resource_type,
-                    status=str(r.status),
-                    seconds=float(r.execution_time or 0),
-                    message=r.message,
-                )
-            )
-    run = DbtRun(success=bool(result.success), nodes=nodes)
-    if raise_on_error and not run.success:
-        failed = run.failures()
-        if failed:
-            detail = "; ".join(f"{n.name}: {(n.message or n.status).strip()}" for n in failed[:5])
-        else:
-            detail = str(result.exception or "see dbt's log")
-        raise PyprofileError(f"dbt {command} failed: {detail}")
-    return run
+    return args

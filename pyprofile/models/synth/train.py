@@ -10,13 +10,12 @@ loop syncs once per epoch). All randomness comes from the ``numpy.random.Generat
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from pyprofile.synth.modules import Discriminator, Generator
+from pyprofile.models.synth.modules import Discriminator, Generator
 
 MOMENT_STD_FLOOR = 0.2  # encoded columns are standardised, rare one-hots amplified at most 5x
 
@@ -298,66 +297,31 @@ def train(
     epochs and at the end, and the best kept."""
     device = data.device
     adam = {"betas": (0.5, 0.9), "weight_decay": weight_decay, "fused": True}
-    opt_g = torch.optim.Adam(nets.generator.parameters(), lr=lr_g, **adam)
-    opt_d = torch.optim.Adam(nets.discriminator.parameters(), lr=lr_d, **adam)
-    use_amp = amp and device.type == "cuda"
-
-    def autocast():
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp)
-
-    moments = MomentMatcher(moment_weight, data) if moment_weight > 0 else None
-    steps = max(1, len(data) // batch_size)
-    total = epochs * steps
+    loop = _Loop(
+        nets=nets,
+        data=data,
+        sampler=sampler,
+        opt_g=torch.optim.Adam(nets.generator.parameters(), lr=lr_g, **adam),
+        opt_d=torch.optim.Adam(nets.discriminator.parameters(), lr=lr_d, **adam),
+        lr=(lr_g, lr_d),
+        schedule=schedule,
+        steps=max(1, len(data) // batch_size),
+        epochs=epochs,
+        batch_size=batch_size,
+        discriminator_steps=discriminator_steps,
+        gp_weight=gp_weight,
+        gp_every=gp_every,
+        tau=tau,
+        rng=rng,
+        generator=generator,
+        use_amp=amp and device.type == "cuda",
+        moments=MomentMatcher(moment_weight, data) if moment_weight > 0 else None,
+    )
     history, best = [], None
     nets.generator.train()
     nets.discriminator.train()
     for epoch in range(epochs):
-        t0 = time.perf_counter()
-        sums = torch.zeros(5, device=device)
-        penalised = 0
-        for step in range(steps):
-            factor = lr_factor(schedule, (epoch * steps + step) / total)
-            for group in opt_g.param_groups:
-                group["lr"] = lr_g * factor
-            for group in opt_d.param_groups:
-                group["lr"] = lr_d * factor
-            for _ in range(discriminator_steps - 1):
-                cond, forced, _, _, real = draw_batch(sampler, rng, nets, data, batch_size)
-                discriminator_step(
-                    nets,
-                    opt_d,
-                    real,
-                    cond,
-                    forced,
-                    tau=tau,
-                    gp_weight=gp_weight,
-                    generator=generator,
-                    autocast=autocast,
-                )
-            penalty = (epoch * steps + step) % gp_every == 0
-            penalised += penalty
-            sums += train_step(
-                nets,
-                (opt_d, opt_g),
-                draw_batch(sampler, rng, nets, data, batch_size),
-                tau=tau,
-                # lazy regularisation: the penalty on every gp_every-th step, scaled up
-                gp_weight=gp_weight * gp_every,
-                penalty=penalty,
-                moments=moments,
-                generator=generator,
-                autocast=autocast,
-            )
-        mean = (sums / steps).tolist()
-        record = {
-            "epoch": epoch + 1,
-            "loss_d": mean[0],
-            "gradient_penalty": mean[1] * steps / max(penalised, 1),  # over penalised steps
-            "loss_g": mean[2],
-            "loss_cond": mean[3],
-            "loss_moment": mean[4],
-            "seconds": time.perf_counter() - t0,
-        }
+        record = loop.epoch(epoch)
         if evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
             record["quality_estimate"] = score = float(evaluate())
             if best is None or score > best[0]:
@@ -370,3 +334,83 @@ def train(
         return history, epochs
     nets.generator.load_state_dict(best[2])
     return history, best[1]
+
+
+@dataclass
+class _Loop:
+    """Everything one epoch of training needs; :meth:`epoch` runs one."""
+
+    nets: Nets
+    data: torch.Tensor
+    sampler: ConditionSampler
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    lr: tuple[float, float]
+    schedule: str
+    steps: int
+    epochs: int
+    batch_size: int
+    discriminator_steps: int
+    gp_weight: float
+    gp_every: int
+    tau: float
+    rng: np.random.Generator
+    generator: torch.Generator
+    use_amp: bool
+    moments: MomentMatcher | None
+
+    def autocast(self):
+        device = self.data.device.type
+        return torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=self.use_amp)
+
+    def _set_lr(self, done: float) -> None:
+        factor = lr_factor(self.schedule, done)
+        for opt, lr in ((self.opt_g, self.lr[0]), (self.opt_d, self.lr[1])):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
+
+    def epoch(self, epoch: int) -> dict:
+        """One pass over the data; the epoch's record (losses averaged over its steps)."""
+        sums = torch.zeros(5, device=self.data.device)
+        penalised = 0
+        for step in range(self.steps):
+            global_step = epoch * self.steps + step
+            self._set_lr(global_step / (self.epochs * self.steps))
+            for _ in range(self.discriminator_steps - 1):
+                cond, forced, _, _, real = draw_batch(
+                    self.sampler, self.rng, self.nets, self.data, self.batch_size
+                )
+                discriminator_step(
+                    self.nets,
+                    self.opt_d,
+                    real,
+                    cond,
+                    forced,
+                    tau=self.tau,
+                    gp_weight=self.gp_weight,
+                    generator=self.generator,
+                    autocast=self.autocast,
+                )
+            penalty = global_step % self.gp_every == 0
+            penalised += penalty
+            sums += train_step(
+                self.nets,
+                (self.opt_d, self.opt_g),
+                draw_batch(self.sampler, self.rng, self.nets, self.data, self.batch_size),
+                tau=self.tau,
+                # lazy regularisation: the penalty on every gp_every-th step, scaled up
+                gp_weight=self.gp_weight * self.gp_every,
+                penalty=penalty,
+                moments=self.moments,
+                generator=self.generator,
+                autocast=self.autocast,
+            )
+        mean = (sums / self.steps).tolist()
+        return {
+            "epoch": epoch + 1,
+            "loss_d": mean[0],
+            "gradient_penalty": mean[1] * self.steps / max(penalised, 1),  # penalised steps
+            "loss_g": mean[2],
+            "loss_cond": mean[3],
+            "loss_moment": mean[4],
+        }

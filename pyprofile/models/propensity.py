@@ -30,110 +30,29 @@ and takes a pandas DataFrame or Arrow table, never a connection.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
-from sklearn.base import BaseEstimator
 
-from pyprofile.errors import InputError, NotFittedError
-from pyprofile.segment import (
-    _preprocessing_sql,
-    apply_preprocessing,
-    as_frame,
-    fit_preprocessing,
-    output_names,
-    sql_number,
+from pyprofile.errors import InputError
+from pyprofile.models.base import Estimator
+from pyprofile.models.data import as_frame
+from pyprofile.models.metrics import (
+    binary_labels,
+    brier_score,
+    calibration_table,
+    classification_metrics,
+    lift_table,
+    roc_auc,
 )
+from pyprofile.models.preprocessing import apply_preprocessing, fit_preprocessing, output_names
 
-__all__ = [
-    "PropensityModel",
-    "average_precision",
-    "brier_score",
-    "classification_metrics",
-    "roc_auc",
-    "top_decile_lift",
-]
+__all__ = ["PropensityModel"]
 
 MODELS = ("linear", "gbm")
 CALIBRATIONS = ("sigmoid", "isotonic", "none")
 _MIN_PER_CLASS = 10
-_ARTIFACT_FORMAT = "pyprofile.propensity/1"
-
-
-# ---------------------------------------------------------------------------- metrics
-def _binary(y: Any, name: str = "label") -> np.ndarray:
-    """0/1 int array from bools, 0/1 numbers (nullable dtypes too); nulls are an InputError."""
-    series = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y))
-    n_null = int(series.isna().sum())
-    if n_null:
-        raise InputError(f"label {name} has {n_null} null value(s) in {len(series)} rows")
-    try:
-        values = series.astype("float64").to_numpy()
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"label {name} must be 0/1 or boolean: {exc}") from exc
-    odd = int(np.sum((values != 0) & (values != 1)))
-    if odd:
-        raise InputError(f"label {name} must be 0/1 or boolean: {odd} of {len(values)} are not")
-    return values.astype(np.int64)
-
-
-def roc_auc(y_true: Any, score: Any) -> float:
-    """Area under the ROC curve (Mann-Whitney U with mid-ranks for ties)."""
-    y = np.asarray(y_true).astype(bool)
-    s = np.asarray(score, dtype=float)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(s)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def average_precision(y_true: Any, score: Any) -> float:
-    """PR AUC as average precision: sum over thresholds of (recall step) x precision."""
-    y = np.asarray(y_true).astype(np.int64)
-    s = np.asarray(score, dtype=float)
-    n_pos = int(y.sum())
-    if n_pos == 0:
-        return float("nan")
-    order = np.argsort(-s, kind="mergesort")
-    s_sorted, y_sorted = s[order], y[order]
-    last = np.r_[np.nonzero(np.diff(s_sorted))[0], len(s_sorted) - 1]  # end of each tie group
-    tps = np.cumsum(y_sorted)[last]
-    precision = tps / (last + 1.0)
-    recall = tps / n_pos
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
-def brier_score(y_true: Any, probability: Any) -> float:
-    """Mean squared difference between the predicted probability and the 0/1 outcome."""
-    y = np.asarray(y_true, dtype=float)
-    return float(np.mean((np.asarray(probability, dtype=float) - y) ** 2))
-
-
-def top_decile_lift(y_true: Any, score: Any, fraction: float = 0.1) -> float:
-    """Positive rate among the top ``fraction`` of scores (ceil(fraction * n) rows, stable
-    order for ties) divided by the overall positive rate."""
-    y = np.asarray(y_true, dtype=float)
-    s = np.asarray(score, dtype=float)
-    if y.size == 0 or y.mean() == 0:
-        return float("nan")
-    k = max(1, int(np.ceil(fraction * y.size)))
-    top = np.argsort(-s, kind="mergesort")[:k]
-    return float(y[top].mean() / y.mean())
-
-
-def classification_metrics(y_true: Any, probability: Any) -> dict[str, float]:
-    """ROC AUC, PR AUC, Brier score, top-decile lift and the base rate."""
-    y = np.asarray(y_true)
-    return {
-        "roc_auc": roc_auc(y, probability),
-        "pr_auc": average_precision(y, probability),
-        "brier": brier_score(y, probability),
-        "top_decile_lift": top_decile_lift(y, probability),
-        "base_rate": float(np.mean(y)),
-    }
 
 
 # ---------------------------------------------------------------------------- calibration
@@ -170,23 +89,6 @@ def _apply_calibrator(cal: dict[str, Any], z: np.ndarray) -> np.ndarray:
     slope = (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j])
     out = ys[j] + (z - xs[j]) * slope
     return np.where(z <= xs[0], ys[0], np.where(z >= xs[-1], ys[-1], out))
-
-
-def _calibrator_sql(cal: dict[str, Any], z: str) -> str:
-    if cal["method"] in ("sigmoid", "none"):
-        return f"1.0e0 / (1.0e0 + exp(-({sql_number(cal['a'])} * {z} + {sql_number(cal['b'])})))"
-    xs, ys = cal["x"], cal["y"]
-    if len(xs) == 1:
-        return sql_number(ys[0])
-    parts = [f"case when {z} <= {sql_number(xs[0])} then {sql_number(ys[0])}"]
-    for j in range(len(xs) - 1):
-        slope = (ys[j + 1] - ys[j]) / (xs[j + 1] - xs[j])
-        parts.append(
-            f"when {z} <= {sql_number(xs[j + 1])} then "
-            f"{sql_number(ys[j])} + ({z} - {sql_number(xs[j])}) * {sql_number(slope)}"
-        )
-    parts.append(f"else {sql_number(ys[-1])} end")
-    return " ".join(parts)
 
 
 def _choose_calibration(z: np.ndarray, y: np.ndarray, random_state: int) -> str:
@@ -264,7 +166,7 @@ def _reference_values(frame: pd.DataFrame, spec: list[dict[str, Any]]) -> dict[s
 
 
 # ---------------------------------------------------------------------------- estimator
-class PropensityModel(BaseEstimator):
+class PropensityModel(Estimator):
     """Calibrated binary propensity model: logistic regression vs gradient boosting.
 
     Parameters
@@ -279,9 +181,12 @@ class PropensityModel(BaseEstimator):
     validation_fraction : share of the non-test rows used for model choice and calibration.
     test_fraction : share of rows held out for the reported metrics.
     gbm_max_iter, gbm_learning_rate, gbm_max_leaf_nodes : gradient boosting settings.
-    n_threads : OpenMP threads for gradient boosting (None: the library default).
+    threads : OpenMP threads for gradient boosting (None: the library default).
     random_state : seed of the splits and of the gradient boosting.
     """
+
+    fitted_attribute: ClassVar[str] = "spec_"
+    artifact_format: ClassVar[str] = "pyprofile.propensity/2"
 
     def __init__(
         self,
@@ -298,7 +203,7 @@ class PropensityModel(BaseEstimator):
         gbm_max_iter: int = 300,
         gbm_learning_rate: float = 0.05,
         gbm_max_leaf_nodes: int = 15,
-        n_threads: int | None = 1,
+        threads: int | None = 1,
         random_state: int = 0,
     ):
         self.model = model
@@ -313,7 +218,7 @@ class PropensityModel(BaseEstimator):
         self.gbm_max_iter = gbm_max_iter
         self.gbm_learning_rate = gbm_learning_rate
         self.gbm_max_leaf_nodes = gbm_max_leaf_nodes
-        self.n_threads = n_threads
+        self.threads = threads
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
@@ -353,9 +258,33 @@ class PropensityModel(BaseEstimator):
             if y not in frame.columns:
                 raise InputError(f"feature table ({len(frame)} rows) has no label column {y!r}")
             y = frame[y]
-        yv = _binary(y, label)
-        if yv.shape[0] != len(frame):
-            raise InputError(f"{len(frame)} feature rows but {yv.shape[0]} labels")
+        yv = self._labels(y, label, len(frame))
+        train, val, test = self._split(yv)
+        D = self._fit_design(frame, self._feature_columns(frame, label), train)
+        # the linear model is always fitted: it is the one exported to SQL
+        wanted = MODELS if self.model == "auto" else (self.model,)
+        fitted = ("linear", "gbm") if "gbm" in wanted else ("linear",)
+        self.linear_ = self._fit_linear(D[train], yv[train])
+        self.gbm_arrays_ = self._gbm = None
+        if "gbm" in fitted:
+            self._gbm = self._fit_gbm(D[train], yv[train])
+            self.gbm_arrays_ = _gbm_arrays(self._gbm)
+        self.calibrators_: dict[str, dict[str, Any]] = {}
+        self.candidates_: dict[str, dict[str, float]] = {}
+        for name in fitted:
+            self._calibrate(name, D, yv, val, test)
+        self.best_model_ = max(
+            wanted, key=lambda m: (self.candidates_[m]["validation_roc_auc"], m == "linear")
+        )
+        self._record_metrics(D, yv, train, val, test)
+        return self
+
+    @staticmethod
+    def _labels(y: Any, label: str, n_rows: int) -> np.ndarray:
+        """The 0/1 labels, checked for length and for enough of both outcomes."""
+        yv = binary_labels(y, label)
+        if yv.shape[0] != n_rows:
+            raise InputError(f"{n_rows} feature rows but {yv.shape[0]} labels")
         n_pos = int(yv.sum())
         n_neg = int(yv.shape[0] - n_pos)
         if n_pos == 0 or n_neg == 0:
@@ -369,8 +298,10 @@ class PropensityModel(BaseEstimator):
                 f"label {label} has {n_pos} positive and {n_neg} negative rows of {len(yv)}; "
                 f"need at least {_MIN_PER_CLASS} of each"
             )
-        columns = self._feature_columns(frame, label)
-        train, val, test = self._split(yv)
+        return yv
+
+    def _fit_design(self, frame: pd.DataFrame, columns: list[str], train: np.ndarray):
+        """Fit the preprocessing on the training rows; the design matrix of every row."""
         spec, dropped = fit_preprocessing(
             frame.iloc[train], columns, max_categories=self.max_categories, clip=self.clip
         )
@@ -383,38 +314,30 @@ class PropensityModel(BaseEstimator):
         self.feature_names_in_ = [item["column"] for item in spec]
         self.design_names_ = output_names(spec)
         self.reference_ = _reference_values(frame.iloc[train], spec)
-        D = apply_preprocessing(frame, spec)
+        return apply_preprocessing(frame, spec)
 
-        # the linear model is always fitted: it is the one exported to SQL
-        wanted = MODELS if self.model == "auto" else (self.model,)
-        fitted = ("linear", "gbm") if "gbm" in wanted else ("linear",)
-        self.linear_ = self._fit_linear(D[train], yv[train])
-        self.gbm_arrays_ = self._gbm = None
-        if "gbm" in fitted:
-            self._gbm = self._fit_gbm(D[train], yv[train])
-            self.gbm_arrays_ = _gbm_arrays(self._gbm)
+    def _calibrate(self, name: str, D: np.ndarray, yv: np.ndarray, val, test) -> None:
+        """Fit candidate ``name``'s calibration on the validation rows; score it on the test."""
+        z_val = self._raw(D[val], name)
+        method = self.calibration
+        if method == "auto":
+            method = _choose_calibration(z_val, yv[val], self.random_state)
+        self.calibrators_[name] = _fit_calibrator(z_val, yv[val], method)
+        z_test = self._raw(D[test], name)
+        cal = _apply_calibrator(self.calibrators_[name], z_test)
+        metrics = classification_metrics(yv[test], cal)
+        metrics["brier_uncalibrated"] = brier_score(yv[test], _expit(z_test))
+        metrics["validation_roc_auc"] = roc_auc(yv[val], z_val)
+        self.candidates_[name] = metrics
 
-        self.calibrators_: dict[str, dict[str, Any]] = {}
-        self.candidates_: dict[str, dict[str, float]] = {}
-        for name in fitted:
-            z_val = self._raw(D[val], name)
-            method = self.calibration
-            if method == "auto":
-                method = _choose_calibration(z_val, yv[val], self.random_state)
-            self.calibrators_[name] = _fit_calibrator(z_val, yv[val], method)
-            z_test = self._raw(D[test], name)
-            cal = _apply_calibrator(self.calibrators_[name], z_test)
-            metrics = classification_metrics(yv[test], cal)
-            metrics["brier_uncalibrated"] = brier_score(yv[test], _expit(z_test))
-            metrics["validation_roc_auc"] = roc_auc(yv[val], z_val)
-            self.candidates_[name] = metrics
-        self.best_model_ = max(
-            wanted, key=lambda m: (self.candidates_[m]["validation_roc_auc"], m == "linear")
-        )
+    def _record_metrics(self, D, yv, train, val, test) -> None:
+        """``metrics_``: the kept model's held-out metrics, its lift and calibration tables."""
+        best = self.best_model_
+        held_out = _apply_calibrator(self.calibrators_[best], self._raw(D[test], best))
         self.metrics_ = {
-            **self.candidates_[self.best_model_],
-            "model": self.best_model_,
-            "calibration": self.calibrators_[self.best_model_]["method"],
+            **self.candidates_[best],
+            "model": best,
+            "calibration": self.calibrators_[best]["method"],
             "n_train": int(train.size),
             "n_validation": int(val.size),
             "n_test": int(test.size),
@@ -422,7 +345,10 @@ class PropensityModel(BaseEstimator):
         }
         for name, metrics in self.candidates_.items():
             self.metrics_[f"validation_roc_auc_{name}"] = metrics["validation_roc_auc"]
-        return self
+        self.metrics_["lift_table"] = lift_table(yv[test], held_out).to_dict(orient="records")
+        self.metrics_["calibration_table"] = calibration_table(yv[test], held_out).to_dict(
+            orient="records"
+        )
 
     def _feature_columns(self, frame: pd.DataFrame, label: str) -> list[str]:
         if self.columns is not None:
@@ -456,14 +382,10 @@ class PropensityModel(BaseEstimator):
             random_state=self.random_state,
         )
         # OpenMP threads spin badly on small shared machines: 1 thread by default
-        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+        with threadpool_limits(limits=self.threads, user_api="openmp"):
             return gbm.fit(D, y)
 
     # ------------------------------------------------------------------ scoring
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "spec_"):
-            raise NotFittedError("PropensityModel is not fitted: call fit() first")
-
     def _which(self, model: str | None) -> str:
         name = self.best_model_ if model is None else model
         if name not in self.calibrators_:
@@ -478,7 +400,7 @@ class PropensityModel(BaseEstimator):
         if getattr(self, "_gbm", None) is not None:  # fitted here: scikit-learn's fast walk
             from threadpoolctl import threadpool_limits
 
-            with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+            with threadpool_limits(limits=self.threads, user_api="openmp"):
                 return self._gbm.decision_function(D)
         return _gbm_raw(self.gbm_arrays_, D)  # loaded from the registry: same trees in numpy
 
@@ -571,40 +493,15 @@ class PropensityModel(BaseEstimator):
             out[f"reason_{i + 1}"] = labels
         return pd.DataFrame(out)
 
-    # ------------------------------------------------------------------ SQL + persistence
-    def to_sql(self, *, model: str = "linear") -> tuple[list[str], str]:
-        """``(macro parameters, macro body)`` equal to ``predict_proba(X, model="linear")[:, 1]``.
-
-        Only the linear model is exported; parameters are the feature columns it uses.
-        """
-        self._check_fitted()
-        if self._which(model) != "linear":
-            raise InputError("only the linear model can be exported to SQL")
-        terms = [sql_number(self.linear_["intercept"])]
-        for expr, coef in zip(_preprocessing_sql(self.spec_), self.linear_["coef"], strict=True):
-            terms.append(f"{sql_number(coef)} * ({expr})")
-        z = " + ".join(terms)
-        cal = self.calibrators_["linear"]
-        if cal["method"] != "isotonic":  # z appears once: plain SQL, any DuckDB version
-            return list(self.feature_names_in_), f"({_calibrator_sql(cal, f'({z})')})"
-        # isotonic refers to z in every branch: bind it once (lambda syntax, DuckDB >= 1.3)
-        body = _calibrator_sql(cal, "z")
-        return list(self.feature_names_in_), f"(list_transform([{z}], lambda z: {body})[1])"
-
-    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Arrays + JSON metadata for :func:`pyprofile.registry.pack` (no pickle)."""
-        self._check_fitted()
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
         arrays: dict[str, np.ndarray] = {
             "linear_coef": self.linear_["coef"],
             "linear_intercept": np.array([self.linear_["intercept"]]),
         }
         if self.gbm_arrays_ is not None:
             arrays.update(self.gbm_arrays_)
-        meta = {
-            "format": _ARTIFACT_FORMAT,
-            "params": {
-                k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()
-            },
+        state = {
             "spec": self.spec_,
             "dropped_columns": self.dropped_columns_,
             "reference": self.reference_,
@@ -613,29 +510,22 @@ class PropensityModel(BaseEstimator):
             "metrics": self.metrics_,
             "candidates": self.candidates_,
         }
-        return arrays, meta
+        return arrays, state
 
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> PropensityModel:
-        """Rebuild a fitted model from :meth:`to_arrays` output."""
-        if meta.get("format") != _ARTIFACT_FORMAT:
-            raise InputError(f"not a propensity model artifact (format {meta.get('format')!r})")
-        params = dict(meta["params"])
-        params["exclude"] = tuple(params.get("exclude") or ())
-        model = cls(**params)
-        model.spec_ = meta["spec"]
-        model.dropped_columns_ = meta["dropped_columns"]
-        model.reference_ = meta["reference"]
-        model.feature_names_in_ = [item["column"] for item in model.spec_]
-        model.design_names_ = output_names(model.spec_)
-        model.linear_ = {
+    def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        self.spec_ = state["spec"]
+        self.dropped_columns_ = state["dropped_columns"]
+        self.reference_ = state["reference"]
+        self.feature_names_in_ = [item["column"] for item in self.spec_]
+        self.design_names_ = output_names(self.spec_)
+        self.linear_ = {
             "coef": np.asarray(arrays["linear_coef"], dtype=float),
             "intercept": float(arrays["linear_intercept"][0]),
         }
         gbm = {k: v for k, v in arrays.items() if k.startswith("gbm_")}
-        model.gbm_arrays_ = gbm or None
-        model.calibrators_ = meta["calibrators"]
-        model.best_model_ = meta["best_model"]
-        model.metrics_ = meta["metrics"]
-        model.candidates_ = meta["candidates"]
-        return model
+        self.gbm_arrays_ = gbm or None
+        self._gbm = None
+        self.calibrators_ = state["calibrators"]
+        self.best_model_ = state["best_model"]
+        self.metrics_ = state["metrics"]
+        self.candidates_ = state["candidates"]

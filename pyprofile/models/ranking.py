@@ -21,30 +21,9 @@ import numpy as np
 import pandas as pd
 
 from pyprofile.errors import InputError
+from pyprofile.models.data import as_frame, require_columns
 
 USER, ITEM, TIME = "customer_id", "product_id", "timestamp"
-
-
-def as_frame(data: Any, what: str = "input") -> pd.DataFrame:
-    """An Arrow table, record batch reader or DataFrame as a pandas DataFrame."""
-    if isinstance(data, pd.DataFrame):
-        return data
-    if hasattr(data, "read_all"):
-        data = data.read_all()
-    if hasattr(data, "to_pandas"):
-        return data.to_pandas()
-    raise InputError(
-        f"{what}: expected an Arrow table or pandas DataFrame, got {type(data).__name__}"
-    )
-
-
-def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{what} ({len(frame)} rows) lacks column(s) {', '.join(missing)}; "
-            f"it has {', '.join(map(str, frame.columns))}"
-        )
 
 
 def time_split(

@@ -1,6 +1,10 @@
-"""Warehouse flow: read a table, train the synthesizer, write synthetic customers and quality.
+"""Synthetic customers on a warehouse: read a table, train the GAN, write rows and quality.
 
-``run_synth`` is what the CLI (``pyprofile synth``) and the dbt Python model call.
+:func:`run_synthesizer` trains a :class:`~pyprofile.models.synth.Synthesizer` on a table
+(minus a holdout kept for the utility and privacy metrics), samples synthetic rows, measures
+their quality in SQL and, in one transaction, registers the model and writes
+``ml.synthetic_customers`` and ``ml.synthetic_quality``. Called by the CLI (``pyprofile
+synth``) and the dbt Python model ``run_synthesizer``.
 """
 
 from __future__ import annotations
@@ -8,109 +12,92 @@ from __future__ import annotations
 import time
 import warnings
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from pyprofile.errors import InputError
-from pyprofile.synth import quality as q
-from pyprofile.synth.synthesizer import Synthesizer
-from pyprofile.warehouse import Warehouse, qualified
+from pyprofile.flows.publish import ModelEntry, publish
+from pyprofile.models.synth import quality as q
+from pyprofile.models.synth.synthesizer import Synthesizer
+from pyprofile.warehouse import tables
+from pyprofile.warehouse.engine import Warehouse
+from pyprofile.warehouse.quality import quality_report
+from pyprofile.warehouse.sql import qualified
 
-OUTPUT = "ml.synthetic_customers"
-QUALITY = "ml.synthetic_quality"
-SCRATCH = "ml._synthetic_customers_scoring"
-MODEL_NAME = "synthesizer"
 MIN_HOLDOUT_ROWS = 50
+PRIVACY_FILTER_EXTRA = 0.15  # sample this share more, so that filtering still leaves `rows`
 
 
-def column_kinds(model: Synthesizer) -> dict[str, str]:
-    """SDMetrics-style kind of every modelled column."""
-    kinds = {}
-    for spec in model.transformer_.columns_:
-        if spec["type"] == "discrete":
-            kinds[spec["name"]] = "boolean" if spec["kind"] == "bool" else "categorical"
-        else:
-            kinds[spec["name"]] = (
-                "datetime" if spec["kind"] in ("date", "timestamp") else "numerical"
-            )
-    return kinds
-
-
-def _split(n: int, holdout: float, seed: int):
+def _split(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
     n_hold = int(round(n * holdout)) if n * holdout >= MIN_HOLDOUT_ROWS else 0
     return np.sort(order[n_hold:]), np.sort(order[:n_hold])
 
 
-def run_synth(
-    wh,
-    table: str = "features.customer_features",
+def _read(wh: Warehouse, table: str) -> tuple[pa.Table, list[str]]:
+    """The source table and its all-null columns (left out of the model, written as nulls)."""
+    source = wh.read(table)
+    n = source.num_rows
+    if n == 0:
+        raise InputError(f"table {table} is empty (0 rows): nothing to learn from")
+    all_null = [c for c in source.column_names if source[c].null_count == n]
+    if all_null:
+        warnings.warn(
+            f"{table}: column(s) {', '.join(all_null)} are null on all {n} rows; "
+            "left out of the model and written as nulls",
+            stacklevel=3,
+        )
+    return source, all_null
+
+
+def run_synthesizer(
+    wh: Any,
+    table: str = tables.FEATURES,
     rows: int | None = None,
     *,
-    epochs: int | None = None,
-    batch_size: int | None = None,
     conditions: dict | None = None,
     label: str | None = None,
     privacy_filter: bool = False,
     holdout: float = 0.2,
     random_state: int = 0,
     device: str = "auto",
-    model_name: str = MODEL_NAME,
     verbose: bool = False,
+    **synthesizer_params: Any,
 ) -> dict:
     """Train on ``table`` (minus a ``holdout`` share kept for utility and privacy metrics), write
     ``rows`` synthetic rows (default: as many as the table has) to ``ml.synthetic_customers`` and
     the quality report to ``ml.synthetic_quality`` in one transaction; returns a summary dict.
 
-    ``epochs`` and ``batch_size`` default to the Synthesizer's own defaults. ``conditions``
-    ({column: value}) makes every synthetic row carry those values. ``privacy_filter`` drops
-    synthetic rows closer to a real training row than the held-out rows' 5th percentile.
+    Other keyword arguments (e.g. ``epochs``, ``batch_size``) go to :class:`Synthesizer`; unset
+    ones keep its defaults. ``conditions`` ({column: value}) makes every synthetic row carry
+    those values. ``privacy_filter`` drops synthetic rows closer to a real training row than
+    the held-out rows' 5th percentile.
     """
     wh = Warehouse.open(wh)
-    source = wh.read(table)
+    source, all_null = _read(wh, table)
     n = source.num_rows
-    if n == 0:
-        raise InputError(f"table {table} is empty (0 rows): nothing to learn from")
     rows = n if rows is None else int(rows)
     if rows < 1:
         raise InputError(f"rows must be at least 1, got {rows}")
-    all_null = [c for c in source.column_names if source[c].null_count == n]
-    if all_null:
-        warnings.warn(
-            f"{table}: column(s) {', '.join(all_null)} are null on all {n} rows; "
-            "left out of the model and written as nulls",
-            stacklevel=2,
-        )
     data = source.drop_columns(all_null)
     train_idx, hold_idx = _split(n, holdout, random_state)
+    params = {k: v for k, v in synthesizer_params.items() if v is not None}
+    model = Synthesizer(random_state=random_state, device=device, verbose=verbose, **params)
     train = data.take(pa.array(train_idx))
-    params = {"random_state": random_state, "device": device, "verbose": verbose}
-    if epochs is not None:
-        params["epochs"] = epochs
-    if batch_size is not None:
-        params["batch_size"] = batch_size
-    model = Synthesizer(**params)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(train, label=label)
     fit_seconds = time.perf_counter() - t0
-    notes = [str(w.message) for w in caught]
+    frames = {
+        "train": train.to_pandas(),
+        "holdout": data.take(pa.array(hold_idx)).to_pandas() if len(hold_idx) else None,
+    }
     t0 = time.perf_counter()
-    extra = int(np.ceil(rows * 0.15)) if privacy_filter and len(hold_idx) else 0
-    synthetic = model.sample_arrow(rows + extra, conditions)
-    sample_seconds = time.perf_counter() - t0
-    kinds = column_kinds(model)
-    train_df, synth_df = train.to_pandas(), synthetic.to_pandas()
-    hold_df = data.take(pa.array(hold_idx)).to_pandas() if len(hold_idx) else None
-    dropped = 0
-    if extra:
-        keep = q.privacy_filter(train_df, hold_df, synth_df, kinds)
-        dropped = int((~keep).sum())
-        chosen = np.flatnonzero(keep)[:rows]
-        synthetic, synth_df = synthetic.take(pa.array(chosen)), synth_df.iloc[chosen]
+    synthetic, dropped = _sample(model, rows, conditions, privacy_filter, frames)
     summary = {
         "table": table,
         "rows_in_table": n,
@@ -123,10 +110,33 @@ def run_synth(
         "conditions": conditions or {},
         "epochs": model.epochs,
         "fit_seconds": fit_seconds,
-        "sample_seconds": sample_seconds,
+        "sample_seconds": time.perf_counter() - t0,
         "privacy_filter_dropped": dropped,
-        "notes": notes,
+        "notes": [str(w.message) for w in caught],
     }
+    metric_rows = _evaluate(wh, table, model, synthetic, frames, summary)
+    return _publish(wh, model, source.schema, synthetic, metric_rows, summary)
+
+
+def _sample(
+    model: Synthesizer, rows: int, conditions, privacy_filter: bool, frames: dict
+) -> tuple[pa.Table, int]:
+    """``rows`` synthetic rows (after the privacy filter, when asked) and how many it dropped."""
+    hold_df = frames["holdout"]
+    extra = (
+        int(np.ceil(rows * PRIVACY_FILTER_EXTRA)) if privacy_filter and hold_df is not None else 0
+    )
+    synthetic = model.sample_arrow(rows + extra, conditions)
+    if not extra:
+        return synthetic, 0
+    keep = q.privacy_filter(frames["train"], hold_df, synthetic.to_pandas(), model.column_kinds())
+    chosen = np.flatnonzero(keep)[:rows]
+    return synthetic.take(pa.array(chosen)), int((~keep).sum())
+
+
+def _evaluate(wh, table: str, model: Synthesizer, synthetic: pa.Table, frames, summary) -> list:
+    """Quality (SQL), utility and privacy; adds them to ``summary``; the quality table rows."""
+    kinds = model.column_kinds()
     report = _quality(wh, table, synthetic, kinds)
     summary.update(
         quality_score=report.score,
@@ -134,27 +144,50 @@ def run_synth(
         column_pair_trends=report.column_pair_trends,
     )
     metric_rows = report.as_rows()
+    train_df, hold_df = frames["train"], frames["holdout"]
     if hold_df is not None:
-        if label is not None:
-            summary["utility"] = q.utility(train_df, hold_df, synth_df, kinds, label)
+        synth_df = synthetic.to_pandas()
+        if summary["label"] is not None:
+            summary["utility"] = q.utility(train_df, hold_df, synth_df, kinds, summary["label"])
             metric_rows += [_metric("utility", k, v) for k, v in summary["utility"].items()]
         summary["privacy"] = q.privacy(train_df, hold_df, synth_df, kinds)
         metric_rows += [_metric("privacy", k, v) for k, v in summary["privacy"].items()]
+    return metric_rows
+
+
+def _publish(wh, model: Synthesizer, schema, synthetic, metric_rows, summary) -> dict:
+    """Register the model and write the synthetic rows and their quality in one transaction."""
     metrics = {k: summary[k] for k in ("quality_score", "column_shapes", "column_pair_trends")}
-    version = model.save(wh, model_name, metrics=metrics)
-    summary["model_version"] = version
-    output = _output(source.schema, synthetic, version)
+    params = {
+        **model.get_params(),
+        "label": model.label_,
+        "columns": list(model.transformer_.schema_.names),
+    }
+    entry = ModelEntry(tables.SYNTHESIZER_MODEL, model.to_artifact(), params, metrics)
     created = datetime.now(UTC).replace(tzinfo=None)
     quality = pa.Table.from_pylist(
         [
-            {"model_version": version, "source_table": table, "created_at": created, **r}
+            {
+                "model_version": entry.version,
+                "source_table": summary["table"],
+                "created_at": created,
+                **r,
+            }
             for r in metric_rows
         ],
         schema=QUALITY_SCHEMA,
     )
-    wh.write_many({OUTPUT: output, QUALITY: quality})
-    summary["quality_table"] = QUALITY
-    summary["output_table"] = OUTPUT
+    output = _output(schema, synthetic, entry.version)
+    publish(
+        wh,
+        models=[entry],
+        tables={tables.SYNTHETIC: output, tables.SYNTHETIC_QUALITY: quality},
+    )
+    summary.update(
+        model_version=entry.version,
+        quality_table=tables.SYNTHETIC_QUALITY,
+        output_table=tables.SYNTHETIC,
+    )
     return summary
 
 
@@ -184,13 +217,13 @@ def _metric(group, name, value):
     }
 
 
-def _quality(wh, table, synthetic: pa.Table, kinds):
+def _quality(wh: Warehouse, table: str, synthetic: pa.Table, kinds: dict[str, str]):
     """SQL quality report of the synthetic rows against the whole source table."""
-    wh.write(SCRATCH, synthetic)
+    wh.write(tables.SYNTHETIC_SCRATCH, synthetic)
     try:
-        return q.quality_report(wh, table, SCRATCH, kinds)
+        return quality_report(wh, table, tables.SYNTHETIC_SCRATCH, kinds)
     finally:
-        wh.execute(f"drop table if exists {qualified(SCRATCH)}")
+        wh.execute(f"drop table if exists {qualified(tables.SYNTHETIC_SCRATCH)}")
 
 
 def _output(schema: pa.Schema, synthetic: pa.Table, version: str) -> pa.Table:

@@ -1,6 +1,6 @@
 """Synthetic customers: a conditional tabular GAN (CTGAN family) and its quality report."""
 
-from pyprofile.synth.synthesizer import Synthesizer
-from pyprofile.synth.transformer import DataTransformer
+from pyprofile.models.synth.synthesizer import Synthesizer
+from pyprofile.models.synth.transformer import DataTransformer
 
 __all__ = ["DataTransformer", "Synthesizer"]

@@ -30,17 +30,18 @@ a personalised model has fewer than K positive scores the rest is filled the sam
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 
-from pyprofile.errors import InputError, NotFittedError
-from pyprofile.evaluate import as_frame, ranking_metrics, require_columns, time_split
+from pyprofile.errors import InputError
+from pyprofile.models.base import Estimator
+from pyprofile.models.data import as_frame, require_columns
+from pyprofile.models.ranking import ranking_metrics, time_split
 
 METHODS = ("popularity", "itemknn", "ease", "als")
 # How a customer x product's summed weight enters the models: dampened by default, so that
@@ -50,36 +51,16 @@ USER, ITEM, WEIGHT, TIME = "customer_id", "product_id", "weight", "timestamp"
 _BATCH = 1024  # customers scored per dense block...
 _BLOCK_CELLS = 8_000_000  # ...of at most this many customer x product scores
 
-_PARAMS = (
-    "method",
-    "k",
-    "neighbors",
-    "shrinkage",
-    "ease_lambda",
-    "min_support",
-    "max_items",
-    "factors",
-    "regularization",
-    "alpha",
-    "iterations",
-    "history_half_life",
-    "weighting",
-    "candidates",
-    "validation_fraction",
-    "select_with_segments",
-    "exclude_seen",
-    "seen_column",
-    "random_state",
-    "verbose",
-)
 
-
-class Recommender:
+class Recommender(Estimator):
     """Top-K product recommendations from implicit feedback (scikit-learn style estimator).
 
     >>> rec = Recommender(method="auto", random_state=0).fit(interactions, segments=segments)
     >>> rec.recommend(["c1", "c2"], k=10)  # customer_id, rank, product_id, score, reason
     """
+
+    fitted_attribute: ClassVar[str] = "method_"
+    artifact_format: ClassVar[str] = "pyprofile.recommender/2"
 
     def __init__(
         self,
@@ -126,20 +107,6 @@ class Recommender:
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------------ sklearn plumbing
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _PARAMS}
-
-    def set_params(self, **params: Any) -> Recommender:
-        for name, value in params.items():
-            if name not in _PARAMS:
-                raise InputError(f"Recommender has no parameter {name!r}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        return f"Recommender(method={self.method!r}, k={self.k})"
-
     @property
     def similarity_(self) -> sp.csr_matrix:
         """Item x item cosine similarity (top ``neighbors`` per product), computed on first use."""
@@ -147,10 +114,6 @@ class Recommender:
         if self._similarity is None:
             self._similarity = _cosine_topk(self.matrix_, self.neighbors, self.shrinkage)
         return self._similarity
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "method_"):
-            raise NotFittedError("this Recommender is not fitted yet: call fit(interactions) first")
 
     # ------------------------------------------------------------------ fitting
     def fit(self, interactions: Any, *, segments: Any = None, products: Any = None) -> Recommender:
@@ -172,12 +135,10 @@ class Recommender:
             method, chosen = self._select(frame, catalogue, seg)
         else:
             chosen = {}
-        start = time.perf_counter()
         params = {**self.get_params(), **chosen}
         frame[WEIGHT] = WEIGHTINGS[params["weighting"]](frame[WEIGHT].to_numpy(np.float64))
         self._fit_data(frame, catalogue, seg, params["history_half_life"])
         self._fit_model(method, params)
-        self.fit_seconds_ = time.perf_counter() - start
         self.method_ = method
         self.selected_params_ = chosen
         return self
@@ -284,7 +245,6 @@ class Recommender:
             model = Recommender(**{**base, **spec, "verbose": False, "seen_column": "_seen"})
             if model.method == "auto":
                 raise InputError("auto cannot be one of its own candidates")
-            start = time.perf_counter()
             # Segments are usually computed from the whole history, validation part included:
             # segment popularity would see the future, so selection ignores them by default.
             model.fit(
@@ -295,7 +255,7 @@ class Recommender:
             else:
                 recs = model.recommend(users, 10, reasons=False)
                 score = ranking_metrics(recs, valid, 10, train=inner, n_catalogue=len(catalogue))
-            record = {**spec, **score, "seconds": time.perf_counter() - start}
+            record = {**spec, **score}
             self.validation_.append(record)
             if self.verbose:
                 print(f"[recommend] {record}")
@@ -472,9 +432,7 @@ class Recommender:
         return ranking_metrics(recs, test_f, k, train=train, n_catalogue=len(self.products_))
 
     # ------------------------------------------------------------------ persistence
-    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """The fitted state as named arrays plus JSON metadata (for ``registry.pack``, no pickle)."""
-        self._check_fitted()
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays: dict[str, np.ndarray] = {
             "customers": _id_array(self.customers_),
             "products": _id_array(self.products_),
@@ -493,56 +451,48 @@ class Recommender:
             arrays.update(
                 {f"{name}data": m.data, f"{name}indices": m.indices, f"{name}indptr": m.indptr}
             )
-        meta = {
-            "params": _jsonable_params(self.get_params()),
+        state = {
             "method_": self.method_,
             "selected_params_": _jsonable_params(self.selected_params_),
-            # Timings stay out: the artifact (and so its version) must not vary between reruns.
-            "validation_": _jsonable_params(
-                [{k: v for k, v in r.items() if k != "seconds"} for r in self.validation_]
-            ),
+            "validation_": _jsonable_params(self.validation_),
         }
-        return arrays, meta
+        return arrays, state
 
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Recommender:
-        """Rebuild a fitted Recommender from :meth:`to_arrays` output."""
-        model = cls(**meta["params"])
-        model.customers_ = _from_id_array(arrays["customers"])
-        model.products_ = _from_id_array(arrays["products"])
-        model._user_index = pd.Index(model.customers_)
-        model._item_index = pd.Index(model.products_)
-        model.popularity_ = arrays["popularity"]
-        model.segment_popularity_ = arrays["segment_popularity"]
-        model.segments_ = _from_id_array(arrays["segments"])
-        model.segment_of_ = dict(
+    def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        self.customers_ = _from_id_array(arrays["customers"])
+        self.products_ = _from_id_array(arrays["products"])
+        self._user_index = pd.Index(self.customers_)
+        self._item_index = pd.Index(self.products_)
+        self.popularity_ = arrays["popularity"]
+        self.segment_popularity_ = arrays["segment_popularity"]
+        self.segments_ = _from_id_array(arrays["segments"])
+        self.segment_of_ = dict(
             zip(
                 _from_id_array(arrays["segment_customers"]).tolist(),
                 _from_id_array(arrays["segment_values"]).tolist(),
                 strict=True,
             )
         )
-        model.ease_items_ = arrays["ease_items"]
-        model.ease_weights_ = arrays["ease_weights"]
-        model.user_factors_ = arrays["user_factors"]
-        model.item_factors_ = arrays["item_factors"]
+        self.ease_items_ = arrays["ease_items"]
+        self.ease_weights_ = arrays["ease_weights"]
+        self.user_factors_ = arrays["user_factors"]
+        self.item_factors_ = arrays["item_factors"]
         shapes = {
-            "matrix_": (len(model.customers_), len(model.products_)),
-            "profile_": (len(model.customers_), len(model.products_)),
-            "seen_": (len(model.customers_), len(model.products_)),
-            "similarity_": (len(model.products_), len(model.products_)),
-            "knn_": (len(model.products_), len(model.products_)),
+            "matrix_": (len(self.customers_), len(self.products_)),
+            "profile_": (len(self.customers_), len(self.products_)),
+            "seen_": (len(self.customers_), len(self.products_)),
+            "similarity_": (len(self.products_), len(self.products_)),
+            "knn_": (len(self.products_), len(self.products_)),
         }
         for name, shape in shapes.items():
             m = sp.csr_matrix(
                 (arrays[f"{name}data"], arrays[f"{name}indices"], arrays[f"{name}indptr"]),
                 shape=shape,
             )
-            setattr(model, "_similarity" if name == "similarity_" else name, m)
-        model.method_ = meta["method_"]
-        model.selected_params_ = meta.get("selected_params_", {})
-        model.validation_ = meta.get("validation_", [])
-        return model
+            setattr(self, "_similarity" if name == "similarity_" else name, m)
+        self.method_ = state["method_"]
+        self.selected_params_ = state["selected_params_"]
+        self.validation_ = state["validation_"]
 
 
 # ---------------------------------------------------------------------- input handling

@@ -28,8 +28,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.special import ndtr, ndtri
 
-from pyprofile.errors import InputError, NotFittedError
-from pyprofile.warehouse import as_arrow
+from pyprofile.errors import InputError
+from pyprofile.models.base import NotFittedError
+from pyprofile.models.data import as_arrow
 
 ID_PATTERN = re.compile(r"(^id$|_id$|^id_|uuid|guid)", re.IGNORECASE)
 PII_PATTERN = re.compile(

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pyprofile.errors import InputError
-from pyprofile.segment import as_frame
+from pyprofile.models.data import as_frame
 
 DEMOGRAPHICS = ("age", "gender", "income_band", "region", "channel")
 KEY_FEATURES = ("recency_days", "order_count", "monetary_amount", "tenure_days", "discount_share")
@@ -118,6 +118,46 @@ def build_profiles(
     ``features`` has one row per customer; ``segments`` maps ``id_column`` to
     ``segment_column``. Returns the rows of ``ml.segment_profiles``.
     """
+    data = _joined(features, segments, id_column, segment_column)
+    category_cols = {c: m.group(1) for c in data.columns if (m := re.match(category_pattern, c))}
+    skip = {id_column, segment_column, *category_cols, *demographics}
+    base = _Base(data, _numeric_columns(data, skip), category_cols)
+    labels = data[segment_column].to_numpy()
+    rows = []
+    for seg in sorted(pd.unique(labels)):
+        mask = labels == seg
+        facts, z, seg_mean = _segment_facts(base, mask, rfm_column, demographics, top_n)
+        row = {
+            "segment_id": int(seg),
+            "size": facts["size"],
+            "share": facts["share"],
+            "dominant_rfm_segment": (facts["dominant_rfm_segment"] or {}).get("name"),
+            "dominant_rfm_share": (facts["dominant_rfm_segment"] or {}).get("share"),
+            "favourite_categories": ", ".join(f["category"] for f in facts["favourite_categories"])
+            or None,
+            "top_features": ", ".join(t["feature"] for t in facts["top_features"]) or None,
+        }
+        for f in key_features:
+            if f in base.num_cols:
+                row[f"mean_{f}"] = float(seg_mean[f])
+                row[f"z_{f}"] = float(z[f])
+        rows.append((row, facts, z))
+    names = _unique_names(
+        [_name(z, facts) for _, facts, z in rows], [r["segment_id"] for r, _, _ in rows]
+    )
+    out = []
+    for (row, facts, _), name in zip(rows, names, strict=True):
+        row["segment_name"] = name
+        row["description"] = describe(name, facts)
+        row["facts"] = json.dumps(facts, sort_keys=True)
+        out.append(row)
+    frame = pd.DataFrame(out)
+    first = ["segment_id", "segment_name", "size", "share", "description"]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def _joined(features: Any, segments: Any, id_column: str, segment_column: str) -> pd.DataFrame:
+    """Features with each customer's segment (inner join), after checking the columns."""
     feats = as_frame(features)
     segs = as_frame(segments)
     for name, frame, cols in (
@@ -132,99 +172,84 @@ def build_profiles(
         raise InputError(
             f"no customer of segments ({len(segs)} rows) is in features ({len(feats)} rows)"
         )
-    category_cols = {c: m.group(1) for c in feats.columns if (m := re.match(category_pattern, c))}
-    skip = {id_column, segment_column, *category_cols, *demographics}
-    num_cols = _numeric_columns(data, skip)
-    numeric = _as_float(data, num_cols)
-    cats = _as_float(data, list(category_cols))
-    base_mean, base_std = numeric.mean(), numeric.std(ddof=0)
-    cat_base = cats.mean()
-    labels = data[segment_column].to_numpy()
-    n_total = len(data)
+    return data
 
-    rows = []
-    for seg in sorted(pd.unique(labels)):
-        mask = labels == seg
-        seg_mean = numeric[mask].mean()
-        # A feature only distinguishes a segment when most of its customers have a value.
-        covered = numeric[mask].notna().mean() >= MIN_COVERAGE
-        z = ((seg_mean - base_mean) / base_std.where(base_std > 0)).where(covered).fillna(0.0)
-        lift = seg_mean / base_mean.where(base_mean != 0)
-        order = z.abs().sort_values(ascending=False, kind="stable").index
-        top = [
-            {
-                "feature": f,
-                "segment_mean": float(seg_mean[f]),
-                "base_mean": float(base_mean[f]),
-                "lift": None if pd.isna(lift[f]) else float(lift[f]),
-                "z": float(z[f]),
-            }
-            for f in order[:top_n]
-            if abs(z[f]) >= MIN_Z
-        ]
-        fav = []
-        if category_cols:
-            cat_mean = cats[mask].mean().dropna()
-            for col in cat_mean[cat_mean > 0].sort_values(ascending=False, kind="stable").index[:2]:
-                fav.append(
-                    {
-                        "category": category_cols[col],
-                        "segment_share": float(cat_mean[col]),
-                        "base_share": float(cat_base[col]),
-                    }
-                )
-        rfm = _mode(data.loc[mask, rfm_column]) if rfm_column in data.columns else None
-        demo = {}
-        for col in demographics:
-            if col not in data.columns:
-                continue
-            values = data.loc[mask, col]
-            if col in num_cols or pd.api.types.is_numeric_dtype(values):
-                med = pd.to_numeric(values.astype("Float64"), errors="coerce").median()
-                if pd.notna(med):
-                    demo[col] = {"median": float(med)}
-            elif (mode := _mode(values)) is not None:
-                demo[col] = {"mode": mode[0], "share": mode[1]}
-        facts = {
-            "size": int(mask.sum()),
-            "share": float(mask.sum() / n_total),
-            "top_features": top,
-            "favourite_categories": fav,
-            "dominant_rfm_segment": None if rfm is None else {"name": rfm[0], "share": rfm[1]},
-            "demographics": demo,
-            "features_z": {f: float(z[f]) for f in num_cols},
-        }
-        row = {
-            "segment_id": int(seg),
-            "size": facts["size"],
-            "share": facts["share"],
-            "dominant_rfm_segment": None if rfm is None else rfm[0],
-            "dominant_rfm_share": None if rfm is None else rfm[1],
-            "favourite_categories": ", ".join(f["category"] for f in fav) or None,
-            "top_features": ", ".join(t["feature"] for t in top) or None,
-        }
-        for f in key_features:
-            if f in num_cols:
-                row[f"mean_{f}"] = float(seg_mean[f])
-                row[f"z_{f}"] = float(z[f])
-        row["_facts"] = facts
-        row["_z"] = z
-        rows.append(row)
 
-    names = _unique_names(
-        [_name(r["_z"], r["_facts"]) for r in rows], [r["segment_id"] for r in rows]
-    )
-    out = []
-    for row, name in zip(rows, names, strict=True):
-        facts = row.pop("_facts")
-        row.pop("_z")
-        row["segment_name"] = name
-        row["description"] = describe(name, facts)
-        row["facts"] = json.dumps(facts, sort_keys=True)
-        out.append(row)
-    frame = pd.DataFrame(out)
-    first = ["segment_id", "segment_name", "size", "share", "description"]
-    return frame[first + [c for c in frame.columns if c not in first]]
+class _Base:
+    """The whole base's numbers that every segment is compared with."""
+
+    def __init__(self, data: pd.DataFrame, num_cols: list[str], category_cols: dict[str, str]):
+        self.data = data
+        self.num_cols = num_cols
+        self.category_cols = category_cols
+        self.numeric = _as_float(data, num_cols)
+        self.cats = _as_float(data, list(category_cols))
+        self.mean, self.std = self.numeric.mean(), self.numeric.std(ddof=0)
+        self.cat_mean = self.cats.mean()
+
+
+def _segment_facts(base: _Base, mask: np.ndarray, rfm_column: str, demographics, top_n: int):
+    """(facts, z per feature, mean per feature) of the segment selected by ``mask``."""
+    seg_mean = base.numeric[mask].mean()
+    # A feature only distinguishes a segment when most of its customers have a value.
+    covered = base.numeric[mask].notna().mean() >= MIN_COVERAGE
+    z = ((seg_mean - base.mean) / base.std.where(base.std > 0)).where(covered).fillna(0.0)
+    lift = seg_mean / base.mean.where(base.mean != 0)
+    order = z.abs().sort_values(ascending=False, kind="stable").index
+    top = [
+        {
+            "feature": f,
+            "segment_mean": float(seg_mean[f]),
+            "base_mean": float(base.mean[f]),
+            "lift": None if pd.isna(lift[f]) else float(lift[f]),
+            "z": float(z[f]),
+        }
+        for f in order[:top_n]
+        if abs(z[f]) >= MIN_Z
+    ]
+    data = base.data
+    rfm = _mode(data.loc[mask, rfm_column]) if rfm_column in data.columns else None
+    facts = {
+        "size": int(mask.sum()),
+        "share": float(mask.sum() / len(data)),
+        "top_features": top,
+        "favourite_categories": _favourites(base, mask),
+        "dominant_rfm_segment": None if rfm is None else {"name": rfm[0], "share": rfm[1]},
+        "demographics": _demographics(data, mask, demographics, base.num_cols),
+        "features_z": {f: float(z[f]) for f in base.num_cols},
+    }
+    return facts, z, seg_mean
+
+
+def _favourites(base: _Base, mask: np.ndarray) -> list[dict[str, Any]]:
+    """The segment's two largest category spend shares, with the base's share."""
+    if not base.category_cols:
+        return []
+    cat_mean = base.cats[mask].mean().dropna()
+    return [
+        {
+            "category": base.category_cols[col],
+            "segment_share": float(cat_mean[col]),
+            "base_share": float(base.cat_mean[col]),
+        }
+        for col in cat_mean[cat_mean > 0].sort_values(ascending=False, kind="stable").index[:2]
+    ]
+
+
+def _demographics(data: pd.DataFrame, mask: np.ndarray, columns, num_cols) -> dict[str, Any]:
+    """Median of numeric demographics, most common value (and its share) of the others."""
+    demo: dict[str, Any] = {}
+    for col in columns:
+        if col not in data.columns:
+            continue
+        values = data.loc[mask, col]
+        if col in num_cols or pd.api.types.is_numeric_dtype(values):
+            med = pd.to_numeric(values.astype("Float64"), errors="coerce").median()
+            if pd.notna(med):
+                demo[col] = {"median": float(med)}
+        elif (mode := _mode(values)) is not None:
+            demo[col] = {"mode": mode[0], "share": mode[1]}
+    return demo
 
 
 def _name(z: pd.Series, facts: dict[str, Any]) -> str:

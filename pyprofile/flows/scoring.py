@@ -1,11 +1,11 @@
-"""The warehouse flow for propensity and lifetime value: train, score, write, register, publish.
+"""Propensity and lifetime value on a warehouse: train, score every customer, publish.
 
 :func:`run_scoring` reads the point-in-time training table (features at ``as_of - horizon``
 plus the labels observed in ``(cutoff, as_of]``) and the scoring table (the same features at
 ``as_of``), trains the churn and purchase models, fits BG/NBD + Gamma-Gamma on the
 lifetimes-style columns at ``as_of``, writes one row per customer to ``ml.customer_scores``
-in one atomic replace, stores every model with its metrics in ``ml.model_registry`` and
-publishes the scoring macros (``ml.churn_score``, ``ml.purchase_score``, ``ml.p_alive``,
+and, in one transaction, stores every model with its metrics in ``ml.model_registry`` and
+publishes the scoring functions (``ml.churn_score``, ``ml.purchase_score``, ``ml.p_alive``,
 ``ml.expected_purchases``, ``ml.expected_value``, ``ml.clv_12m``).
 """
 
@@ -17,15 +17,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pyprofile import registry
-from pyprofile.clv import BGNBD, GammaGamma, clv, clv_sql
 from pyprofile.errors import InputError
-from pyprofile.propensity import PropensityModel, roc_auc
-from pyprofile.warehouse import Warehouse, split_name
+from pyprofile.flows.publish import ModelEntry, check_unique, publish, read_frame
+from pyprofile.models.artifact import pack
+from pyprofile.models.clv import BGNBD, GammaGamma, clv
+from pyprofile.models.metrics import roc_auc
+from pyprofile.models.propensity import PropensityModel
+from pyprofile.warehouse import tables
+from pyprofile.warehouse.engine import Warehouse
+from pyprofile.warehouse.functions import LIFETIMES_COLUMNS, scoring_functions
+from pyprofile.warehouse.sql import split_name
 
 __all__ = ["METRIC_COLUMNS", "SCORE_COLUMNS", "metrics_rows", "run_scoring"]
 
-LIFETIMES_COLUMNS = ("frequency", "recency", "T", "monetary_value")
 SCORE_COLUMNS = (
     "churn_probability",
     "purchase_probability",
@@ -51,14 +55,6 @@ METRIC_COLUMNS = (
     "n_test",
     "version",
 )
-
-
-def _frame(wh: Warehouse, name: str, required: Sequence[str]) -> pd.DataFrame:
-    wh.require(name, required)
-    frame = wh.read(name).to_pandas()
-    if frame.empty:
-        raise InputError(f"table {name} is empty (0 rows)")
-    return frame
 
 
 def _labels(frame: pd.DataFrame, name: str, table: str) -> pd.Series:
@@ -142,27 +138,19 @@ def _gg_metrics(gg: GammaGamma, frame: pd.DataFrame, known: np.ndarray) -> dict[
     }
 
 
-def _save(wh: Warehouse, name: str, model: Any, params: dict, metrics: dict) -> str:
-    arrays, meta = model.to_arrays()
-    return registry.save_model(
-        wh, name, registry.pack(arrays, meta), params=params, metrics=metrics
-    )
-
-
 def run_scoring(
     wh: Warehouse | str,
     *,
     horizon_days: int = 90,
-    training_table: str = "features.customer_training",
-    scoring_table: str = "features.customer_features",
-    output_table: str | None = "ml.customer_scores",
+    training_table: str = tables.TRAINING,
+    scoring_table: str = tables.FEATURES,
+    output_table: str | None = tables.SCORES,
     id_column: str = "customer_id",
     churn_label: str = "churned",
     purchase_label: str = "purchased",
     spend_label: str = "spend_in_window",
     exclude: Sequence[str] = (),
     propensity_model: str = "auto",
-    macro_schema: str = "ml",
     discount_rate: float = 0.01,
     random_state: int = 0,
 ) -> dict[str, Any]:
@@ -172,11 +160,10 @@ def run_scoring(
     ``versions`` (registry version per model), ``metrics`` (one dict per model with
     :data:`METRIC_COLUMNS`), ``clv_params``, ``clv_holdout``, ``macros`` (name -> parameters)
     ``features`` (the columns the models use) and ``scores`` (the DataFrame written to
-    ``output_table``; with ``output_table=None`` nothing is written and a dbt Python model can
-    return ``summary["scores"]`` for dbt to materialise).
+    ``output_table``; with ``output_table=None`` no table is written).
 
     ``propensity_model`` is passed to :class:`PropensityModel` (``"auto"``, ``"linear"``,
-    ``"gbm"``). The ``churn_score`` / ``purchase_score`` macros are always the linear
+    ``"gbm"``). The ``churn_score`` / ``purchase_score`` functions are always the linear
     candidate; with ``propensity_model="linear"`` they equal the table's probabilities.
 
     ``discount_rate`` is the monthly rate of ``clv_12m`` (12 months of 30 days).
@@ -188,8 +175,8 @@ def run_scoring(
     if output_table is not None:
         split_name(output_table)
     labels = [churn_label, purchase_label]
-    training = _frame(wh, training_table, [id_column, *labels])
-    scoring = _frame(wh, scoring_table, [id_column, *LIFETIMES_COLUMNS])
+    training = read_frame(wh, training_table, [id_column, *labels])
+    scoring = read_frame(wh, scoring_table, [id_column, *LIFETIMES_COLUMNS])
     skip = {id_column, churn_label, purchase_label, spend_label, *exclude}
     features = [c for c in training.columns if c in set(scoring.columns) and c not in skip]
     if not features:
@@ -197,38 +184,85 @@ def run_scoring(
             f"tables {training_table} and {scoring_table} share no feature column besides "
             f"{id_column} and the labels"
         )
-
     bg, gg, known = _fit_clv(scoring, scoring_table)  # cheap: fail fast on bad summaries
     fit = (training, features)
     churn = _fit_propensity(*fit, churn_label, training_table, propensity_model, random_state)
     purchase = _fit_propensity(*fit, purchase_label, training_table, propensity_model, random_state)
     holdout = _clv_holdout(training, training_table, horizon_days, purchase_label, spend_label)
-
-    # ----------------------------------------------------------------- registry
     used = [
         c for c in features if c in set(churn.feature_names_in_) | set(purchase.feature_names_in_)
     ]
     common = {"horizon_days": horizon_days, "training_table": training_table, "features": used}
-    versions = {
-        "churn": _save(wh, "churn", churn, {**common, "label": churn_label}, churn.metrics_),
-        "purchase": _save(
-            wh, "purchase", purchase, {**common, "label": purchase_label}, purchase.metrics_
+    entries = {
+        "churn": ModelEntry(
+            tables.CHURN_MODEL,
+            churn.to_artifact(),
+            {**common, "label": churn_label},
+            churn.metrics_,
         ),
-        "bgnbd": _save(
-            wh, "bgnbd", bg, bg.params_, {"log_likelihood": bg.log_likelihood_, **holdout}
+        "purchase": ModelEntry(
+            tables.PURCHASE_MODEL,
+            purchase.to_artifact(),
+            {**common, "label": purchase_label},
+            purchase.metrics_,
         ),
-        "gamma_gamma": _save(wh, "gamma_gamma", gg, gg.params_, _gg_metrics(gg, scoring, known)),
+        "bgnbd": ModelEntry(
+            tables.BGNBD_MODEL,
+            bg.to_artifact(),
+            bg.params_,
+            {"log_likelihood": bg.log_likelihood_, **holdout},
+        ),
+        "gamma_gamma": ModelEntry(
+            tables.GAMMA_GAMMA_MODEL, gg.to_artifact(), gg.params_, _gg_metrics(gg, scoring, known)
+        ),
     }
-    bundle = registry.pack({}, {"components": versions, **common})
-    model_version = registry.save_model(
-        wh, "customer_scores", bundle, params={**common, "components": versions}
+    versions = {name: entry.version for name, entry in entries.items()}
+    bundle = ModelEntry(
+        tables.SCORES_MODEL,
+        pack({}, {"components": versions, **common}),
+        {**common, "components": versions},
     )
+    out = _scores(scoring, features, id_column, churn, purchase, bg, gg, known, discount_rate)
+    out["model_version"] = bundle.version
+    check_unique(out, [id_column], scoring_table)
+    functions = scoring_functions(churn, purchase, bg, gg, discount_rate=discount_rate)
+    counts = publish(
+        wh,
+        models=[*entries.values(), bundle],
+        tables={output_table: out} if output_table is not None else None,
+        functions=functions,
+    )
+    return {
+        "rows": counts.get(output_table, len(out)),
+        "output_table": output_table,
+        "horizon_days": horizon_days,
+        "model_version": bundle.version,
+        "versions": versions,
+        "metrics": _metric_rows(churn, purchase, versions, holdout),
+        "clv_params": {**bg.params_, **gg.params_},
+        "clv_holdout": holdout,
+        "macros": {f.name: f.params for f in functions},
+        "features": used,
+        "scores": out,
+    }
 
-    # ----------------------------------------------------------------- scores
+
+def _scores(
+    scoring: pd.DataFrame,
+    features: list[str],
+    id_column: str,
+    churn: PropensityModel,
+    purchase: PropensityModel,
+    bg: BGNBD,
+    gg: GammaGamma,
+    known: np.ndarray,
+    discount_rate: float,
+) -> pd.DataFrame:
+    """One row per customer of the scoring table: every score of ``ml.customer_scores``."""
     cols = _summary_columns(scoring)
     f, r, T, m = (cols[c] for c in LIFETIMES_COLUMNS)
     reasons = churn.reason_codes(scoring[features])
-    out = pd.DataFrame(
+    return pd.DataFrame(
         {
             id_column: scoring[id_column].to_numpy(),
             "churn_probability": churn.predict_proba(scoring[features])[:, 1],
@@ -246,39 +280,16 @@ def run_scoring(
                 clv(bg, gg, f, r, T, np.nan_to_num(m), months=12, discount_rate=discount_rate),
                 np.nan,
             ),
-            "model_version": model_version,
         }
     )
-    if out[id_column].duplicated().any():
-        raise InputError(
-            f"table {scoring_table}: {int(out[id_column].duplicated().sum())} duplicated "
-            f"{id_column} value(s) in {len(out)} rows"
-        )
-    rows = len(out)
-    if output_table is not None:  # None: the caller (e.g. a dbt Python model) writes `scores`
-        rows = wh.write(output_table, out, primary_key=(id_column,))
 
-    # ----------------------------------------------------------------- macros
-    macros = {}
-    for name, model in (("churn_score", churn), ("purchase_score", purchase)):
-        params, body = model.to_sql(model="linear")
-        macros[f"{macro_schema}.{name}"] = (params, body)
-    ep, ev = f"{macro_schema}.expected_purchases", f"{macro_schema}.expected_value"
-    macros[f"{macro_schema}.p_alive"] = (["frequency", "recency", "T"], bg.p_alive_sql())
-    macros[ep] = (["horizon", "frequency", "recency", "T"], bg.expected_purchases_sql())
-    macros[ev] = (["frequency", "monetary_value"], gg.expected_value_sql())
-    macros[f"{macro_schema}.clv_12m"] = (
-        list(LIFETIMES_COLUMNS),
-        clv_sql(ep, ev, months=12, discount_rate=discount_rate),
-    )
-    for name, (params, body) in macros.items():
-        wh.publish_macro(name, params, body)
 
-    metrics = [
+def _metric_rows(churn, purchase, versions: dict[str, str], holdout: dict) -> list[dict]:
+    rows = [
         _metric_row(name, model.metrics_, versions[name])
         for name, model in (("churn", churn), ("purchase", purchase))
     ]
-    metrics.append(
+    rows.append(
         {
             "model": "clv",
             "estimator": "bgnbd+gamma_gamma",
@@ -292,19 +303,7 @@ def run_scoring(
             "version": versions["bgnbd"],
         }
     )
-    return {
-        "rows": rows,
-        "output_table": output_table,
-        "horizon_days": horizon_days,
-        "model_version": model_version,
-        "versions": versions,
-        "metrics": metrics,
-        "clv_params": {**bg.params_, **gg.params_},
-        "clv_holdout": holdout,
-        "macros": {name: params for name, (params, _) in macros.items()},
-        "features": used,
-        "scores": out,
-    }
+    return rows
 
 
 def _metric_row(name: str, metrics: dict[str, Any], version: str) -> dict[str, Any]:

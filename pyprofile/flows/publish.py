@@ -1,0 +1,76 @@
+"""What every flow shares: read its input, and publish its results in one transaction.
+
+Each flow has the same shape: read inputs -> fit -> :func:`publish` (registry rows, output
+tables and scoring functions, all in ONE transaction, so a reader sees the previous run or
+this one, never a mix) -> return a summary dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from pyprofile.errors import InputError
+from pyprofile.warehouse.engine import Warehouse
+from pyprofile.warehouse.functions import Function
+from pyprofile.warehouse.registry import save_model, version_of
+
+
+@dataclass
+class ModelEntry:
+    """One model to register: its name, artifact bytes, params and metrics."""
+
+    name: str
+    artifact: bytes
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """The registry version the artifact will get (derived from its content)."""
+        return version_of(self.artifact)
+
+
+def publish(
+    wh: Warehouse,
+    *,
+    models: Sequence[ModelEntry] = (),
+    tables: dict[str, Any] | None = None,
+    functions: Sequence[Function] = (),
+) -> dict[str, int]:
+    """Register ``models``, replace ``tables`` and persist ``functions`` in one transaction.
+
+    Returns the rows written per table.
+    """
+    with wh.transaction():
+        for model in models:
+            save_model(wh, model.name, model.artifact, params=model.params, metrics=model.metrics)
+        counts = wh.write_many(tables) if tables else {}
+        for function in functions:
+            wh.publish_macro(function.name, function.params, function.body)
+    return counts
+
+
+def read_frame(wh: Warehouse, name: str, required: Sequence[str] = ()) -> pd.DataFrame:
+    """A whole input table as pandas; a missing table, column or an empty table is an
+    :class:`~pyprofile.errors.InputError`-style message naming it."""
+    wh.require(name, required)
+    frame = wh.read(name).to_pandas()
+    if frame.empty:
+        raise InputError(f"table {name} is empty (0 rows)")
+    return frame
+
+
+def check_unique(frame: pd.DataFrame, key: Sequence[str], name: str) -> None:
+    """Refuse to publish ``frame`` as ``name`` unless ``key`` is unique and not null."""
+    key = list(key)
+    nulls = int(frame[key].isna().any(axis=1).sum())
+    dup = int(frame.duplicated(key).sum())
+    if nulls or dup:
+        raise InputError(
+            f"table {name} ({len(frame)} rows): key ({', '.join(key)}) has {nulls} null and "
+            f"{dup} duplicated row(s); nothing was written"
+        )

@@ -1,0 +1,201 @@
+"""Segmentation on a warehouse: features in; segments, personas and scoring functions out.
+
+Reads ``features.customer_features``, fits a :class:`~pyprofile.models.segment.Segmenter`
+(ids matched to the previous registered version) and in one transaction registers the model,
+writes ``ml.customer_segments`` and ``ml.segment_profiles`` and persists
+``ml.segment_of(<feature columns>)`` (one row) and ``ml.segment_table('<table>')`` (bulk).
+Called by the CLI (``pyprofile segment``) and the dbt Python model ``run_segmentation``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+import pandas as pd
+
+from pyprofile.errors import InputError, WarehouseError
+from pyprofile.flows.publish import ModelEntry, publish, read_frame
+from pyprofile.models.personas import DEMOGRAPHICS, build_profiles
+from pyprofile.models.segment import Segmenter
+from pyprofile.warehouse import tables
+from pyprofile.warehouse.engine import Warehouse
+from pyprofile.warehouse.functions import segment_functions
+from pyprofile.warehouse.registry import load_model
+
+# Segments are learned on behaviour; demographics describe them (personas) instead.
+DEFAULT_EXCLUDE = DEMOGRAPHICS
+
+
+def _previous(wh: Warehouse, columns: list[str]) -> tuple[Segmenter | None, str | None]:
+    """The latest registered segmenter, if any and if the feature table still has its inputs."""
+    try:
+        record = load_model(wh, tables.SEGMENTER_MODEL)
+        previous = Segmenter.from_artifact(record.artifact)
+    except (WarehouseError, InputError):  # none yet, or one of an older artifact format
+        return None, None
+    missing = [c for c in previous.feature_names_in_ if c not in columns]
+    if missing:
+        warnings.warn(
+            f"previous segmenter {record.version} needs column(s) {', '.join(missing)} that the "
+            "feature table lacks: segment ids are not matched to it",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None, None
+    return previous, record.version
+
+
+def _read(wh: Warehouse, features: str, id_column: str) -> tuple[pd.DataFrame, list[str]]:
+    """The feature table and its date columns; ids must be unique and not null."""
+    types = wh.require(features, [id_column])
+    frame = read_frame(wh, features)
+    n = len(frame)
+    dupes = int(frame[id_column].duplicated().sum())
+    if dupes or frame[id_column].isna().any():
+        raise InputError(
+            f"{features} ({n} rows): {id_column} must be unique and not null "
+            f"({dupes} duplicated, {int(frame[id_column].isna().sum())} null)"
+        )
+    dates = [c for c, t in types.items() if t.upper().startswith(("DATE", "TIMESTAMP", "TIME"))]
+    return frame, dates
+
+
+def run_segmentation(
+    wh: Any,
+    features: str = tables.FEATURES,
+    *,
+    k: int | None = None,
+    k_range: tuple[int, int] = (3, 12),
+    id_column: str = "customer_id",
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
+    match_previous: bool = True,
+    random_state: int = 0,
+    device: str = "auto",
+    verbose: bool = False,
+    **segmenter_params: Any,
+) -> dict[str, Any]:
+    """Fit segments on ``features`` and write them back; returns a summary dict.
+
+    ``exclude`` lists feature columns not used for clustering (default: demographics, which the
+    personas report instead); date columns are never used. Other keyword arguments go to
+    :class:`Segmenter` (e.g. ``epochs``, ``embedding_dim``, ``method``).
+    """
+    started = time.perf_counter()
+    wh = Warehouse.open(wh)
+    frame, dates = _read(wh, features, id_column)
+    previous, previous_version = (
+        _previous(wh, list(frame.columns)) if match_previous else (None, None)
+    )
+    segmenter = Segmenter(
+        k=k,
+        k_range=tuple(k_range),
+        exclude=tuple(dict.fromkeys([id_column, *exclude, *dates])),
+        random_state=random_state,
+        device=device,
+        verbose=verbose,
+        **segmenter_params,
+    )
+    segmenter.fit(frame, previous=previous)
+    fit_seconds = time.perf_counter() - started
+    entry = ModelEntry(
+        tables.SEGMENTER_MODEL,
+        segmenter.to_artifact(),
+        params={
+            **segmenter.get_params(),
+            "features": features,
+            "feature_columns": segmenter.feature_names_in_,
+        },
+        metrics=_metrics(segmenter, len(frame), previous_version, fit_seconds),
+    )
+    segments, profiles = _outputs(segmenter, frame, id_column, entry.version)
+    functions = segment_functions(segmenter)
+    counts = publish(
+        wh,
+        models=[entry],
+        tables={tables.SEGMENTS: segments, tables.SEGMENT_PROFILES: profiles},
+        functions=functions,
+    )
+    return {
+        "model_version": entry.version,
+        "previous_version": previous_version,
+        "n_customers": len(frame),
+        "k": segmenter.k_,
+        "method": segmenter.method_,
+        "segments": {
+            int(s): n for s, n in zip(profiles["segment_id"], profiles["segment_name"], strict=True)
+        },
+        "sizes": segmenter.segment_sizes_,
+        "comparison": segmenter.comparison_,
+        "rows": counts[tables.SEGMENTS],
+        "tables": counts,
+        "macro": functions[0].call(),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _metrics(segmenter: Segmenter, n: int, previous_version, fit_seconds: float) -> dict:
+    return {
+        "n_customers": n,
+        "k": segmenter.k_,
+        "method": segmenter.method_,
+        "comparison": segmenter.comparison_,
+        "scores": segmenter.scores_.to_dict(orient="records"),
+        "segment_sizes": segmenter.segment_sizes_,
+        "dropped_columns": segmenter.dropped_columns_,
+        "id_matching": segmenter.id_matching_,
+        "previous_version": previous_version,
+        "fit_seconds": fit_seconds,
+    }
+
+
+def _outputs(
+    segmenter: Segmenter, frame: pd.DataFrame, id_column: str, version: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of ``ml.customer_segments`` and ``ml.segment_profiles``."""
+    scores = segmenter.score(frame)
+    scores.insert(0, id_column, frame[id_column].to_numpy())
+    profiles = build_profiles(frame, scores[[id_column, "segment_id"]], id_column=id_column)
+    names = dict(zip(profiles["segment_id"], profiles["segment_name"], strict=True))
+    segments = pd.DataFrame(
+        {
+            id_column: scores[id_column],
+            "segment_id": scores["segment_id"].astype("int64"),
+            "segment_name": scores["segment_id"].map(names),
+            "distance_to_centroid": scores["distance_to_centroid"],
+            "map_x": scores["map_x"],
+            "map_y": scores["map_y"],
+            "model_version": version,
+        }
+    )
+    profiles["model_version"] = version
+    return segments, profiles
+
+
+def format_summary(summary: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """The summary as (title, [(metric, value), ...]) tables for the CLI."""
+    run = [
+        ("model version", summary["model_version"]),
+        ("previous version", summary["previous_version"] or "none"),
+        ("customers", f"{summary['n_customers']:,}"),
+        ("segments (k)", summary["k"]),
+        ("kept", summary["method"]),
+        ("seconds", f"{summary['seconds']:.1f}"),
+        ("macro", summary["macro"].split("(")[0] + "(...)"),
+    ]
+    for method in ("autoencoder", "kmeans"):
+        if method in summary["comparison"]:
+            c = summary["comparison"][method]
+            run.append(
+                (
+                    f"{method} (k={c['k']})",
+                    f"silhouette {c['silhouette']:.3f}, Davies-Bouldin "
+                    f"{c['davies_bouldin']:.3f}, Calinski-Harabasz {c['calinski_harabasz']:,.0f}",
+                )
+            )
+    segments = [
+        (f"{sid} {name}", f"{summary['sizes'].get(sid, 0):,}")
+        for sid, name in summary["segments"].items()
+    ]
+    return [("segmentation", run), ("segments (customers)", segments)]

@@ -1,0 +1,42 @@
+"""Every table and function name pyprofile reads or writes, defined once."""
+
+from __future__ import annotations
+
+# ---------------------------------------------------------------- inputs (the dbt project)
+FEATURES = "features.customer_features"
+TRAINING = "features.customer_training"
+INTERACTIONS = "features.customer_product_interactions"
+PRODUCTS = "staging.stg_shop__products"
+RAW_PRODUCTS = "raw.products"
+
+# ---------------------------------------------------------------- outputs of the ml flows
+REGISTRY = "ml.model_registry"
+SEGMENTS = "ml.customer_segments"
+SEGMENT_PROFILES = "ml.segment_profiles"
+SCORES = "ml.customer_scores"
+SYNTHETIC = "ml.synthetic_customers"
+SYNTHETIC_QUALITY = "ml.synthetic_quality"
+SYNTHETIC_SCRATCH = "ml._synthetic_customers_scoring"
+RECOMMENDATIONS = "ml.recommendations"
+PRODUCT_SIMILARITIES = "ml.product_similarities"
+
+# ---------------------------------------------------------------- scoring functions
+FUNCTION_SCHEMA = "ml"
+SEGMENT_OF = "ml.segment_of"
+SEGMENT_TABLE = "ml.segment_table"
+CHURN_SCORE = "ml.churn_score"
+PURCHASE_SCORE = "ml.purchase_score"
+P_ALIVE = "ml.p_alive"
+EXPECTED_PURCHASES = "ml.expected_purchases"
+EXPECTED_VALUE = "ml.expected_value"
+CLV_12M = "ml.clv_12m"
+
+# ---------------------------------------------------------------- registry model names
+SEGMENTER_MODEL = "segmenter"
+SYNTHESIZER_MODEL = "synthesizer"
+CHURN_MODEL = "churn"
+PURCHASE_MODEL = "purchase"
+BGNBD_MODEL = "bgnbd"
+GAMMA_GAMMA_MODEL = "gamma_gamma"
+SCORES_MODEL = "customer_scores"
+RECOMMENDER_MODEL = "recommender"
