@@ -27,9 +27,15 @@ from lifetimes.utils import (  # noqa: E402
     calibration_and_holdout_data,
     summary_data_from_transaction_data,
 )
-from pyprofile.clv import BGNBD, GammaGamma, clv, clv_sql  # noqa: E402
 
+from pyprofile.models.clv import BGNBD, GammaGamma, clv  # noqa: E402
 from pyprofile.warehouse import Warehouse  # noqa: E402
+from pyprofile.warehouse.scoring_sql import (  # noqa: E402
+    clv_sql,
+    expected_purchases_sql,
+    expected_value_sql,
+    p_alive_sql,
+)
 
 REPEATS = 5
 
@@ -122,13 +128,13 @@ def scoring_speed(bg: BGNBD, gg: GammaGamma, n: int = 100_000) -> dict:
     t_py, py = timed(lambda: clv(bg, gg, x, rec, T, m), repeats=1)
     wh = Warehouse.open(":memory:")
     wh.write("features.f", frame)
-    wh.publish_macro("ml.p_alive", ["frequency", "recency", "T"], bg.p_alive_sql())
+    wh.publish_macro("ml.p_alive", ["frequency", "recency", "T"], p_alive_sql(bg))
     wh.publish_macro(
         "ml.expected_purchases",
         ["horizon", "frequency", "recency", "T"],
-        bg.expected_purchases_sql(),
+        expected_purchases_sql(bg),
     )
-    wh.publish_macro("ml.expected_value", ["frequency", "monetary_value"], gg.expected_value_sql())
+    wh.publish_macro("ml.expected_value", ["frequency", "monetary_value"], expected_value_sql(gg))
     wh.publish_macro(
         "ml.clv_12m",
         ["frequency", "recency", "T", "monetary_value"],

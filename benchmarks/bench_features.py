@@ -79,7 +79,7 @@ def dbt_features(db: Path) -> tuple[dict, float]:
     """Wall seconds, SQL seconds (sum of feature-model times) and peak RSS of the dbt feature layer."""
     code = (
         "import sys, json, time\n"
-        "from pyprofile.pipeline import run_dbt\n"
+        "from pyprofile.dbt import run_dbt\n"
         "t = time.perf_counter()\n"
         "run = run_dbt('run', sys.argv[1], select=['staging', 'features'])\n"
         "sql = sum(n.seconds for n in run.nodes)\n"

@@ -25,7 +25,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from pyprofile.propensity import PropensityModel, classification_metrics
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -34,6 +33,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
+
+from pyprofile.models.propensity import PropensityModel, classification_metrics
 
 warnings.filterwarnings("ignore")
 METRICS = ("roc_auc", "pr_auc", "brier", "top_decile_lift")
@@ -155,8 +156,7 @@ def warehouse_flow(db: str) -> None:
     import tempfile
     from pathlib import Path
 
-    from pyprofile.scoring import METRIC_COLUMNS, metrics_rows, run_scoring
-
+    from pyprofile.flows.scoring import METRIC_COLUMNS, metrics_rows, run_scoring
     from pyprofile.warehouse import Warehouse
 
     with tempfile.TemporaryDirectory() as tmp:

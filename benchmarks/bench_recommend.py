@@ -32,8 +32,9 @@ import scipy.sparse as sp
 warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402, F401  (pyprofile's top-k uses it: import it before any timing)
-from pyprofile.evaluate import ranking_metrics, time_split  # noqa: E402
-from pyprofile.recommend import Recommender  # noqa: E402
+
+from pyprofile.models.ranking import ranking_metrics, time_split  # noqa: E402
+from pyprofile.models.recommend import Recommender  # noqa: E402
 
 K = 10
 

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pyprofile.segment import Segmenter
-from pyprofile.segment_flow import DEFAULT_EXCLUDE, run_segmentation
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 
+from pyprofile.flows.segmentation import DEFAULT_EXCLUDE, run_segmentation
+from pyprofile.models.segment import Segmenter
 from pyprofile.warehouse import Warehouse, quote
 
 FEATURES = "features.customer_features"
@@ -101,8 +101,8 @@ def quality(db: Path, seeds: list[int]) -> None:
 
 
 def large(db: Path, big: Path, copies: int, reuse: bool) -> None:
-    from pyprofile.registry import load_model
-    from pyprofile.udfs import publish_segment_macro
+    from pyprofile.warehouse.functions import publish_functions, segment_functions
+    from pyprofile.warehouse.registry import load_model
 
     if not (reuse and big.exists()):
         shutil.copy(db, big)
@@ -125,14 +125,14 @@ def large(db: Path, big: Path, copies: int, reuse: bool) -> None:
             f"{time.perf_counter() - t0:.1f} s (k={summary['k']}, kept {summary['method']})"
         )
     seg = Segmenter.from_artifact(load_model(wh, "segmenter").artifact)
-    publish_segment_macro(wh, seg)
+    publish_functions(wh, segment_functions(seg))
     t0 = time.perf_counter()
     wh.execute(
         f"create or replace temp table sql_bulk as select customer_id, segment_id "
         f"from ml.segment_table('{FEATURES}')"
     )
     bulk_s = time.perf_counter() - t0
-    args = ", ".join(quote(c) for c in seg.macro_params)
+    args = ", ".join(quote(c) for c in seg.feature_names_in_)
     t0 = time.perf_counter()
     wh.execute(
         f"create or replace temp table sql_scored as select customer_id, "
@@ -140,7 +140,7 @@ def large(db: Path, big: Path, copies: int, reuse: bool) -> None:
     )
     sql_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    frame = wh.read(FEATURES, ["customer_id", *seg.macro_params]).to_pandas()
+    frame = wh.read(FEATURES, ["customer_id", *seg.feature_names_in_]).to_pandas()
     read_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     py = seg.predict(frame)

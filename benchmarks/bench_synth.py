@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from pyprofile.models.synth.flow import column_kinds
 
 from pyprofile.models.synth import Synthesizer
-from pyprofile.models.synth.quality import privacy, quality_report, utility
+from pyprofile.models.synth.quality import privacy, utility
 from pyprofile.warehouse import Warehouse
+from pyprofile.warehouse.quality import quality_report
 
 warnings.filterwarnings("ignore")
 
@@ -45,8 +45,7 @@ def demo_features(customers: int) -> tuple[pd.DataFrame, str] | None:
         return None
     import tempfile
 
-    from pyprofile.pipeline import run_dbt
-
+    from pyprofile.dbt import run_dbt
     from pyprofile.demo import generate_demo
 
     tmp = Path(tempfile.mkdtemp()) / "demo.duckdb"
@@ -96,7 +95,7 @@ def run_ours(train, label, seed, args):
     t0 = time.perf_counter()
     model.fit(train, label=label)
     fit = time.perf_counter() - t0
-    per_epoch = float(np.mean([h["seconds"] for h in model.history_]))
+    per_epoch = fit / model.epochs  # includes the periodic quality estimates
     rate = sampling_rate(model, args.sample_rows)
     return model, model.sample(len(train)), fit, per_epoch, rate, transformer
 
@@ -159,7 +158,7 @@ def speed(df, label, args):
     from ctgan import CTGAN
 
     probe = Synthesizer(epochs=1, batch_size=args.batch_size).fit(df, label=label)
-    kinds = column_kinds(probe)
+    kinds = probe.column_kinds()
     discrete = [c for c, k in kinds.items() if k in ("categorical", "boolean")]
     data = df[list(kinds)]
     rows = []
@@ -223,7 +222,7 @@ def bench(df, label, dataset, args):
 
     for seed in args.seeds:
         model, synth, *timings = run_ours(train, label, seed, args)
-        kinds = column_kinds(model)
+        kinds = model.column_kinds()
         r = evaluate(wh, f"pyprofile seed {seed}", train, hold, synth, kinds, label)
         record(r, args.epochs, *timings)
     train_k = train[list(kinds)]

@@ -13,8 +13,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 @pytest.fixture(scope="session")
 def demo_db(tmp_path_factory):
     """A 1,500-customer demo warehouse with staging and features built (dbt build, once)."""
-    from pyprofile.pipeline import run_dbt
-
+    from pyprofile.dbt import run_dbt
     from pyprofile.demo import generate_demo
 
     path = tmp_path_factory.mktemp("demo") / "demo.duckdb"

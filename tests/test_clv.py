@@ -7,11 +7,16 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from pyprofile.clv import BGNBD, GammaGamma, clv, clv_sql
-from pyprofile.registry import pack, unpack
 
 from pyprofile.errors import InputError, NotFittedError
+from pyprofile.models.clv import BGNBD, GammaGamma, clv
 from pyprofile.warehouse import Warehouse
+from pyprofile.warehouse.scoring_sql import (
+    clv_sql,
+    expected_purchases_sql,
+    expected_value_sql,
+    p_alive_sql,
+)
 
 lifetimes = pytest.importorskip("lifetimes")
 
@@ -193,13 +198,13 @@ def test_sql_macros_equal_python(fitted, which):
     df.loc[7, "frequency"] = np.nan
     wh = Warehouse.open(":memory:")
     wh.write("features.f", df)
-    wh.publish_macro("ml.p_alive", ["frequency", "recency", "T"], bg.p_alive_sql())
+    wh.publish_macro("ml.p_alive", ["frequency", "recency", "T"], p_alive_sql(bg))
     wh.publish_macro(
         "ml.expected_purchases",
         ["horizon", "frequency", "recency", "T"],
-        bg.expected_purchases_sql(),
+        expected_purchases_sql(bg),
     )
-    wh.publish_macro("ml.expected_value", ["frequency", "monetary_value"], gg.expected_value_sql())
+    wh.publish_macro("ml.expected_value", ["frequency", "monetary_value"], expected_value_sql(gg))
     wh.publish_macro(
         "ml.clv_12m",
         ["frequency", "recency", "T", "monetary_value"],
@@ -280,14 +285,12 @@ def test_unfitted_models_raise():
     with pytest.raises(NotFittedError):
         BGNBD().p_alive([1], [1], [2])
     with pytest.raises(NotFittedError):
-        GammaGamma().expected_value_sql()
+        expected_value_sql(GammaGamma())
 
 
 def test_round_trip_through_registry_format(fitted):
     bg, gg = fitted
-    arrays, meta = bg.to_arrays()
-    bg2 = BGNBD.from_arrays(*unpack(pack(arrays, meta)))
+    bg2 = BGNBD.from_artifact(bg.to_artifact())
     assert bg2.params_ == bg.params_
-    arrays, meta = gg.to_arrays()
-    gg2 = GammaGamma.from_arrays(*unpack(pack(arrays, meta)))
+    gg2 = GammaGamma.from_artifact(gg.to_artifact())
     assert gg2.params_ == gg.params_

@@ -1,4 +1,4 @@
-"""run_synth: warehouse in, ml.synthetic_customers + ml.synthetic_quality + registry out."""
+"""run_synthesizer: warehouse in, ml.synthetic_customers + ml.synthetic_quality + registry out."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from pyprofile.models.synth.flow import format_quality, run_synth
-from pyprofile.registry import load_model
 
 from pyprofile.errors import InputError
+from pyprofile.flows.synthesizer import format_quality, run_synthesizer
 from pyprofile.models.synth import Synthesizer
 from pyprofile.warehouse import Warehouse
+from pyprofile.warehouse.registry import load_model
 
 
 def features(n: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -36,7 +36,7 @@ def run():
     wh.write("features.customer_features", features())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        summary = run_synth(wh, rows=250, epochs=3, batch_size=50, label="has_purchased")
+        summary = run_synthesizer(wh, rows=250, epochs=3, batch_size=50, label="has_purchased")
     return wh, summary
 
 
@@ -85,7 +85,7 @@ def test_model_is_in_the_registry(run):
     wh, summary = run
     record = load_model(wh, "synthesizer", summary["model_version"])
     assert record.metrics["quality_score"] == pytest.approx(summary["quality_score"])
-    model = Synthesizer.load(wh)
+    model = Synthesizer.from_artifact(load_model(wh, "synthesizer").artifact)
     assert set(model.sample(20).columns) == {
         "order_count",
         "monetary_amount",
@@ -100,7 +100,7 @@ def test_conditions_and_privacy_filter():
     wh.write("features.customer_features", features())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        summary = run_synth(
+        summary = run_synthesizer(
             wh,
             rows=100,
             epochs=1,
@@ -117,7 +117,7 @@ def test_bad_input():
     wh = Warehouse.open(":memory:")
     wh.write("features.empty", features().iloc[:0])
     with pytest.raises(InputError, match="features.empty is empty"):
-        run_synth(wh, "features.empty")
+        run_synthesizer(wh, "features.empty")
     wh.write("features.customer_features", features())
     with pytest.raises(InputError, match="rows must be at least 1"):
-        run_synth(wh, rows=0)
+        run_synthesizer(wh, rows=0)

@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from pyprofile.personas import build_profiles, fmt, pct
 
 from pyprofile.errors import InputError
+from pyprofile.models.personas import build_profiles, fmt, pct
 
 
 def base(n_per: int = 200, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

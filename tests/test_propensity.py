@@ -5,20 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from pyprofile.propensity import (
-    PropensityModel,
-    _gbm_arrays,
-    _gbm_raw,
-    average_precision,
-    brier_score,
-    roc_auc,
-    top_decile_lift,
-)
-from pyprofile.registry import pack, unpack
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from pyprofile.errors import InputError, NotFittedError
+from pyprofile.models.metrics import average_precision, brier_score, roc_auc, top_decile_lift
+from pyprofile.models.propensity import PropensityModel
+from pyprofile.models.trees import raw_score, tree_arrays
 from pyprofile.warehouse import Warehouse
+from pyprofile.warehouse.scoring_sql import propensity_sql
 
 
 def make_customers(n: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -180,7 +174,7 @@ def test_churn_score_macro_equals_predict_proba(data, calibration):
     scoring.loc[2, "recency_days"] = 1e6  # clipped
     wh = Warehouse.open(":memory:")
     wh.write("features.customer_features", scoring)
-    params, body = model.to_sql()
+    params, body = propensity_sql(model)
     wh.publish_macro("ml.churn_score", params, body)
     args = ", ".join(f'"{p}"' for p in params)
     sql = wh.query(
@@ -194,13 +188,13 @@ def test_churn_score_macro_equals_predict_proba(data, calibration):
 
 def test_gbm_cannot_be_exported_to_sql(fitted):
     with pytest.raises(InputError, match="only the linear model"):
-        fitted.to_sql(model="gbm")
+        propensity_sql(fitted, "gbm")
 
 
 def test_a_gbm_only_model_still_exports_its_linear_baseline(data):
     model = PropensityModel(model="gbm", gbm_max_iter=20, random_state=0).fit(data, "churned")
     assert model.best_model_ == "gbm" and set(model.candidates_) == {"linear", "gbm"}
-    params, body = model.to_sql()
+    params, body = propensity_sql(model)
     assert params == model.feature_names_in_
     wh = Warehouse.open(":memory:")
     wh.write("features.f", data.head(50))
@@ -215,8 +209,7 @@ def test_a_gbm_only_model_still_exports_its_linear_baseline(data):
 
 # ---------------------------------------------------------------------------- persistence
 def test_artifact_round_trip_reproduces_scores(fitted, data):
-    arrays, meta = fitted.to_arrays()
-    clone = PropensityModel.from_arrays(*unpack(pack(arrays, meta)))
+    clone = PropensityModel.from_artifact(fitted.to_artifact())
     assert getattr(clone, "_gbm", None) is None  # the clone walks the stored trees in numpy
     for model in ("linear", "gbm"):
         np.testing.assert_allclose(
@@ -234,11 +227,11 @@ def test_artifact_round_trip_reproduces_scores(fitted, data):
 
 
 def test_numpy_tree_walk_equals_scikit_learn(fitted, data):
-    from pyprofile.segment import apply_preprocessing
+    from pyprofile.models.preprocessing import apply_preprocessing
 
     D = apply_preprocessing(data, fitted.spec_)
     gbm = fitted._gbm  # the scikit-learn estimator kept after fit
-    np.testing.assert_allclose(_gbm_raw(_gbm_arrays(gbm), D), gbm.decision_function(D), rtol=1e-12)
+    np.testing.assert_allclose(raw_score(tree_arrays(gbm), D), gbm.decision_function(D), rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------- bad input

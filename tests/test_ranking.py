@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from pyprofile.evaluate import ndcg_at_k, ranking_metrics, recall_at_k, time_split
 
 from pyprofile.errors import InputError
+from pyprofile.models.ranking import ndcg_at_k, ranking_metrics, recall_at_k, time_split
 
 
 def test_recall_and_ndcg_by_hand():

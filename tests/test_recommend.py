@@ -5,12 +5,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import scipy.sparse as sp
-from pyprofile.recommend import Recommender, _als_half
-from pyprofile.recs_flow import run_recommendations
 
-from pyprofile import registry
 from pyprofile.errors import InputError, NotFittedError
-from pyprofile.warehouse import Warehouse
+from pyprofile.flows.recommendations import run_recommendations
+from pyprofile.models.recommend import Recommender, _als_half
+from pyprofile.warehouse import Warehouse, registry
 
 T0 = pd.Timestamp("2024-01-01")
 
@@ -218,8 +217,7 @@ def test_similar_products(data):
 @pytest.mark.parametrize("method", ["ease", "als", "itemknn"])
 def test_registry_round_trip(data, method):
     model = Recommender(method, min_support=1, random_state=0).fit(data, segments={"x": "s"})
-    arrays, meta = registry.unpack(registry.pack(*model.to_arrays()))
-    back = Recommender.from_arrays(arrays, meta)
+    back = Recommender.from_artifact(model.to_artifact())
     pd.testing.assert_frame_equal(back.recommend(k=3), model.recommend(k=3))
     pd.testing.assert_frame_equal(back.similar_products(3), model.similar_products(3))
 

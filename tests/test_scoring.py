@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from pyprofile.clv import BGNBD
-from pyprofile.propensity import PropensityModel
-from pyprofile.scoring import METRIC_COLUMNS, SCORE_COLUMNS, metrics_rows, run_scoring
 
-from pyprofile import registry
 from pyprofile.errors import InputError, WarehouseError
-from pyprofile.warehouse import Warehouse
+from pyprofile.flows.scoring import METRIC_COLUMNS, SCORE_COLUMNS, metrics_rows, run_scoring
+from pyprofile.models.clv import BGNBD
+from pyprofile.models.propensity import PropensityModel
+from pyprofile.warehouse import Warehouse, registry
 
 AS_OF = 730
 HORIZON = 90
@@ -134,12 +133,12 @@ def test_macros_reproduce_the_scores(warehouse):
         f"select ml.churn_score({args}) as p from features.customer_features order by customer_id"
     ).column("p")
     record = registry.load_model(wh, "churn", summary["versions"]["churn"])
-    model = PropensityModel.from_arrays(*registry.unpack(record.artifact))
+    model = PropensityModel.from_artifact(record.artifact)
     ordered = scoring.sort_values("customer_id")
     expected = model.predict_proba(ordered, model="linear")[:, 1]
     np.testing.assert_allclose(sql.to_numpy(), expected, atol=1e-9)
     # and the registered BG/NBD is the one that scored
-    bg = BGNBD.from_arrays(*registry.unpack(registry.load_model(wh, "bgnbd").artifact))
+    bg = BGNBD.from_artifact(registry.load_model(wh, "bgnbd").artifact)
     assert bg.params_ == pytest.approx(
         {k: summary["clv_params"][k] for k in ("r", "alpha", "a", "b")}
     )

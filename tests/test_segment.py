@@ -8,13 +8,20 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from pyprofile.segment import Segmenter, apply_preprocessing
-from pyprofile.udfs import publish_segment_macro, publish_sql_file, register
 from scipy.spatial.distance import cdist
 from sklearn.metrics import adjusted_rand_score
 
 from pyprofile.errors import InputError, NotFittedError
+from pyprofile.models.preprocessing import apply_preprocessing
+from pyprofile.models.segment import Segmenter
 from pyprofile.warehouse import Warehouse, quote
+from pyprofile.warehouse.functions import (
+    publish_functions,
+    read_sql_function,
+    register,
+    segment_functions,
+)
+from pyprofile.warehouse.scoring_sql import segment_of_sql
 
 FAST = {"epochs": 20, "cluster_epochs": 10, "n_init": 2, "batch_size": 128}
 CENTERS = np.array(
@@ -116,7 +123,7 @@ def test_same_seed_same_model(data, fitted):
     again = _fit(frame, k_range=(3, 5))
     np.testing.assert_array_equal(again.predict(frame), fitted.predict(frame))
     np.testing.assert_array_equal(again.cluster_centers_, fitted.cluster_centers_)
-    assert again.to_sql() == fitted.to_sql()
+    assert segment_of_sql(again) == segment_of_sql(fitted)
 
 
 def test_ids_stable_across_retrain_on_shuffled_rows(data, fitted):
@@ -164,8 +171,8 @@ def test_sql_macro_equals_python_on_every_row(data, method):
     con = duckdb.connect()
     con.register("rows_view", rows)
     con.execute("create table t as select * from rows_view")
-    args = ", ".join(quote(c) for c in model.macro_params)
-    con.execute(f"create macro segment_of({args}) as {model.to_sql()}")
+    args = ", ".join(quote(c) for c in model.feature_names_in_)
+    con.execute(f"create macro segment_of({args}) as {segment_of_sql(model)}")
     sql = con.execute(f"select segment_of({args}) from t").fetchnumpy()
     np.testing.assert_array_equal(next(iter(sql.values())), model.predict(rows))
 
@@ -175,7 +182,7 @@ def test_persisted_macro_and_session_udf(tmp_path, data, fitted):
     path = str(tmp_path / "wh.duckdb")
     with Warehouse.open(path) as wh:
         wh.write("features.f", frame.drop(columns=["signup_date"]))
-        call = publish_segment_macro(wh, fitted)
+        call = publish_functions(wh, segment_functions(fitted))[0]
         assert register(wh.con, fitted) == ["py_segment_of"]
         py_call = call.replace("ml.segment_of", "py_segment_of")
         both = wh.query(f"select {call} as m, {py_call} as p from features.f").to_pandas()
@@ -206,18 +213,20 @@ def test_publish_static_sql_file(tmp_path):
     sql = tmp_path / "double_it.sql"
     sql.write_text("-- macro: main.double_it(x)\n-- doubles x\n2 * x\n")
     wh = Warehouse.open(":memory:")
-    assert publish_sql_file(wh, sql) == "main.double_it"
+    function = read_sql_function(sql)
+    assert (function.name, function.params) == ("main.double_it", ["x"])
+    publish_functions(wh, [function])
     assert wh.scalar("select main.double_it(21)") == 42
     (tmp_path / "bad.sql").write_text("select 1")
     with pytest.raises(InputError, match="header"):
-        publish_sql_file(wh, tmp_path / "bad.sql")
+        read_sql_function(tmp_path / "bad.sql")
 
 
 def test_artifact_round_trip(data, fitted):
     frame, _ = data
     loaded = Segmenter.from_artifact(fitted.to_artifact())
     np.testing.assert_array_equal(loaded.predict(frame), fitted.predict(frame))
-    assert loaded.to_sql() == fitted.to_sql()
+    assert segment_of_sql(loaded) == segment_of_sql(fitted)
     pd.testing.assert_frame_equal(loaded.profile_centers_, fitted.profile_centers_)
 
 
@@ -250,8 +259,8 @@ def test_all_null_and_null_heavy_columns(data):
 
 
 def test_run_segmentation_flow(data):
-    from pyprofile.registry import load_model
-    from pyprofile.segment_flow import format_summary, run_segmentation
+    from pyprofile.flows.segmentation import format_summary, run_segmentation
+    from pyprofile.warehouse.registry import load_model
 
     frame, y = data
     wh = Warehouse.open(":memory:")

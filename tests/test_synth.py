@@ -14,6 +14,7 @@ from pyprofile.errors import InputError, NotFittedError
 from pyprofile.models.synth import DataTransformer, Synthesizer
 from pyprofile.models.synth.transformer import fast_gmm
 from pyprofile.warehouse import Warehouse
+from pyprofile.warehouse.registry import load_model, save_model
 
 N = 400
 
@@ -160,16 +161,19 @@ def test_label_rate_matches_exactly(data):
 
 def test_registry_round_trip_gives_identical_samples(fitted):
     wh = Warehouse.open(":memory:")
-    version = fitted.save(wh, "synth_test")
-    loaded = Synthesizer.load(wh, "synth_test")
-    assert loaded.version_ == version
-    assert loaded.get_params() == {**fitted.get_params(), "device": "auto"}
+    version = save_model(wh, "synth_test", fitted.to_artifact())
+    record = load_model(wh, "synth_test")
+    loaded = Synthesizer.from_artifact(record.artifact)
+    assert record.version == version
+    assert loaded.get_params() == fitted.get_params()
+    assert loaded.best_epoch_ == fitted.best_epoch_ and loaded.history_ == fitted.history_
     pd.testing.assert_frame_equal(loaded.sample(500), fitted.sample(500))
     pd.testing.assert_frame_equal(
         loaded.sample(300, conditions={"region": "north"}),
         fitted.sample(300, conditions={"region": "north"}),
     )
-    assert fitted.save(wh, "synth_test") == version  # content-derived, idempotent
+    # content-derived, idempotent
+    assert save_model(wh, "synth_test", fitted.to_artifact()) == version
 
 
 def test_history_and_best_checkpoint(fitted):

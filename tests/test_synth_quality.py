@@ -12,6 +12,7 @@ from scipy.stats.contingency import association
 
 from pyprofile.models.synth import quality as q
 from pyprofile.warehouse import Warehouse
+from pyprofile.warehouse import quality as wq
 
 KINDS = {
     "amount": "numerical",
@@ -80,7 +81,7 @@ def sdmetrics_report(real, syn, thresholds: bool):
 def test_sql_quality_matches_sdmetrics(wh, frames, thresholds):
     ref = sdmetrics_report(*frames, thresholds)
     kwargs = {} if thresholds else {"correlation_threshold": 0, "association_threshold": 0}
-    mine = q.quality_report(wh, "t.real", "t.syn", KINDS, **kwargs)
+    mine = wq.quality_report(wh, "t.real", "t.syn", KINDS, **kwargs)
     props = ref.get_properties().set_index("Property")["Score"]
     assert mine.score == pytest.approx(ref.get_score(), abs=0.02)
     assert mine.column_shapes == pytest.approx(props["Column Shapes"], abs=0.02)
@@ -103,12 +104,12 @@ def test_sql_quality_matches_sdmetrics(wh, frames, thresholds):
 
 def test_ks_and_tv_against_scipy_and_counts(wh, frames):
     real, syn = frames
-    shapes = q._ks(wh, '"t"."real"', '"t"."syn"', ["amount", "day"], KINDS)
+    shapes = wq._ks(wh, '"t"."real"', '"t"."syn"', ["amount", "day"], KINDS)
     stat = ks_2samp(real["amount"].dropna(), syn["amount"].dropna()).statistic
     assert shapes["amount"] == pytest.approx(1 - stat, abs=1e-12)
     days = ks_2samp(real["day"].astype("int64"), syn["day"].astype("int64")).statistic
     assert shapes["day"] == pytest.approx(1 - days, abs=1e-12)
-    tv = q._tv(wh, '"t"."real"', '"t"."syn"', ["region"])
+    tv = wq._tv(wh, '"t"."real"', '"t"."syn"', ["region"])
     pr = real["region"].value_counts(normalize=True)
     ps = syn["region"].value_counts(normalize=True)
     expected = 1 - 0.5 * pr.subtract(ps, fill_value=0).abs().sum()
@@ -117,7 +118,7 @@ def test_ks_and_tv_against_scipy_and_counts(wh, frames):
 
 def test_cramers_v_and_contingency_against_scipy(wh, frames):
     real, syn = frames
-    out = q._contingency(wh, '"t"."real"', '"t"."syn"', [("segment", "region")], KINDS)
+    out = wq._contingency(wh, '"t"."real"', '"t"."syn"', [("segment", "region")], KINDS)
     score, cramer = out[("segment", "region")]
     r = real.fillna({"region": "<null>"})
     s = syn.fillna({"region": "<null>"})
@@ -129,7 +130,7 @@ def test_cramers_v_and_contingency_against_scipy(wh, frames):
 
 
 def test_identical_tables_score_one(wh):
-    report = q.quality_report(wh, "t.real", "t.real", KINDS)
+    report = wq.quality_report(wh, "t.real", "t.real", KINDS)
     assert report.score == pytest.approx(1.0)
     assert all(d["score"] == pytest.approx(1.0) for d in report.details if d["counted"])
 
@@ -164,7 +165,7 @@ def test_privacy_dcr_and_exact_copies(frames):
 @pytest.mark.parametrize("threshold", [True, False])
 def test_in_memory_estimator_matches_the_sql_report(wh, frames, threshold):
     kwargs = {} if threshold else {"correlation_threshold": 0, "association_threshold": 0}
-    sql = q.quality_report(wh, "t.real", "t.syn", KINDS, **kwargs)
+    sql = wq.quality_report(wh, "t.real", "t.syn", KINDS, **kwargs)
     est = q.QualityEstimator(frames[0], KINDS, **kwargs).score(frames[1])
     assert est["score"] == pytest.approx(sql.score, abs=1e-9)
     assert est["column_shapes"] == pytest.approx(sql.column_shapes, abs=1e-9)

@@ -8,10 +8,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-from pyprofile.registry import load_model, pack, save_model, unpack
 
 from pyprofile.errors import InputError, WarehouseError
+from pyprofile.models.artifact import pack, unpack
 from pyprofile.warehouse import Warehouse, qualified, quote
+from pyprofile.warehouse.registry import load_model, save_model
 
 
 def test_identifiers_are_validated_and_quoted():

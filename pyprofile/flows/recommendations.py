@@ -1,12 +1,26 @@
-"""Warehouse flow for recommendations: read interactions, fit, write top-N and similarities.
+"""Recommendations on a warehouse: read interactions, fit, write top-N and similarities.
 
-``run_recommendations`` is what the CLI (``pyprofile recommend``) and the dbt Python model
-call. It reads customer x product interactions and holds out the latest ``test_fraction`` of
-each customer's; a :class:`~pyprofile.models.recommend.Recommender` fitted on the rest (``auto``
-picks the model by validation NDCG@10 on an inner time split of that rest) is scored on the
-held-out part against popularity, then the chosen model is refitted on everything, stored
-with its metrics in the registry, and ``ml.recommendations`` and ``ml.product_similarities``
-are replaced in one transaction.
+:func:`run_recommendations` is what the CLI (``pyprofile recommend``) and the dbt Python model
+call. It reads customer x product ``interactions`` (``customer_id``, ``product_id``,
+``weight_column``, ``time_column``, plus ``seen_column`` when only some interactions, e.g.
+purchases, should exclude a product from a customer's recommendations) and holds out the
+latest ``test_fraction`` of each customer's. A :class:`~pyprofile.models.recommend.
+Recommender` fitted on the rest (``auto`` picks the model by validation NDCG@10 on an inner
+time split of that rest) is scored on the held-out part against popularity; then the chosen
+model is refitted on everything and, in one transaction, registered with its metrics while
+``ml.recommendations`` and ``ml.product_similarities`` are replaced.
+
+Every customer of ``customers`` (and of the interactions) gets ``k`` rows; customers without
+history get their segment's popular products (``segments``: a table with ``customer_id`` and
+``segment_column``) or the overall ones. ``products`` (a table with ``product_id``) rejects
+unknown product ids. Extra keyword ``params`` go to :class:`Recommender`.
+
+Summary keys: ``rows``, ``customers``, ``cold_start_customers``, ``method``,
+``model_version``, ``metrics`` (held-out Recall@k, NDCG@k, coverage of the model and of
+overall popularity; neither the test part nor the segments, which are computed from the
+whole history, took part in the selection or these metrics), ``validation`` (auto's
+inner-split scores per candidate), ``similarities`` (rows written), ``output_table``,
+``similarities_table``.
 """
 
 from __future__ import annotations
@@ -86,34 +100,13 @@ def run_recommendations(
     random_state: int = 0,
     **params: Any,
 ) -> dict[str, Any]:
-    """Fit recommendations on ``interactions`` and publish them; returns a summary dict.
-
-    ``interactions`` needs ``customer_id``, ``product_id``, ``weight_column`` and
-    ``time_column`` (plus ``seen_column`` when only some interactions, e.g. purchases, should
-    exclude a product from a customer's recommendations). Every customer of ``customers``
-    (and of the interactions) gets ``k`` rows; customers without history get their segment's
-    popular products (``segments``: a table with ``customer_id`` and ``segment_column``) or
-    the overall ones. ``products`` (a table with ``product_id``) rejects unknown product ids.
-    Extra keyword ``params`` go to :class:`Recommender`.
-
-    Summary keys: ``rows``, ``customers``, ``cold_start_customers``, ``method``,
-    ``model_version``, ``metrics`` (held-out Recall@k, NDCG@k, coverage of the model and of
-    overall popularity; neither the test part nor the segments, which are computed from the
-    whole history, took part in the selection or these metrics), ``validation`` (auto's
-    inner-split scores per candidate), ``similarities`` (rows written),
-    ``output_table``, ``similarities_table``.
-    """
+    """Fit recommendations on ``interactions`` and publish them; returns a summary dict (the
+    module docstring says what each setting means and what the summary holds)."""
     wh = Warehouse.open(wh)
-    split_name(output_table)
-    split_name(similarities_table)
+    split_name(output_table), split_name(similarities_table)
+    columns = (weight_column, time_column, seen_column)
     data, seg, catalogue, everyone = _inputs(
-        wh,
-        interactions,
-        customers,
-        segments,
-        segment_column,
-        products,
-        (weight_column, time_column, seen_column),
+        wh, interactions, customers, segments, segment_column, products, columns
     )
     options = {"k": k, "random_state": random_state, "seen_column": seen_column, **params}
     chosen, chosen_params, metrics, validation = method, {}, {}, []
@@ -121,30 +114,14 @@ def run_recommendations(
         chosen, chosen_params, metrics, validation = _evaluate(
             data, catalogue, method, options, test_fraction, k
         )
-    model = Recommender(chosen, **{**options, **chosen_params}).fit(
-        data, segments=seg, products=catalogue
-    )
+    model = Recommender(chosen, **{**options, **chosen_params})
+    model.fit(data, segments=seg, products=catalogue)
     validation = validation or model.validation_
-    settings = {
-        "interactions": interactions,
-        "method": method,
-        "selected_method": model.method_,
-        "selected_params": chosen_params or model.selected_params_,
-        "k": k,
-        "random_state": random_state,
-        "segments": segments,
-        **{key: value for key, value in params.items() if np.isscalar(value)},
-    }
-    entry = ModelEntry(
-        tables.RECOMMENDER_MODEL,
-        model.to_artifact(),
-        settings,
-        {**metrics, "validation": validation},
-    )
-    recs = model.recommend(everyone, k)
-    recs["model_version"] = entry.version
-    sims = model.similar_products(similar_k)
-    sims["model_version"] = entry.version
+    inputs = {"interactions": interactions, "segments": segments}
+    settings = {**inputs, **_settings(method, model, chosen_params, options)}
+    registered = {**metrics, "validation": validation}
+    entry = ModelEntry(tables.RECOMMENDER_MODEL, model.to_artifact(), settings, registered)
+    recs, sims = _outputs(model, everyone, k, similar_k, entry.version)
     check_unique(recs, [USER, "rank"], output_table)
     check_unique(sims, [ITEM, "rank"], similarities_table)
     publish(wh, models=[entry], tables={output_table: recs, similarities_table: sims})
@@ -161,6 +138,25 @@ def run_recommendations(
         "output_table": output_table,
         "similarities_table": similarities_table,
     }
+
+
+def _settings(method: str, model: Recommender, chosen_params: dict, options: dict) -> dict:
+    """The registry params: the method asked for, the one chosen and the scalar options."""
+    return {
+        "method": method,
+        "selected_method": model.method_,
+        "selected_params": chosen_params or model.selected_params_,
+        **{key: value for key, value in options.items() if np.isscalar(value)},
+    }
+
+
+def _outputs(model: Recommender, everyone, k: int, similar_k: int, version: str):
+    """The rows of the recommendations and product-similarity tables."""
+    recs = model.recommend(everyone, k)
+    recs["model_version"] = version
+    sims = model.similar_products(similar_k)
+    sims["model_version"] = version
+    return recs, sims
 
 
 def _evaluate(data, catalogue, method: str, options: dict, test_fraction: float, k: int):

@@ -2,11 +2,25 @@
 
 :func:`run_scoring` reads the point-in-time training table (features at ``as_of - horizon``
 plus the labels observed in ``(cutoff, as_of]``) and the scoring table (the same features at
-``as_of``), trains the churn and purchase models, fits BG/NBD + Gamma-Gamma on the
-lifetimes-style columns at ``as_of``, writes one row per customer to ``ml.customer_scores``
-and, in one transaction, stores every model with its metrics in ``ml.model_registry`` and
+``as_of``), trains the churn and purchase models (:class:`PropensityModel`: ``"auto"``,
+``"linear"`` or ``"gbm"`` by ``propensity_model``), fits BG/NBD + Gamma-Gamma on the
+lifetimes-style columns at ``as_of`` and, in one transaction, stores every model with its
+metrics in ``ml.model_registry``, writes one row per customer to ``ml.customer_scores`` and
 publishes the scoring functions (``ml.churn_score``, ``ml.purchase_score``, ``ml.p_alive``,
-``ml.expected_purchases``, ``ml.expected_value``, ``ml.clv_12m``).
+``ml.expected_purchases``, ``ml.expected_value``, ``ml.clv_12m``). The ``churn_score`` and
+``purchase_score`` functions are always the linear candidate; with
+``propensity_model="linear"`` they equal the table's probabilities.
+
+``discount_rate`` is the monthly rate of ``clv_12m`` (12 months of 30 days).
+``expected_purchases_90d`` is always over 90 days (``T`` is in days); ``horizon_days`` is the
+label window of the training table and the window of the CLV holdout check (BG/NBD +
+Gamma-Gamma fitted at the cutoff, scored on the window's purchases and spend).
+
+The summary has ``rows`` (customers scored), ``output_table``, ``model_version``,
+``versions`` (registry version per model), ``metrics`` (one dict per model with
+:data:`METRIC_COLUMNS`), ``clv_params``, ``clv_holdout``, ``macros`` (name -> parameters),
+``features`` (the columns the models use) and ``scores`` (the DataFrame written to
+``output_table``; with ``output_table=None`` no table is written).
 """
 
 from __future__ import annotations
@@ -154,36 +168,15 @@ def run_scoring(
     discount_rate: float = 0.01,
     random_state: int = 0,
 ) -> dict[str, Any]:
-    """Train, score every customer at ``as_of`` and publish; returns a summary dict.
-
-    The summary has ``rows`` (customers scored), ``output_table``, ``model_version``,
-    ``versions`` (registry version per model), ``metrics`` (one dict per model with
-    :data:`METRIC_COLUMNS`), ``clv_params``, ``clv_holdout``, ``macros`` (name -> parameters)
-    ``features`` (the columns the models use) and ``scores`` (the DataFrame written to
-    ``output_table``; with ``output_table=None`` no table is written).
-
-    ``propensity_model`` is passed to :class:`PropensityModel` (``"auto"``, ``"linear"``,
-    ``"gbm"``). The ``churn_score`` / ``purchase_score`` functions are always the linear
-    candidate; with ``propensity_model="linear"`` they equal the table's probabilities.
-
-    ``discount_rate`` is the monthly rate of ``clv_12m`` (12 months of 30 days).
-    ``expected_purchases_90d`` is always over 90 days (``T`` is in days); ``horizon_days``
-    is the label window of the training table and the window of the CLV holdout check
-    (BG/NBD + Gamma-Gamma fitted at the cutoff, scored on the window's purchases and spend).
-    """
+    """Train, score every customer at ``as_of`` and publish; returns a summary dict (see the
+    module docstring for its keys and for what each setting means)."""
     wh = Warehouse.open(wh)
     if output_table is not None:
         split_name(output_table)
-    labels = [churn_label, purchase_label]
-    training = read_frame(wh, training_table, [id_column, *labels])
+    training = read_frame(wh, training_table, [id_column, churn_label, purchase_label])
     scoring = read_frame(wh, scoring_table, [id_column, *LIFETIMES_COLUMNS])
     skip = {id_column, churn_label, purchase_label, spend_label, *exclude}
-    features = [c for c in training.columns if c in set(scoring.columns) and c not in skip]
-    if not features:
-        raise InputError(
-            f"tables {training_table} and {scoring_table} share no feature column besides "
-            f"{id_column} and the labels"
-        )
+    features = _shared_features(training, scoring, skip, (training_table, scoring_table))
     bg, gg, known = _fit_clv(scoring, scoring_table)  # cheap: fail fast on bad summaries
     fit = (training, features)
     churn = _fit_propensity(*fit, churn_label, training_table, propensity_model, random_state)
@@ -193,45 +186,18 @@ def run_scoring(
         c for c in features if c in set(churn.feature_names_in_) | set(purchase.feature_names_in_)
     ]
     common = {"horizon_days": horizon_days, "training_table": training_table, "features": used}
-    entries = {
-        "churn": ModelEntry(
-            tables.CHURN_MODEL,
-            churn.to_artifact(),
-            {**common, "label": churn_label},
-            churn.metrics_,
-        ),
-        "purchase": ModelEntry(
-            tables.PURCHASE_MODEL,
-            purchase.to_artifact(),
-            {**common, "label": purchase_label},
-            purchase.metrics_,
-        ),
-        "bgnbd": ModelEntry(
-            tables.BGNBD_MODEL,
-            bg.to_artifact(),
-            bg.params_,
-            {"log_likelihood": bg.log_likelihood_, **holdout},
-        ),
-        "gamma_gamma": ModelEntry(
-            tables.GAMMA_GAMMA_MODEL, gg.to_artifact(), gg.params_, _gg_metrics(gg, scoring, known)
-        ),
-    }
+    entries = _entries(common, (churn, churn_label), (purchase, purchase_label), bg, gg)
+    entries["gamma_gamma"].metrics.update(_gg_metrics(gg, scoring, known))
+    entries["bgnbd"].metrics.update(holdout)
     versions = {name: entry.version for name, entry in entries.items()}
-    bundle = ModelEntry(
-        tables.SCORES_MODEL,
-        pack({}, {"components": versions, **common}),
-        {**common, "components": versions},
-    )
+    bundle_meta = {**common, "components": versions}
+    bundle = ModelEntry(tables.SCORES_MODEL, pack({}, bundle_meta), bundle_meta)
     out = _scores(scoring, features, id_column, churn, purchase, bg, gg, known, discount_rate)
     out["model_version"] = bundle.version
     check_unique(out, [id_column], scoring_table)
     functions = scoring_functions(churn, purchase, bg, gg, discount_rate=discount_rate)
-    counts = publish(
-        wh,
-        models=[*entries.values(), bundle],
-        tables={output_table: out} if output_table is not None else None,
-        functions=functions,
-    )
+    written = {output_table: out} if output_table is not None else None
+    counts = publish(wh, models=[*entries.values(), bundle], tables=written, functions=functions)
     return {
         "rows": counts.get(output_table, len(out)),
         "output_table": output_table,
@@ -244,6 +210,40 @@ def run_scoring(
         "macros": {f.name: f.params for f in functions},
         "features": used,
         "scores": out,
+    }
+
+
+def _shared_features(training, scoring, skip: set[str], names: tuple[str, str]) -> list[str]:
+    """The feature columns both tables have (labels, ids and ``skip`` left out)."""
+    features = [c for c in training.columns if c in set(scoring.columns) and c not in skip]
+    if not features:
+        raise InputError(
+            f"tables {names[0]} and {names[1]} share no feature column besides the id and "
+            "the labels"
+        )
+    return features
+
+
+def _entries(common: dict, churn, purchase, bg: BGNBD, gg: GammaGamma) -> dict[str, ModelEntry]:
+    """The registry entries of the four models (the scores bundle refers to them)."""
+    (churn_model, churn_label), (purchase_model, purchase_label) = churn, purchase
+    return {
+        "churn": ModelEntry(
+            tables.CHURN_MODEL,
+            churn_model.to_artifact(),
+            {**common, "label": churn_label},
+            churn_model.metrics_,
+        ),
+        "purchase": ModelEntry(
+            tables.PURCHASE_MODEL,
+            purchase_model.to_artifact(),
+            {**common, "label": purchase_label},
+            purchase_model.metrics_,
+        ),
+        "bgnbd": ModelEntry(
+            tables.BGNBD_MODEL, bg.to_artifact(), bg.params_, {"log_likelihood": bg.log_likelihood_}
+        ),
+        "gamma_gamma": ModelEntry(tables.GAMMA_GAMMA_MODEL, gg.to_artifact(), gg.params_, {}),
     }
 
 

@@ -78,9 +78,8 @@ def run_segmentation(
 ) -> dict[str, Any]:
     """Fit segments on ``features`` and write them back; returns a summary dict.
 
-    ``exclude`` lists feature columns not used for clustering (default: demographics, which the
-    personas report instead); date columns are never used. Other keyword arguments go to
-    :class:`Segmenter` (e.g. ``epochs``, ``embedding_dim``, ``method``).
+    ``exclude``: feature columns not clustered on (default: demographics, which the personas
+    report instead); date columns never are. Other keyword arguments go to :class:`Segmenter`.
     """
     started = time.perf_counter()
     wh = Warehouse.open(wh)
@@ -88,15 +87,9 @@ def run_segmentation(
     previous, previous_version = (
         _previous(wh, list(frame.columns)) if match_previous else (None, None)
     )
-    segmenter = Segmenter(
-        k=k,
-        k_range=tuple(k_range),
-        exclude=tuple(dict.fromkeys([id_column, *exclude, *dates])),
-        random_state=random_state,
-        device=device,
-        verbose=verbose,
-        **segmenter_params,
-    )
+    excluded = tuple(dict.fromkeys([id_column, *exclude, *dates]))
+    options = {"random_state": random_state, "device": device, "verbose": verbose}
+    segmenter = Segmenter(k, tuple(k_range), exclude=excluded, **options, **segmenter_params)
     segmenter.fit(frame, previous=previous)
     fit_seconds = time.perf_counter() - started
     entry = ModelEntry(
@@ -111,12 +104,8 @@ def run_segmentation(
     )
     segments, profiles = _outputs(segmenter, frame, id_column, entry.version)
     functions = segment_functions(segmenter)
-    counts = publish(
-        wh,
-        models=[entry],
-        tables={tables.SEGMENTS: segments, tables.SEGMENT_PROFILES: profiles},
-        functions=functions,
-    )
+    written = {tables.SEGMENTS: segments, tables.SEGMENT_PROFILES: profiles}
+    counts = publish(wh, models=[entry], tables=written, functions=functions)
     return {
         "model_version": entry.version,
         "previous_version": previous_version,

@@ -87,11 +87,7 @@ def run_synthesizer(
     params = {k: v for k, v in synthesizer_params.items() if v is not None}
     model = Synthesizer(random_state=random_state, device=device, verbose=verbose, **params)
     train = data.take(pa.array(train_idx))
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model.fit(train, label=label)
-    fit_seconds = time.perf_counter() - t0
+    fit_seconds, notes = _fit(model, train, label)
     frames = {
         "train": train.to_pandas(),
         "holdout": data.take(pa.array(hold_idx)).to_pandas() if len(hold_idx) else None,
@@ -112,10 +108,19 @@ def run_synthesizer(
         "fit_seconds": fit_seconds,
         "sample_seconds": time.perf_counter() - t0,
         "privacy_filter_dropped": dropped,
-        "notes": [str(w.message) for w in caught],
+        "notes": notes,
     }
     metric_rows = _evaluate(wh, table, model, synthetic, frames, summary)
     return _publish(wh, model, source.schema, synthetic, metric_rows, summary)
+
+
+def _fit(model: Synthesizer, train: pa.Table, label: str | None) -> tuple[float, list[str]]:
+    """Fit ``model``; the seconds it took and the warnings it raised (kept for the summary)."""
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(train, label=label)
+    return time.perf_counter() - t0, [str(w.message) for w in caught]
 
 
 def _sample(

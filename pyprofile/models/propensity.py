@@ -47,6 +47,7 @@ from pyprofile.models.metrics import (
     roc_auc,
 )
 from pyprofile.models.preprocessing import apply_preprocessing, fit_preprocessing, output_names
+from pyprofile.models.trees import raw_score, tree_arrays
 
 __all__ = ["PropensityModel"]
 
@@ -108,49 +109,6 @@ def _choose_calibration(z: np.ndarray, y: np.ndarray, random_state: int) -> str:
             )
         scores[method] = brier_score(y, pred)
     return min(CALIBRATIONS, key=lambda m: scores[m])
-
-
-# ---------------------------------------------------------------------------- gradient boosting
-def _gbm_arrays(gbm) -> dict[str, np.ndarray]:
-    """The fitted trees of a HistGradientBoostingClassifier as plain arrays (no pickle)."""
-    out = {"gbm_baseline": np.asarray(gbm._baseline_prediction, dtype=float).reshape(-1)}
-    fields = (
-        "value",
-        "feature_idx",
-        "num_threshold",
-        "missing_go_to_left",
-        "left",
-        "right",
-        "is_leaf",
-    )
-    trees = [stage[0].nodes for stage in gbm._predictors]
-    sizes = np.array([len(t) for t in trees], dtype=np.int64)
-    out["gbm_tree_sizes"] = sizes
-    for f in fields:
-        out[f"gbm_{f}"] = np.concatenate([t[f] for t in trees]) if trees else np.empty(0)
-    return out
-
-
-def _gbm_raw(arrays: dict[str, np.ndarray], D: np.ndarray) -> np.ndarray:
-    """Raw score (log-odds) of the stored trees: numeric splits only (one-hot design matrix)."""
-    raw = np.full(D.shape[0], float(arrays["gbm_baseline"][0]))
-    starts = np.r_[0, np.cumsum(arrays["gbm_tree_sizes"])[:-1]]
-    value, feat = arrays["gbm_value"], arrays["gbm_feature_idx"].astype(np.int64)
-    thr, miss_left = arrays["gbm_num_threshold"], arrays["gbm_missing_go_to_left"].astype(bool)
-    left, right = arrays["gbm_left"].astype(np.int64), arrays["gbm_right"].astype(np.int64)
-    leaf = arrays["gbm_is_leaf"].astype(bool)
-    rows = np.arange(D.shape[0])
-    for start in starts:
-        node = np.full(D.shape[0], start, dtype=np.int64)
-        active = ~leaf[node]
-        while active.any():
-            n = node[active]
-            x = D[rows[active], feat[n]]
-            go_left = np.where(np.isnan(x), miss_left[n], x <= thr[n])
-            node[active] = start + np.where(go_left, left[n], right[n])
-            active = ~leaf[node]
-        raw += value[node]
-    return raw
 
 
 def _reference_values(frame: pd.DataFrame, spec: list[dict[str, Any]]) -> dict[str, Any]:
@@ -268,7 +226,7 @@ class PropensityModel(Estimator):
         self.gbm_arrays_ = self._gbm = None
         if "gbm" in fitted:
             self._gbm = self._fit_gbm(D[train], yv[train])
-            self.gbm_arrays_ = _gbm_arrays(self._gbm)
+            self.gbm_arrays_ = tree_arrays(self._gbm)
         self.calibrators_: dict[str, dict[str, Any]] = {}
         self.candidates_: dict[str, dict[str, float]] = {}
         for name in fitted:
@@ -402,7 +360,7 @@ class PropensityModel(Estimator):
 
             with threadpool_limits(limits=self.threads, user_api="openmp"):
                 return self._gbm.decision_function(D)
-        return _gbm_raw(self.gbm_arrays_, D)  # loaded from the registry: same trees in numpy
+        return raw_score(self.gbm_arrays_, D)  # loaded from the registry: same trees in numpy
 
     def _design(self, X: Any) -> np.ndarray:
         self._check_fitted()

@@ -506,6 +506,7 @@ class Segmenter(Estimator):
             "n_layers": len(self.encoder_layers_),
             "segment_sizes": {str(k): v for k, v in self.segment_sizes_.items()},
             "comparison": self.comparison_,
+            "score_columns": list(self.scores_.columns),
             "scores": self.scores_.to_dict(orient="records"),
             "id_matching": {str(k): v for k, v in self.id_matching_.items()},
             "history": self.history_,
@@ -520,7 +521,7 @@ class Segmenter(Estimator):
         self.method_ = state["method"]
         self.k_ = state["k"]
         self.comparison_ = state["comparison"]
-        self.scores_ = pd.DataFrame(state["scores"])
+        self.scores_ = pd.DataFrame.from_records(state["scores"], columns=state["score_columns"])
         self.id_matching_ = {int(k): v for k, v in state["id_matching"].items()}
         self.history_ = state["history"]
         self.segment_sizes_ = {int(k): v for k, v in state["segment_sizes"].items()}

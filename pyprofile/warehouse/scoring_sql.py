@@ -167,14 +167,15 @@ def _calibrator_sql(cal: dict[str, Any], z: str) -> str:
     return " ".join(parts)
 
 
-def propensity_sql(model: PropensityModel) -> tuple[list[str], str]:
+def propensity_sql(model: PropensityModel, which: str = "linear") -> tuple[list[str], str]:
     """``(parameters, body)`` equal to ``predict_proba(X, model="linear")[:, 1]``.
 
-    Only the linear model can be written as SQL; the parameters are its feature columns.
+    Only the linear model (always fitted) can be written as SQL; the parameters are its
+    feature columns.
     """
     model._check_fitted()
-    if "linear" not in model.calibrators_:
-        raise InputError("only the linear model can be exported to SQL, and it was not fitted")
+    if which != "linear":
+        raise InputError(f"only the linear model can be exported to SQL, not {which!r}")
     terms = [number(model.linear_["intercept"])]
     for expr, coef in zip(preprocessing_sql(model.spec_), model.linear_["coef"], strict=True):
         terms.append(f"{number(coef)} * ({expr})")

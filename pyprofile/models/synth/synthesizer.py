@@ -15,7 +15,7 @@ from pyprofile.models.data import as_arrow
 from pyprofile.models.device import resolve_device, torch_threads
 from pyprofile.models.synth.modules import Discriminator, Generator, init_
 from pyprofile.models.synth.quality import QualityEstimator
-from pyprofile.models.synth.train import ConditionSampler, Nets, train
+from pyprofile.models.synth.train import ConditionSampler, Nets, TrainConfig, train
 from pyprofile.models.synth.transformer import DataTransformer, warn_excluded
 
 SAMPLE_CHUNK = 16384
@@ -175,10 +175,7 @@ class Synthesizer(Estimator):
         return evaluate
 
     def _train(self, matrix, rng, gen, evaluate):
-        return train(
-            self.nets_,
-            torch.as_tensor(matrix, device=self.device_),
-            self.sampler_,
+        config = TrainConfig(
             epochs=self.epochs,
             batch_size=self.batch_size,
             lr_g=self.generator_lr,
@@ -188,13 +185,19 @@ class Synthesizer(Estimator):
             gp_weight=self.gp_weight,
             schedule=self.lr_schedule,
             tau=TAU,
-            rng=rng,
-            generator=gen,
             amp=self.amp,
             moment_weight=self.moment_weight,
             gp_every=self.gp_every,
-            evaluate=evaluate,
             eval_every=self.eval_every,
+        )
+        return train(
+            self.nets_,
+            torch.as_tensor(matrix, device=self.device_),
+            self.sampler_,
+            config,
+            rng=rng,
+            generator=gen,
+            evaluate=evaluate,
             progress=self._progress() if self.verbose else None,
         )
 

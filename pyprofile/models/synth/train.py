@@ -268,61 +268,59 @@ def lr_factor(schedule: str, progress: float) -> float:
     return 1.0
 
 
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation settings of one training run (see :class:`Synthesizer`)."""
+
+    epochs: int
+    batch_size: int
+    lr_g: float
+    lr_d: float
+    weight_decay: float
+    discriminator_steps: int
+    gp_weight: float
+    schedule: str
+    tau: float
+    amp: bool
+    moment_weight: float = 0.0
+    gp_every: int = 1
+    eval_every: int = 10
+
+
 def train(
     nets: Nets,
     data: torch.Tensor,
     sampler: ConditionSampler,
+    config: TrainConfig,
     *,
-    epochs: int,
-    batch_size: int,
-    lr_g: float,
-    lr_d: float,
-    weight_decay: float,
-    discriminator_steps: int,
-    gp_weight: float,
-    schedule: str,
-    tau: float,
     rng: np.random.Generator,
     generator: torch.Generator,
-    amp: bool,
-    moment_weight: float = 0.0,
-    gp_every: int = 1,
     evaluate=None,
-    eval_every: int = 10,
     progress=None,
 ) -> tuple[list[dict], int]:
     """The epoch loop (Adam, cosine learning-rate decay); returns one record per epoch (losses
     averaged over its batches) and the epoch whose generator is kept: with ``evaluate`` (a
     callable returning a quality estimate), the generator is scored every ``eval_every``
     epochs and at the end, and the best kept."""
-    device = data.device
-    adam = {"betas": (0.5, 0.9), "weight_decay": weight_decay, "fused": True}
+    adam = {"betas": (0.5, 0.9), "weight_decay": config.weight_decay, "fused": True}
     loop = _Loop(
         nets=nets,
         data=data,
         sampler=sampler,
-        opt_g=torch.optim.Adam(nets.generator.parameters(), lr=lr_g, **adam),
-        opt_d=torch.optim.Adam(nets.discriminator.parameters(), lr=lr_d, **adam),
-        lr=(lr_g, lr_d),
-        schedule=schedule,
-        steps=max(1, len(data) // batch_size),
-        epochs=epochs,
-        batch_size=batch_size,
-        discriminator_steps=discriminator_steps,
-        gp_weight=gp_weight,
-        gp_every=gp_every,
-        tau=tau,
+        config=config,
+        opt_g=torch.optim.Adam(nets.generator.parameters(), lr=config.lr_g, **adam),
+        opt_d=torch.optim.Adam(nets.discriminator.parameters(), lr=config.lr_d, **adam),
+        steps=max(1, len(data) // config.batch_size),
         rng=rng,
         generator=generator,
-        use_amp=amp and device.type == "cuda",
-        moments=MomentMatcher(moment_weight, data) if moment_weight > 0 else None,
+        moments=MomentMatcher(config.moment_weight, data) if config.moment_weight > 0 else None,
     )
-    history, best = [], None
+    epochs, history, best = config.epochs, [], None
     nets.generator.train()
     nets.discriminator.train()
     for epoch in range(epochs):
         record = loop.epoch(epoch)
-        if evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
+        if evaluate is not None and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == epochs):
             record["quality_estimate"] = score = float(evaluate())
             if best is None or score > best[0]:
                 state = {k: v.detach().clone() for k, v in nets.generator.state_dict().items()}
@@ -343,29 +341,22 @@ class _Loop:
     nets: Nets
     data: torch.Tensor
     sampler: ConditionSampler
+    config: TrainConfig
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
-    lr: tuple[float, float]
-    schedule: str
     steps: int
-    epochs: int
-    batch_size: int
-    discriminator_steps: int
-    gp_weight: float
-    gp_every: int
-    tau: float
     rng: np.random.Generator
     generator: torch.Generator
-    use_amp: bool
     moments: MomentMatcher | None
 
     def autocast(self):
         device = self.data.device.type
-        return torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=self.use_amp)
+        enabled = self.config.amp and device == "cuda"
+        return torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=enabled)
 
     def _set_lr(self, done: float) -> None:
-        factor = lr_factor(self.schedule, done)
-        for opt, lr in ((self.opt_g, self.lr[0]), (self.opt_d, self.lr[1])):
+        factor = lr_factor(self.config.schedule, done)
+        for opt, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * factor
 
@@ -375,10 +366,10 @@ class _Loop:
         penalised = 0
         for step in range(self.steps):
             global_step = epoch * self.steps + step
-            self._set_lr(global_step / (self.epochs * self.steps))
-            for _ in range(self.discriminator_steps - 1):
+            self._set_lr(global_step / (self.config.epochs * self.steps))
+            for _ in range(self.config.discriminator_steps - 1):
                 cond, forced, _, _, real = draw_batch(
-                    self.sampler, self.rng, self.nets, self.data, self.batch_size
+                    self.sampler, self.rng, self.nets, self.data, self.config.batch_size
                 )
                 discriminator_step(
                     self.nets,
@@ -386,20 +377,20 @@ class _Loop:
                     real,
                     cond,
                     forced,
-                    tau=self.tau,
-                    gp_weight=self.gp_weight,
+                    tau=self.config.tau,
+                    gp_weight=self.config.gp_weight,
                     generator=self.generator,
                     autocast=self.autocast,
                 )
-            penalty = global_step % self.gp_every == 0
+            penalty = global_step % self.config.gp_every == 0
             penalised += penalty
             sums += train_step(
                 self.nets,
                 (self.opt_d, self.opt_g),
-                draw_batch(self.sampler, self.rng, self.nets, self.data, self.batch_size),
-                tau=self.tau,
+                draw_batch(self.sampler, self.rng, self.nets, self.data, self.config.batch_size),
+                tau=self.config.tau,
                 # lazy regularisation: the penalty on every gp_every-th step, scaled up
-                gp_weight=self.gp_weight * self.gp_every,
+                gp_weight=self.config.gp_weight * self.config.gp_every,
                 penalty=penalty,
                 moments=self.moments,
                 generator=self.generator,

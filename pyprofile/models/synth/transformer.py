@@ -182,8 +182,29 @@ class DataTransformer:
         if table.num_rows == 0:
             raise InputError("the table is empty (0 rows): nothing to learn from")
         rng = np.random.default_rng(self.random_state)
-        n = table.num_rows
         kinds = {f.name: _kind(f) for f in table.schema}
+        excluded, names = self._usable(table, kinds, exclude)
+        discrete = self._discrete(table, kinds, names, discrete_columns)
+        discrete |= {c for c in also_discrete if c in names}
+        self.excluded_ = excluded
+        self.schema_ = pa.schema([table.schema.field(c) for c in names])
+        self.full_schema_ = table.schema
+        self.n_rows_ = table.num_rows
+        self.columns_ = [
+            _discrete_spec(table, c, kinds[c])
+            if c in discrete
+            else {"name": c, "kind": kinds[c], "type": "numeric"}
+            for c in names
+        ]
+        self._fit_numeric(table, [c for c in names if c not in discrete], rng)
+        self.calibration_ = None
+        self._layout()
+        return self
+
+    @staticmethod
+    def _usable(table: pa.Table, kinds: dict[str, str], exclude) -> tuple[dict, list[str]]:
+        """(excluded columns with the reason, the columns to model); unusable ones refused."""
+        n = table.num_rows
         bad = [
             f"{c} ({table.schema.field(c).type})" for c, k in kinds.items() if k == "unsupported"
         ]
@@ -205,8 +226,13 @@ class DataTransformer:
                 f"column(s) {', '.join(all_null)} are null on all {n} rows: "
                 "nothing to learn; exclude them"
             )
-        if discrete_columns is None:
-            discrete = {
+        return excluded, names
+
+    @staticmethod
+    def _discrete(table: pa.Table, kinds: dict[str, str], names: list[str], given) -> set[str]:
+        """Text and booleans, plus ``given`` columns (default: integers with few values)."""
+        if given is None:
+            return {
                 c
                 for c in names
                 if kinds[c] in ("str", "bool")
@@ -215,39 +241,11 @@ class DataTransformer:
                     and pc.count_distinct(table[c]).as_py() <= MAX_DISCRETE_INTEGERS
                 )
             }
-        else:
-            unknown = [c for c in discrete_columns if c not in table.column_names]
-            if unknown:
-                raise InputError(f"discrete column(s) {', '.join(unknown)} not in the table")
-            discrete = {c for c in discrete_columns if c in names}
-            discrete |= {c for c in names if kinds[c] in ("str", "bool")}
-        discrete |= {c for c in also_discrete if c in names}
-        self.excluded_ = excluded
-        self.schema_ = pa.schema([table.schema.field(c) for c in names])
-        self.full_schema_ = table.schema
-        self.n_rows_ = n
-        self.columns_ = []
-        numeric = [c for c in names if c not in discrete]
-        for c in names:
-            spec = {"name": c, "kind": kinds[c]}
-            if c in discrete:
-                spec["type"] = "discrete"
-                col = table[c]
-                if pa.types.is_dictionary(col.type):
-                    col = col.cast(col.type.value_type)
-                vc = pc.value_counts(col)
-                values = vc.field("values").to_pylist()
-                counts = vc.field("counts").to_numpy()
-                order = np.argsort(-counts, kind="stable")
-                spec["categories"] = [_jsonable(values[i]) for i in order]
-                spec["counts"] = [int(counts[i]) for i in order]
-            else:
-                spec["type"] = "numeric"
-            self.columns_.append(spec)
-        self._fit_numeric(table, numeric, rng)
-        self.calibration_ = None
-        self._layout()
-        return self
+        unknown = [c for c in given if c not in table.column_names]
+        if unknown:
+            raise InputError(f"discrete column(s) {', '.join(unknown)} not in the table")
+        discrete = {c for c in given if c in names}
+        return discrete | {c for c in names if kinds[c] in ("str", "bool")}
 
     def _fit_numeric(self, table, numeric, rng):
         specs = {s["name"]: s for s in self.columns_}
@@ -543,6 +541,24 @@ class DataTransformer:
         self.calibration_ = arrays.get("calibration")
         self._layout()
         return self
+
+
+def _discrete_spec(table: pa.Table, name: str, kind: str) -> dict:
+    """A discrete column's categories, most frequent first, with their counts."""
+    col = table[name]
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    vc = pc.value_counts(col)
+    values = vc.field("values").to_pylist()
+    counts = vc.field("counts").to_numpy()
+    order = np.argsort(-counts, kind="stable")
+    return {
+        "name": name,
+        "kind": kind,
+        "type": "discrete",
+        "categories": [_jsonable(values[i]) for i in order],
+        "counts": [int(counts[i]) for i in order],
+    }
 
 
 def warn_excluded(excluded: dict[str, str]) -> None:
