@@ -264,8 +264,8 @@ def _status(message: str):
 def synth(
     db: DbOption = None,
     table: Annotated[
-        str, typer.Option(help="Table to imitate (default features.customer_features)")
-    ] = "features.customer_features",
+        str | None, typer.Option(help="Table to imitate (default features.customer_features)")
+    ] = None,
     rows: Annotated[
         int | None, typer.Option(help="Synthetic rows (default: as many as real)")
     ] = None,
@@ -287,15 +287,15 @@ def synth(
 
     summary = run_synthesizer(
         _db(db),
-        table,
-        rows,
+        rows=rows,
         conditions=_pairs(condition, "--condition") or None,
         label=label,
         privacy_filter=privacy_filter,
         verbose=True,
-        **_given(epochs=epochs, batch_size=batch_size, random_state=seed),
+        **_given(table=table, epochs=epochs, batch_size=batch_size, random_state=seed),
     )
-    console.print(_kv_table(f"synthetic data quality ({table})", format_quality(summary)))
+    title = f"synthetic data quality ({summary['table']})"
+    console.print(_kv_table(title, format_quality(summary)))
 
 
 @app.command("segment")
@@ -420,28 +420,22 @@ def run(
 
 def _model_summary(db: Path) -> None:
     from pyprofile.warehouse import Warehouse
+    from pyprofile.warehouse.registry import latest_models
 
     with Warehouse.open(db, read_only=True) as wh:
-        if not wh.exists("ml.model_registry"):
-            return
-        rows = wh.query(
-            "select name, version, metrics from ml.model_registry "
-            "qualify row_number() over (partition by name order by trained_at desc) = 1 "
-            "order by name"
-        ).to_pylist()
-    import json
-
+        models = latest_models(wh)
+    if not models:
+        return
     table = Table(title="models (latest version of each)")
     for col in ("model", "version", "key metrics"):
         table.add_column(col)
-    for r in rows:
-        metrics = json.loads(r["metrics"] or "{}")
+    for model in models:
         shown = ", ".join(
             f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in list(metrics.items())[:4]
+            for k, v in list(model["metrics"].items())[:4]
             if isinstance(v, int | float | str)
         )
-        table.add_row(r["name"], r["version"], shown)
+        table.add_row(model["name"], model["version"], shown)
     console.print(table)
 
 

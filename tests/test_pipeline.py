@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from pyprofile.pipeline import run_dbt
 from typer.testing import CliRunner
 
 from pyprofile.cli import app
+from pyprofile.dbt import run_dbt
 from pyprofile.warehouse import Warehouse
 
 FAST = ["--var", "synth_epochs=2", "--var", "segment_epochs=3"]

@@ -116,3 +116,16 @@ def load_model(wh: Any, name: str, version: str | None = None) -> ModelRecord:
         artifact=blob,
         checksum=row["checksum"],
     )
+
+
+def latest_models(wh: Any) -> list[dict[str, Any]]:
+    """The latest version of every registered model: name, version, trained_at, metrics."""
+    wh = Warehouse.open(wh)
+    if not wh.exists(REGISTRY):
+        return []
+    rows = wh.query(
+        f"select name, version, trained_at, metrics from {qualified(REGISTRY)} "
+        "qualify row_number() over (partition by name order by trained_at desc) = 1 "
+        "order by name"
+    ).to_pylist()
+    return [{**row, "metrics": json.loads(row["metrics"] or "{}")} for row in rows]
