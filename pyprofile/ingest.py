@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyprofile.errors import InputError
-from pyprofile.warehouse import Warehouse, quote
+from pyprofile.warehouse import Warehouse
+from pyprofile.warehouse.sql import qualified, quote, string
 
 # table -> {contract column: (type, required)}
 CONTRACT: dict[str, dict[str, tuple[str, bool]]] = {
@@ -90,8 +91,9 @@ class LoadReport:
 
 
 def _reader(path: Path) -> str:
+    """The table function that reads ``path`` (CSV as text, so that nothing is guessed)."""
     suffix = "".join(path.suffixes).lower()
-    lit = "'" + str(path).replace("'", "''") + "'"
+    lit = string(str(path))
     if suffix.endswith(".parquet") or suffix.endswith(".pq"):
         return f"read_parquet({lit})"
     if any(suffix.endswith(s) for s in (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz")):
@@ -110,7 +112,7 @@ def _infer_format(wh: Warehouse, src: str, column: str) -> str | None:
         return None
     best, best_ok = None, 0
     for fmt in DATE_FORMATS:
-        ok = wh.scalar(f"select count(try_strptime(v, '{fmt}')) from {sample}")
+        ok = wh.scalar(f"select count(try_strptime(v, ?)) from {sample}", [fmt])
         if ok == total:
             return fmt
         if ok > best_ok:
@@ -154,6 +156,41 @@ def _load(wh, table, path, mapping, date_format, replace) -> LoadReport:
         file_cols = [r[0] for r in wh.con.execute(f"describe select * from {src}").fetchall()]
     except Exception as exc:
         raise InputError(f"{path}: cannot be read ({exc})") from exc
+    chosen = _match_columns(path, contract, mapping, file_cols)
+    read = int(wh.scalar(f"select count(*) from {src}"))
+    if read == 0:
+        raise InputError(f"{path}: the file has no rows; nothing was loaded into raw.{table}")
+    missing = [n for n, (_, req) in contract.items() if req and n not in chosen]
+    if missing:
+        raise InputError(
+            f"{path}: raw.{table} needs column(s) {', '.join(missing)}; the file has "
+            f"{', '.join(file_cols)} — map them with --map {missing[0]}=<file column>"
+        )
+    notes: list[str] = []
+    extras = [c for c in file_cols if c not in chosen.values() and c.lower() not in contract]
+    _stage(wh, src, contract, chosen, extras, date_format, notes)
+    if table == "orders" and "order_id" not in chosen:
+        notes.append("order_id: none in the file, generated from customer, time and amount")
+        _generate_order_ids(wh)
+    cols = [n for n in contract if n in chosen or (table == "orders" and n == "order_id")]
+    cols += extras
+    reasons = dict(
+        wh.con.execute(
+            "select _reason, count(*) from __load where _reason is not null group by 1"
+        ).fetchall()
+    )
+    rejected = sum(reasons.values())
+    loaded, duplicates = _publish(wh, table, path, cols, replace, read - rejected)
+    wh.execute("drop table if exists __load")
+    if table == "orders" and not wh.exists("raw.customers"):
+        notes.append("no raw.customers table: customers are derived from orders")
+    return LoadReport(table, read, loaded, rejected, duplicates, reasons, notes)
+
+
+def _match_columns(
+    path: Path, contract: dict[str, tuple[str, bool]], mapping: dict[str, str], file_cols: list
+) -> dict[str, str]:
+    """Contract column -> file column: the mapped name, else the same name (any case)."""
     lower = {c.lower(): c for c in file_cols}
     chosen: dict[str, str] = {}
     for name in contract:
@@ -167,17 +204,13 @@ def _load(wh, table, path, mapping, date_format, replace) -> LoadReport:
                 f"{path}: --map {name}={source_col} but the file has no column {source_col!r} "
                 f"(columns: {', '.join(file_cols)})"
             )
-    read = int(wh.scalar(f"select count(*) from {src}"))
-    if read == 0:
-        raise InputError(f"{path}: the file has no rows; nothing was loaded into raw.{table}")
-    missing = [n for n, (_, req) in contract.items() if req and n not in chosen]
-    if missing:
-        raise InputError(
-            f"{path}: raw.{table} needs column(s) {', '.join(missing)}; the file has "
-            f"{', '.join(file_cols)} — map them with --map {missing[0]}=<file column>"
-        )
-    notes: list[str] = []
-    exprs, checks = [], []
+    return chosen
+
+
+def _stage(wh, src, contract, chosen, extras, date_format, notes) -> None:
+    """The temp table ``__load``: typed contract columns, extras as text, the row number
+    ``_row`` and ``_reason``, why a row is rejected (null when it is kept)."""
+    exprs, checks, params = [], [], []
     for name, (typ, required) in contract.items():
         if name not in chosen:
             continue
@@ -185,7 +218,11 @@ def _load(wh, table, path, mapping, date_format, replace) -> LoadReport:
         text = f"nullif(trim(cast({col} as varchar)), '')"
         if typ in ("timestamp", "date"):
             fmt = date_format or _infer_format(wh, src, chosen[name])
-            parsed = f"try_strptime({text}, '{fmt}')" if fmt else f"try_cast({text} as timestamp)"
+            if fmt:
+                params.append(fmt)  # referenced as $n wherever the value is used
+                parsed = f"try_strptime({text}, ${len(params)})"
+            else:
+                parsed = f"try_cast({text} as timestamp)"
             value = f"cast({parsed} as {typ})"
             notes.append(f"{name}: parsed with {fmt or 'ISO 8601'}")
         elif typ == "varchar":
@@ -194,7 +231,6 @@ def _load(wh, table, path, mapping, date_format, replace) -> LoadReport:
             value = f"try_cast({text} as {typ})"
         exprs.append(f"{value} as {quote(name)}")
         checks.append((name, text, value, required))
-    extras = [c for c in file_cols if c not in chosen.values() and c.lower() not in contract]
     exprs += [f"nullif(trim(cast({quote(c)} as varchar)), '') as {quote(c)}" for c in extras]
     reason_sql = " ".join(
         f"when {text} is not null and {value} is null then 'unparseable {name}'"
@@ -205,52 +241,37 @@ def _load(wh, table, path, mapping, date_format, replace) -> LoadReport:
         select row_number() over () as _row, {", ".join(exprs)},
             case {reason_sql} end as _reason
         from {src}"""
-    wh.execute(f"create or replace temp table __load as {staged}")
-    if table == "orders" and "order_id" not in chosen:
-        notes.append("order_id: none in the file, generated from customer, time and amount")
-        wh.execute("""
-            alter table __load add column order_id varchar;
-            update __load set order_id = g.id from (
-                select _row, 'G' || substr(md5(concat_ws('|', customer_id, ordered_at, amount,
-                    row_number() over (partition by customer_id, ordered_at, amount
-                                       order by _row))), 1, 16) as id
-                from __load) as g
-            where __load._row = g._row""")
-    cols = [n for n in contract if n in chosen or (table == "orders" and n == "order_id")]
-    cols += [c for c in extras]
+    wh.execute(f"create or replace temp table __load as {staged}", params)
+
+
+def _generate_order_ids(wh) -> None:
+    """``G`` + 16 hex of customer, time, amount and occurrence: the same export, the same ids."""
+    wh.execute("""
+        alter table __load add column order_id varchar;
+        update __load set order_id = g.id from (
+            select _row, 'G' || substr(md5(concat_ws('|', customer_id, ordered_at, amount,
+                row_number() over (partition by customer_id, ordered_at, amount
+                                   order by _row))), 1, 16) as id
+            from __load) as g
+        where __load._row = g._row""")
+
+
+def _publish(wh, table, path, cols, replace, accepted) -> tuple[int, int]:
+    """Kept rows into ``raw.<table>`` and rejected ones into ``raw.load_rejects``, in one
+    transaction; returns (rows loaded, rows already present)."""
+    target = qualified(f"raw.{table}")
     col_list = ", ".join(quote(c) for c in cols)
-    reasons = dict(
-        wh.con.execute(
-            "select _reason, count(*) from __load where _reason is not null group by 1"
-        ).fetchall()
-    )
-    rejected = sum(reasons.values())
-    target = f"raw.{quote(table)}"
     with wh.transaction() as con:
         con.execute("create schema if not exists raw")
-        exists = wh.exists(f"raw.{table}")
-        if replace or not exists:
+        if replace or not wh.exists(f"raw.{table}"):
             con.execute(
                 f"create or replace table {target} as select {col_list} from __load "
                 "where _reason is null order by _row"
             )
-            duplicates = 0
-            loaded = read - rejected
+            loaded, duplicates = accepted, 0
         else:
-            have = list(wh.columns(f"raw.{table}"))
-            if set(have) != set(cols):
-                raise InputError(
-                    f"{path}: raw.{table} already has columns {', '.join(have)} but this file "
-                    f"gives {', '.join(cols)}; use --replace to replace the table"
-                )
-            ordered = ", ".join(quote(c) for c in have)
-            before = wh.count(f"raw.{table}")
-            con.execute(
-                f"insert into {target} select {ordered} from __load where _reason is null "
-                f"except all select {ordered} from {target}"
-            )
-            loaded = wh.count(f"raw.{table}") - before
-            duplicates = read - rejected - loaded
+            loaded = _append(wh, table, path, cols)
+            duplicates = accepted - loaded
         con.execute(
             "create table if not exists raw.load_rejects (table_name varchar, file varchar, "
             "row_number bigint, reason varchar, loaded_at timestamp)"
@@ -263,7 +284,22 @@ def _load(wh, table, path, mapping, date_format, replace) -> LoadReport:
             "from __load where _reason is not null",
             [table, str(path)],
         )
-    wh.execute("drop table if exists __load")
-    if table == "orders" and not wh.exists("raw.customers"):
-        notes.append("no raw.customers table: customers are derived from orders")
-    return LoadReport(table, read, loaded, rejected, duplicates, reasons, notes)
+    return loaded, duplicates
+
+
+def _append(wh, table, path, cols) -> int:
+    """Append the kept rows not already in ``raw.<table>`` (row for row); returns how many."""
+    have = list(wh.columns(f"raw.{table}"))
+    if set(have) != set(cols):
+        raise InputError(
+            f"{path}: raw.{table} already has columns {', '.join(have)} but this file "
+            f"gives {', '.join(cols)}; use --replace to replace the table"
+        )
+    target = qualified(f"raw.{table}")
+    ordered = ", ".join(quote(c) for c in have)
+    before = wh.count(f"raw.{table}")
+    wh.execute(
+        f"insert into {target} select {ordered} from __load where _reason is null "
+        f"except all select {ordered} from {target}"
+    )
+    return wh.count(f"raw.{table}") - before
