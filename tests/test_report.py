@@ -18,15 +18,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pyprofile.propensity import PropensityModel
 
-from pyprofile import registry
 from pyprofile.errors import WarehouseError
+from pyprofile.models.artifact import pack
+from pyprofile.models.propensity import PropensityModel
 from pyprofile.report import build_report, lift_table, rfm_grid
 from pyprofile.warehouse import Warehouse
+from pyprofile.warehouse.registry import load_model, save_model
 
 CHROMIUM = "/usr/bin/chromium"
 SEGMENT_NAMES = ("Loyal big spenders", "Bargain hunters", "Newcomers", "Drifting away")
+SCORES_VERSION = "select max(model_version) from ml.customer_scores"
 
 
 # --------------------------------------------------------------------------- test warehouse
@@ -167,25 +169,34 @@ def _ml_tables(feat: pd.DataFrame, rng: np.random.Generator) -> dict[str, pd.Dat
 
 def _register_churn_model(wh: Warehouse, feat: pd.DataFrame, rng: np.random.Generator) -> str:
     """A labelled training table and a churn model + scoring bundle in the registry, stored the
-    way pyprofile.scoring.run_scoring stores them; returns the bundle version."""
+    way pyprofile.flows.scoring.run_scoring stores them; returns the bundle version.
+
+    A second churn model, trained later on another split but named by no bundle, is stored
+    too: the report must show the bundle's model, not the registry's latest."""
     train = feat[["customer_id", "recency_days", "order_count", "monetary_amount"]].copy()
     days = pd.to_numeric(train["recency_days"]).fillna(400).to_numpy(float)
     train["churned"] = (rng.random(len(train)) < 1 / (1 + np.exp(-(days - 180) / 60))).astype(int)
     wh.write("features.customer_training", train)
-    churn = PropensityModel(model="linear", calibration="none", random_state=3)
-    churn.fit(train.drop(columns=["customer_id", "churned"]), train["churned"])
+    X, y = train.drop(columns=["customer_id", "churned"]), train["churned"]
     common = {"horizon_days": 90, "training_table": "features.customer_training"}
-    churn_version = registry.save_model(
-        wh,
-        "churn",
-        registry.pack(*churn.to_arrays()),
-        params={**common, "label": "churned"},
-        metrics=churn.metrics_,
-    )
-    bundle = registry.pack({}, {"components": {"churn": churn_version}})
-    return registry.save_model(
+
+    def fit_and_save(seed: int) -> str:
+        churn = PropensityModel(model="linear", calibration="none", random_state=seed).fit(X, y)
+        return save_model(
+            wh,
+            "churn",
+            churn.to_artifact(),
+            params={**common, "label": "churned"},
+            metrics=churn.metrics_,
+        )
+
+    churn_version = fit_and_save(3)
+    bundle = pack({}, {"components": {"churn": churn_version}})
+    scores_version = save_model(
         wh, "customer_scores", bundle, params={**common, "components": {"churn": churn_version}}
     )
+    fit_and_save(4)  # later, and named by no bundle
+    return scores_version
 
 
 @pytest.fixture(scope="module")
@@ -276,8 +287,19 @@ def test_full_report_renders_every_section(full_report, full_db):
         assert f"{row['n']:,} customers · " in text
         assert f"Persona text for {row['segment_name'].lower()}." in text
     assert "vseg000000001" in text and "vrec000000001" in text
-    # the lift chart rebuilds the churn model's held-out split: same top decile as logged
-    assert "its top-decile lift matches the registry&#x27;s" in text
+    # the lift chart shows the lift table saved with the scoring bundle's churn model when it
+    # was trained (on its own held-out split), not the registry's latest churn model's
+    with Warehouse.open(full_db, read_only=True) as wh:
+        bundle = load_model(wh, "customer_scores", wh.scalar(SCORES_VERSION))
+        churn = load_model(wh, "churn", bundle.params["components"]["churn"])
+        latest = load_model(wh, "churn")
+    assert latest.version != churn.version
+    assert latest.metrics["lift_table"] != churn.metrics["lift_table"]
+    stored = pd.DataFrame.from_records(churn.metrics["lift_table"])
+    shown = summary.data["churn_lift"]
+    pd.testing.assert_frame_equal(shown, stored[shown.columns], check_dtype=False)
+    assert shown["lift"].iloc[0] == pytest.approx(churn.metrics["top_decile_lift"])
+    assert f"Measured when churn model {churn.version} was trained" in text
 
 
 def test_plotted_numbers_match_pandas(full_report, full_db):
@@ -313,6 +335,63 @@ def test_plotted_numbers_match_pandas(full_report, full_db):
         weakest = panel[panel["grp"] == row.grp]["customers"].min()
         others = counts[row.grp].drop(panel[panel["grp"] == row.grp]["product_id"])
         assert (others <= weakest).all()
+
+
+def test_churn_calibration_is_the_stored_held_out_table(full_report, full_db):
+    """The calibration plot shows the bundle's churn model's calibration table, measured on the
+    same held-out customers as its lift table (same customers, same churners)."""
+    summary, text = full_report
+    with Warehouse.open(full_db, read_only=True) as wh:
+        bundle = load_model(wh, "customer_scores", wh.scalar(SCORES_VERSION))
+        churn = load_model(wh, "churn", bundle.params["components"]["churn"])
+    shown = summary.data["churn_calibration"]
+    stored = pd.DataFrame.from_records(churn.metrics["calibration_table"])
+    pd.testing.assert_frame_equal(shown, stored[shown.columns], check_dtype=False)
+    assert list(shown.columns) == [
+        "bin",
+        "lower",
+        "upper",
+        "customers",
+        "mean_predicted",
+        "observed_rate",
+    ]
+    lift = summary.data["churn_lift"]
+    assert shown["customers"].sum() == lift["customers"].sum() == 180
+    churners = (shown["observed_rate"] * shown["customers"]).sum()
+    assert churners == pytest.approx(lift["positives"].sum())
+    # one churn figure: distribution, reasons, lift chart and calibration plot
+    assert re.search(r'<img class="plot" src="[^"]+" alt="[^"]*held-out calibration plot"', text)
+
+
+def test_churn_section_says_when_the_registry_lacks_the_tables(tmp_path):
+    rng = np.random.default_rng(8)
+    path = tmp_path / "old_registry.duckdb"
+    feat = _features(200, rng)
+    scores = _ml_tables(feat, rng)["ml.customer_scores"]
+    with Warehouse.open(path) as wh:
+        churn_version = save_model(wh, "churn", pack({}, {}), metrics={"roc_auc": 0.7})
+        scores["model_version"] = save_model(
+            wh,
+            "customer_scores",
+            pack({}, {"components": {"churn": churn_version}}),
+            params={"components": {"churn": churn_version}},
+        )
+        wh.write_many({"features.customer_features": feat, "ml.customer_scores": scores})
+    summary = build_report(path, tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "churn" in summary.rendered
+    assert "churn_lift" not in summary.data and "churn_calibration" not in summary.data
+    assert f"No lift chart: churn model {churn_version} in ml.model_registry has no" in text
+    assert f"No calibration plot: churn model {churn_version} in ml.model_registry" in text
+
+    # no registry at all: the section is still drawn, and says why the charts are missing
+    no_registry = tmp_path / "no_registry.duckdb"
+    with Warehouse.open(no_registry) as wh:
+        wh.write_many({"features.customer_features": feat, "ml.customer_scores": scores})
+    summary = build_report(no_registry, tmp_path / "r2.html")
+    assert "churn" in summary.rendered and "churn_lift" not in summary.data
+    text = (tmp_path / "r2.html").read_text(encoding="utf-8")
+    assert "No lift chart: ml.model_registry does not exist." in text
 
 
 def test_sections_say_why_they_are_skipped(tmp_path):
@@ -494,6 +573,15 @@ def _visit(tools: _DevTools, page: Path, width: int) -> dict:
     tools.call("Page.navigate", {"url": page.resolve().as_uri()})
     tools.wait_for("Page.loadEventFired")
     tools.drain(0.5)
+    # big SVGs (the heat map, the rasterised map) can still be decoding at the load event
+    tools.call(
+        "Runtime.evaluate",
+        {
+            "expression": "Promise.all(Array.from(document.images).map("
+            "i => i.decode().catch(() => null)))",
+            "awaitPromise": True,
+        },
+    )
     images = tools.call(
         "Runtime.evaluate",
         {
