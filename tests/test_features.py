@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from pyprofile.pipeline import run_dbt
 
+from pyprofile.dbt import run_dbt
 from pyprofile.ingest import load_file
 from pyprofile.warehouse import Warehouse
 
@@ -151,10 +151,10 @@ def test_staged_plus_rejected_equals_raw(demo_wh):
 
 def test_rfm_macro_in_udfs_matches_dbt_rules(demo_wh, features):
     """The persisted SQL macro and the dbt macro give the same segment on all 125 scores."""
-    from pyprofile.pipeline import publish_static_macros
+    from pyprofile.dbt import publish_static_functions
 
     wh = Warehouse.open(":memory:")
-    assert "ml.rfm_segment" in publish_static_macros(wh)
+    assert "ml.rfm_segment" in publish_static_functions(wh)
     grid = wh.query(
         "select r, f, m, ml.rfm_segment(r, f, m) seg from range(1, 6) a(r), range(1, 6) b(f), "
         "range(1, 6) c(m)"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
-from pyprofile.pipeline import run_dbt
 
+from pyprofile.dbt import run_dbt
 from pyprofile.demo import generate_demo
 from pyprofile.warehouse import Warehouse
 

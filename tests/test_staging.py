@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pyprofile.pipeline import run_dbt
 
+from pyprofile.dbt import run_dbt
 from pyprofile.errors import PyprofileError
 from pyprofile.warehouse import Warehouse
 
@@ -67,6 +67,8 @@ def test_each_bad_class_is_rejected_with_its_reason(messy_db):
             staged = wh.count(f"staging.stg_shop__{table}")
             n_rej = sum(1 for r in rejected if r["table_name"] == table)
             assert staged + n_rej == wh.count(f"raw.{table}")
+            # the base layer keeps every raw row, each with its reason or none
+            assert wh.count(f"staging.base_shop__{table}") == wh.count(f"raw.{table}")
         # bad optional attributes are nulled, the customer kept
         cust = wh.query("select * from staging.stg_shop__customers order by 1").to_pylist()
         assert [c["customer_id"] for c in cust] == ["c1", "c2", "c3", "c4"]
@@ -102,6 +104,37 @@ def test_point_in_time_ignores_later_orders(tmp_path):
     assert list(f.index) == ["c1"]
     assert f.loc["c1", "order_count"] == 1 and f.loc["c1", "monetary_amount"] == 10.0
     assert f.loc["c1", "recency_days"] == 31 and f.loc["c1", "T"] == 31
+
+
+def test_quotes_in_values_stay_values(tmp_path):
+    """A category from the data and a status from a var, both with a quote, are values in SQL."""
+    path = tmp_path / "quotes.duckdb"
+    with Warehouse.open(path) as wh:
+        wh.execute("create schema raw")
+        wh.execute("""create table raw.orders as select * from (values
+            ('o1', 'c1', timestamp '2024-01-01 10:00', 10.0, 'completed'),
+            ('o2', 'c1', timestamp '2024-01-02 10:00', 20.0, 'won''t ship'))
+            t(order_id, customer_id, ordered_at, amount, status)""")
+        wh.execute("""create table raw.products as select * from (values
+            ('p1', 'Kids'' Toys'), ('p2', 'garden')) t(product_id, category)""")
+        wh.execute("""create table raw.order_items as select * from (values
+            ('o1', 'p1', 1, 10.0), ('o2', 'p2', 1, 20.0))
+            t(order_id, product_id, quantity, unit_price)""")
+    statuses = ["cancelled", "won't ship"]  # plus cancelled, which the RFM unit test uses
+    run_dbt(
+        "build",
+        path,
+        select=["staging", "features"],
+        vars={
+            "as_of": "2024-01-31",
+            "non_purchase_statuses": statuses,
+            "cancelled_statuses": statuses,
+        },
+    )
+    with Warehouse.open(path) as wh:
+        f = wh.read("features.customer_features").to_pandas().set_index("customer_id")
+    assert f.loc["c1", "order_count"] == 1 and f.loc["c1", "monetary_amount"] == 10.0
+    assert f.loc["c1", "category_kids_toys_share"] == 1.0
 
 
 def test_missing_required_column_is_a_clear_error(tmp_path):

@@ -7,13 +7,8 @@
         where is_purchase
         group by category
         order by sum(line_amount) desc, category
-        limit {{ var('max_categories') }}
+        limit {{ var('max_categories') | int }}
     {%- endset -%}
     {%- set rows = run_query(query) -%}
     {{ return(rows.columns[0].values() | list) }}
-{%- endmacro %}
-
-{#- A category name as a safe column-name fragment. -#}
-{% macro slug(value) -%}
-    {{- modules.re.sub('[^a-z0-9]+', '_', value | lower).strip('_') or 'blank' -}}
 {%- endmacro %}

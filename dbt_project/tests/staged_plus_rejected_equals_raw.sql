@@ -4,7 +4,7 @@ with counts as (
     {% for t in tables %}
     select
         '{{ t }}' as table_name,
-        (select count(*) from {{ ref('int_' ~ t ~ '__validated') }}) as raw_rows,
+        (select count(*) from {{ ref('base_shop__' ~ t) }}) as raw_rows,
         (select count(*) from {{ ref('stg_shop__' ~ t) }}) as staged_rows,
         (select count(*) from {{ ref('rejected_rows') }} where table_name = '{{ t }}')
             as rejected_rows

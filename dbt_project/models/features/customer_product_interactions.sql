@@ -50,13 +50,13 @@ weighted as (
         x.interacted_at,
         x.units * case
             {%- for kind, w in weights.items() %}
-            when x.kind = '{{ kind }}' then {{ w }}
+            when x.kind = {{ sql_string(kind) }} then {{ sql_number(w, 'interaction_weights.' ~ kind) }}
             {%- endfor %}
             else 0
         end
         {%- if half_life %}
         * exp(-ln(2) * {{ dbt.datediff('cast(x.interacted_at as date)', 'a.as_of_date', 'day') }}
-            / {{ half_life }})
+            / {{ sql_number(half_life, 'interaction_half_life_days') }})
         {%- endif %} as weight
     from interactions as x
     {%- if half_life %}
@@ -70,8 +70,8 @@ select
     cast(sum(weight) as double) as weight,
     max(interacted_at) as last_interaction_at,
     sum(case when kind = 'purchase' then 1 else 0 end) as purchase_count,
-    sum(case when kind = '{{ var("cart_event") }}' then 1 else 0 end) as cart_count,
-    sum(case when kind = '{{ var("view_event") }}' then 1 else 0 end) as view_count,
+    sum(case when kind = {{ sql_string(var('cart_event')) }} then 1 else 0 end) as cart_count,
+    sum(case when kind = {{ sql_string(var('view_event')) }} then 1 else 0 end) as view_count,
     sum(case when kind = 'purchase' then 1 else 0 end) > 0 as is_purchased
 from weighted
 group by customer_id, product_id

@@ -3,7 +3,7 @@
 -- customer_features) and the labels observed in the window (cutoff, as_of].
 -- depends_on: {{ ref('int_order_lines') }}
 -- depends_on: {{ ref('int_session_days') }}
-{%- set horizon = (config.get('horizon_days') or var('horizon_days', 90)) | int %}
+{%- set horizon = sql_number(config.get('horizon_days'), 'horizon_days') | int %}
 {%- set cutoff = "cast(" ~ dbt.dateadd('day', -horizon, as_of_date()) ~ " as date)" %}
 {%- set categories = category_values() %}
 

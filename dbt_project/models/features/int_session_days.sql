@@ -19,11 +19,11 @@ select
     session_id,
     event_date,
     {%- for t in var('event_types') %}
-    sum(case when event_type = '{{ t }}' then 1 else 0 end) as {{ slug(t) }}_events,
+    sum(case when event_type = {{ sql_string(t) }} then 1 else 0 end) as {{ slug(t) }}_events,
     {%- endfor %}
-    max(case when event_type = '{{ var("view_event") }}' then 1 else 0 end) as has_view,
-    max(case when event_type = '{{ var("cart_event") }}' then 1 else 0 end) as has_cart,
-    max(case when event_type = '{{ var("purchase_event", "purchase") }}' then 1 else 0 end)
+    max(case when event_type = {{ sql_string(var('view_event')) }} then 1 else 0 end) as has_view,
+    max(case when event_type = {{ sql_string(var('cart_event')) }} then 1 else 0 end) as has_cart,
+    max(case when event_type = {{ sql_string(var('purchase_event')) }} then 1 else 0 end)
         as has_purchase
 from events
 group by customer_id, session_id, event_date

@@ -1,5 +1,6 @@
 -- One row per customer for BI: features, RFM segment, learned segment and persona, scores and
--- the top three recommended products.
+-- the top three recommended products. Contracted (marts/_marts.yml): every column has a BI-safe
+-- type, so the ml columns are cast whatever type the library wrote them with.
 -- depends_on: {{ ref('run_segmentation') }}
 -- depends_on: {{ ref('run_scoring') }}
 -- depends_on: {{ ref('run_recommendations') }}
@@ -9,7 +10,7 @@ with features as (
 
 segments as (
     select * from {{ ml_source('customer_segments', [
-        ['customer_id', 'varchar'], ['segment_id', 'integer'], ['segment_name', 'varchar'],
+        ['customer_id', 'varchar'], ['segment_id', 'bigint'], ['segment_name', 'varchar'],
         ['distance_to_centroid', 'double'], ['map_x', 'double'], ['map_y', 'double']]) }}
 ),
 
@@ -37,7 +38,7 @@ top_products as (
 select
     f.customer_id,
     f.as_of_date,
-    f.age,
+    cast(f.age as bigint) as age,
     f.gender,
     f.income_band,
     f.region,
@@ -47,7 +48,7 @@ select
     f.first_order_date,
     f.last_order_date,
     f.recency_days,
-    f.order_count,
+    cast(f.order_count as bigint) as order_count,
     f.monetary_amount,
     f.avg_order_amount,
     f.avg_days_between_orders,
@@ -57,27 +58,27 @@ select
     f.discount_share,
     f.session_count,
     f.days_since_last_visit,
-    f.r_score,
-    f.f_score,
-    f.m_score,
+    cast(f.r_score as bigint) as r_score,
+    cast(f.f_score as bigint) as f_score,
+    cast(f.m_score as bigint) as m_score,
     f.rfm_segment,
-    s.segment_id,
-    s.segment_name,
-    s.distance_to_centroid as segment_distance,
-    s.map_x as segment_map_x,
-    s.map_y as segment_map_y,
-    sc.churn_probability,
-    sc.purchase_probability,
-    sc.churn_reason_1,
-    sc.churn_reason_2,
-    sc.churn_reason_3,
-    sc.p_alive,
-    sc.expected_purchases_90d,
-    sc.expected_avg_order_value,
-    sc.clv_12m,
-    t.top_product_1,
-    t.top_product_2,
-    t.top_product_3
+    cast(s.segment_id as bigint) as segment_id,
+    cast(s.segment_name as varchar) as segment_name,
+    cast(s.distance_to_centroid as double) as segment_distance,
+    cast(s.map_x as double) as segment_map_x,
+    cast(s.map_y as double) as segment_map_y,
+    cast(sc.churn_probability as double) as churn_probability,
+    cast(sc.purchase_probability as double) as purchase_probability,
+    cast(sc.churn_reason_1 as varchar) as churn_reason_1,
+    cast(sc.churn_reason_2 as varchar) as churn_reason_2,
+    cast(sc.churn_reason_3 as varchar) as churn_reason_3,
+    cast(sc.p_alive as double) as p_alive,
+    cast(sc.expected_purchases_90d as double) as expected_purchases_90d,
+    cast(sc.expected_avg_order_value as double) as expected_avg_order_value,
+    cast(sc.clv_12m as double) as clv_12m,
+    cast(t.top_product_1 as varchar) as top_product_1,
+    cast(t.top_product_2 as varchar) as top_product_2,
+    cast(t.top_product_3 as varchar) as top_product_3
 from features as f
 left join segments as s on f.customer_id = s.customer_id
 left join scores as sc on f.customer_id = sc.customer_id

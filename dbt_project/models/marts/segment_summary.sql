@@ -1,4 +1,5 @@
 -- One row per learned segment for dashboards: size, revenue, value and risk, and its persona.
+-- Contracted (marts/_marts.yml): the persona columns are cast to BI-safe types.
 -- depends_on: {{ ref('run_segmentation') }}
 with profiles as (
     select * from {{ ref('customer_profiles') }}
@@ -6,7 +7,7 @@ with profiles as (
 
 personas as (
     select * from {{ ml_source('segment_profiles', [
-        ['segment_id', 'integer'], ['segment_name', 'varchar'], ['description', 'varchar']]) }}
+        ['segment_id', 'bigint'], ['segment_name', 'varchar'], ['description', 'varchar']]) }}
 ),
 
 totals as (
@@ -46,7 +47,7 @@ rfm_mode as (
 
 select
     p.segment_id,
-    n.segment_name,
+    cast(n.segment_name as varchar) as segment_name,
     p.customers,
     cast(p.customers as double) / t.customers as customer_share,
     p.revenue_amount,
@@ -58,7 +59,7 @@ select
     p.avg_clv_12m,
     p.total_clv_12m,
     r.rfm_segment as dominant_rfm_segment,
-    n.description as persona
+    cast(n.description as varchar) as persona
 from per_segment as p
 cross join totals as t
 left join personas as n on p.segment_id = n.segment_id

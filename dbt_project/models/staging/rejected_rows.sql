@@ -9,10 +9,10 @@
 } %}
 {% for table, key in keys.items() %}
 select
-    '{{ table }}' as table_name,
+    {{ sql_string(table) }} as table_name,
     coalesce({{ key }}, '<null>') as record_key,
     reject_reason as reason
-from {{ ref('int_' ~ table ~ '__validated') }}
+from {{ ref('base_shop__' ~ table) }}
 where reject_reason is not null
 {% if not loop.last %}union all{% endif %}
 {% endfor %}

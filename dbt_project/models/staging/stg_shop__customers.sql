@@ -9,5 +9,5 @@ select
     income_band,
     region,
     channel
-from {{ ref('int_customers__validated') }}
+from {{ ref('base_shop__customers') }}
 where reject_reason is null

@@ -5,5 +5,5 @@ select
     event_type,
     product_id,
     session_id
-from {{ ref('int_events__validated') }}
+from {{ ref('base_shop__events') }}
 where reject_reason is null

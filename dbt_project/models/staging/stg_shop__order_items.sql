@@ -4,5 +4,5 @@ select
     product_id,
     quantity,
     unit_price
-from {{ ref('int_order_items__validated') }}
+from {{ ref('base_shop__order_items') }}
 where reject_reason is null

@@ -6,5 +6,5 @@ select
     amount,
     discount_amount,
     status
-from {{ ref('int_orders__validated') }}
+from {{ ref('base_shop__orders') }}
 where reject_reason is null

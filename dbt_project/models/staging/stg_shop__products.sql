@@ -4,5 +4,5 @@ select
     category,
     brand,
     price_amount
-from {{ ref('int_products__validated') }}
+from {{ ref('base_shop__products') }}
 where reject_reason is null

@@ -5,12 +5,12 @@ with source as (
 ),
 
 orders as (
-    select order_id from {{ ref('int_orders__validated') }}
+    select order_id from {{ ref('base_shop__orders') }}
     where reject_reason is null
 ),
 
 products as (
-    select product_id from {{ ref('int_products__validated') }}
+    select product_id from {{ ref('base_shop__products') }}
     where reject_reason is null
 ),
 

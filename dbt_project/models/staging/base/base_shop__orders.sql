@@ -6,7 +6,7 @@ with source as (
 ),
 
 customers as (
-    select customer_id from {{ ref('int_customers__validated') }}
+    select customer_id from {{ ref('base_shop__customers') }}
     where reject_reason is null
 ),
 
