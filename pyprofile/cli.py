@@ -34,7 +34,7 @@ DbOption = Annotated[
 ]
 
 
-SeedOption = Annotated[int | None, typer.Option(help="Random seed (default 0)")]
+SeedOption = Annotated[int | None, typer.Option(help="Random seed")]
 
 
 def _db(db: Path | None) -> Path:
@@ -69,17 +69,15 @@ def _progress() -> Progress:
     )
 
 
-def _generate(db: Path, customers: int, seed: int, end_date: date):
+def _generate(db: Path, **options):
     from pyprofile.demo import generate_demo
 
     with _progress() as progress:
-        task = progress.add_task("generating customers", total=customers)
+        task = progress.add_task("generating customers", total=None)
         summary = generate_demo(
             db,
-            customers=customers,
-            seed=seed,
-            end_date=end_date,
-            progress=lambda done, total: progress.update(task, completed=done),
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+            **_given(**options),
         )
     table = Table(title=f"demo warehouse {db}")
     table.add_column("table")
@@ -141,12 +139,14 @@ def _summary(db: Path, schemas=("staging", "features", "ml", "marts")):
 @friendly
 def demo_data(
     db: DbOption = None,
-    customers: Annotated[int, typer.Option(help="Number of customers")] = 10_000,
-    seed: Annotated[int, typer.Option(help="Random seed")] = 42,
-    end_date: Annotated[str, typer.Option(help="Last day of the 2-year history")] = "2025-12-31",
+    customers: Annotated[int | None, typer.Option(help="Number of customers")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed")] = None,
+    end_date: Annotated[
+        str | None, typer.Option(help="Last day of the 2-year history, YYYY-MM-DD")
+    ] = None,
 ):
     """Generate the demo e-commerce warehouse (raw.* tables, hidden types in demo_truth)."""
-    _generate(_db(db), customers, seed, date.fromisoformat(end_date))
+    _generate(_db(db), customers=customers, seed=seed, end_date=_date(end_date, "--end-date"))
 
 
 @app.command("load")
@@ -197,7 +197,12 @@ def features(
 ):
     """Build and test the staging and feature layers (dbt)."""
     path = _db(db)
-    _build(path, ["staging", "features"], _vars(None, as_of=as_of), "dbt build: staging + features")
+    _build(
+        path,
+        ["staging", "features"],
+        _vars(None, as_of=_iso(as_of)),
+        "dbt build: staging + features",
+    )
     _summary(path, ("staging", "features"))
 
 
@@ -205,13 +210,13 @@ def features(
 @friendly
 def demo(
     db: DbOption = None,
-    customers: Annotated[int, typer.Option(help="Number of demo customers")] = 10_000,
-    seed: Annotated[int, typer.Option(help="Random seed")] = 42,
+    customers: Annotated[int | None, typer.Option(help="Number of demo customers")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed")] = None,
     var: VarOption = None,
 ):
     """Generate the demo warehouse and run the whole pipeline (dbt build) on it."""
     path = _db(db)
-    _generate(path, customers, seed, date(2025, 12, 31))
+    _generate(path, customers=customers, seed=seed)
     _build(path, [], _vars(var), "dbt build: everything")
     _summary(path)
     _model_summary(path)
@@ -228,6 +233,24 @@ def _pairs(items: list[str] | None, option: str, form: str = "column=value") -> 
             raise InputError(f"{option} {item!r}: use {form}")
         out[key.strip()] = value.strip()
     return out
+
+
+def _date(text: str | None, option: str) -> date | None:
+    """A YYYY-MM-DD option as a date; anything else is a clear user error."""
+    from pyprofile.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} {text!r}: use a date YYYY-MM-DD, e.g. 2025-12-31") from None
+
+
+def _iso(as_of: str | None) -> str | None:
+    """``--as-of`` checked to be a real date, as YYYY-MM-DD."""
+    day = _date(as_of, "--as-of")
+    return None if day is None else day.isoformat()
 
 
 def _given(**options) -> dict:
@@ -303,9 +326,7 @@ def synth(
 def segment(
     db: DbOption = None,
     k: Annotated[int | None, typer.Option(help="Number of segments (default: chosen)")] = None,
-    k_range: Annotated[
-        str | None, typer.Option(help="Range of k to choose from, lo:hi (default 3:12)")
-    ] = None,
+    k_range: Annotated[str | None, typer.Option(help="Range of k to choose from, lo:hi")] = None,
     seed: SeedOption = None,
 ):
     """Learn customer segments and personas; write ml.customer_segments + ml.segment_profiles."""
@@ -349,9 +370,7 @@ def segment(
 @friendly
 def score(
     db: DbOption = None,
-    horizon_days: Annotated[
-        int | None, typer.Option(help="Label window in days (default 90)")
-    ] = None,
+    horizon_days: Annotated[int | None, typer.Option(help="Label window in days")] = None,
     seed: SeedOption = None,
 ):
     """Churn/purchase propensity, P(alive), CLV: rebuild the training set, train, write ml.customer_scores."""
@@ -376,10 +395,8 @@ def score(
 @friendly
 def recommend(
     db: DbOption = None,
-    k: Annotated[int | None, typer.Option(help="Recommendations per customer (default 10)")] = None,
-    method: Annotated[
-        str | None, typer.Option(help="auto (default), popularity, itemknn, ease, als")
-    ] = None,
+    k: Annotated[int | None, typer.Option(help="Recommendations per customer")] = None,
+    method: Annotated[str | None, typer.Option(help="auto, popularity, itemknn, ease, als")] = None,
     seed: SeedOption = None,
 ):
     """Fit the recommender; write ml.recommendations + ml.product_similarities."""
@@ -413,7 +430,7 @@ def run(
 ):
     """Run the whole pipeline (dbt build: staging, features, ml, marts) and summarise it."""
     path = _db(db)
-    _build(path, [], _vars(var, as_of=as_of), "dbt build: everything")
+    _build(path, [], _vars(var, as_of=_iso(as_of)), "dbt build: everything")
     _summary(path)
     _model_summary(path)
 

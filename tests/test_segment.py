@@ -144,6 +144,21 @@ def test_ids_stable_across_retrain_on_shuffled_rows(data, fitted):
     assert pd.Series(before[~kept]).value_counts(normalize=True).iloc[0] > 0.9
 
 
+def test_drift_from_previous(data, fitted):
+    frame, _ = data
+    assert fitted.drift_from(fitted, frame) == {int(s): 0.0 for s in fitted.segment_ids_}
+    shuffled = frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    retrained = _fit(shuffled, k=4, random_state=3, previous=fitted)
+    drift = retrained.drift_from(fitted, frame)
+    assert sorted(drift) == sorted(retrained.segment_ids_.tolist())
+    z = apply_preprocessing(frame, retrained.preprocessing_)
+    new, old = retrained.predict(frame), fitted.predict(frame)
+    for sid, moved in drift.items():
+        by_hand = np.sqrt(((z[new == sid].mean(0) - z[old == sid].mean(0)) ** 2).sum())
+        assert moved == pytest.approx(by_hand, rel=1e-12)
+    assert max(drift.values()) < 0.5  # the same planted segments, matched to the same ids
+
+
 def test_score_matches_independent_reference(data, fitted):
     frame, _ = data
     scores = fitted.score(frame)

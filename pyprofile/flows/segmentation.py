@@ -100,7 +100,7 @@ def run_segmentation(
             "features": features,
             "feature_columns": segmenter.feature_names_in_,
         },
-        metrics=_metrics(segmenter, len(frame), previous_version, fit_seconds),
+        metrics=_metrics(segmenter, frame, previous, previous_version, fit_seconds),
     )
     segments, profiles = _outputs(segmenter, frame, id_column, entry.version)
     functions = segment_functions(segmenter)
@@ -124,16 +124,16 @@ def run_segmentation(
     }
 
 
-def _metrics(segmenter: Segmenter, n: int, previous_version, fit_seconds: float) -> dict:
+def _metrics(segmenter: Segmenter, frame, previous, previous_version, fit_seconds) -> dict:
     return {
-        "n_customers": n,
+        "n_customers": len(frame),
         "k": segmenter.k_,
         "method": segmenter.method_,
         "comparison": segmenter.comparison_,
         "scores": segmenter.scores_.to_dict(orient="records"),
         "segment_sizes": segmenter.segment_sizes_,
         "dropped_columns": segmenter.dropped_columns_,
-        "id_matching": segmenter.id_matching_,
+        "drift_from_previous": segmenter.drift_from(previous, frame) if previous else {},
         "previous_version": previous_version,
         "fit_seconds": fit_seconds,
     }

@@ -393,7 +393,6 @@ class Segmenter(Estimator):
             order = np.argsort(-sizes, kind="stable")  # id 0 = largest segment
             ids = np.empty(k, dtype=np.int64)
             ids[order] = np.arange(k)
-            self.id_matching_ = {}
         else:
             ids = self._match_ids(sizes, *prev)
         order = np.argsort(ids)
@@ -442,9 +441,6 @@ class Segmenter(Estimator):
         for c in np.argsort(-sizes, kind="stable"):
             if ids[c] < 0:
                 ids[c] = next(free)
-        self.id_matching_ = {
-            int(ids[r]): float(cost[r, c]) for r, c in zip(rows, cols, strict=True)
-        }
         return ids
 
     def _fit_map(self, space: np.ndarray) -> None:
@@ -462,6 +458,22 @@ class Segmenter(Estimator):
         """The space the segments live in (the embedding, or the scaled features), float64."""
         self._check_fitted()
         return encode(apply_preprocessing(as_frame(X), self.preprocessing_), self.encoder_layers_)
+
+    def drift_from(self, previous: Segmenter, X: Any) -> dict[int, float]:
+        """How far each segment moved since ``previous``: on the rows ``X``, the distance (in
+        this model's preprocessed feature space) between the segment's mean and the mean of
+        the rows ``previous`` put in the segment of the same id. Ids that only one model has
+        are left out."""
+        self._check_fitted()
+        frame = as_frame(X)
+        z = apply_preprocessing(frame, self.preprocessing_)
+        new, old = self.predict(frame), previous.predict(frame)
+        drift = {}
+        for sid in self.segment_ids_.tolist():
+            here, there = new == sid, old == sid
+            if here.any() and there.any():
+                drift[int(sid)] = float(np.linalg.norm(z[here].mean(0) - z[there].mean(0)))
+        return drift
 
     def predict(self, X: Any) -> np.ndarray:
         """Segment id of every row (nearest centroid, float64, first on ties, as in SQL)."""
@@ -508,7 +520,6 @@ class Segmenter(Estimator):
             "comparison": self.comparison_,
             "score_columns": list(self.scores_.columns),
             "scores": self.scores_.to_dict(orient="records"),
-            "id_matching": {str(k): v for k, v in self.id_matching_.items()},
             "history": self.history_,
         }
         return arrays, state
@@ -522,7 +533,6 @@ class Segmenter(Estimator):
         self.k_ = state["k"]
         self.comparison_ = state["comparison"]
         self.scores_ = pd.DataFrame.from_records(state["scores"], columns=state["score_columns"])
-        self.id_matching_ = {int(k): v for k, v in state["id_matching"].items()}
         self.history_ = state["history"]
         self.segment_sizes_ = {int(k): v for k, v in state["segment_sizes"].items()}
         self.encoder_layers_ = [
