@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from pyprofile.errors import InputError, WarehouseError
 from pyprofile.models.data import as_arrow
+from pyprofile.warehouse.sql import qualified
 
 DEFAULT_DB = "pyprofile.duckdb"
 DB_ENV = "PYPROFILE_DB"
@@ -88,8 +89,7 @@ class Warehouse(abc.ABC):
         """Column name -> engine type of a table or view, in order."""
 
     def count(self, name: str) -> int:
-        from pyprofile.warehouse.sql import qualified
-
+        """Rows in table ``schema.table``."""
         return int(self.scalar(f"select count(*) from {qualified(name)}"))
 
     def require(self, name: str, columns: Sequence[str] = ()) -> dict[str, str]:
