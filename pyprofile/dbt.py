@@ -34,11 +34,29 @@ def config_value(raw: Any, cast: Callable[[Any], Any] = str) -> Any:
     return None if raw in (None, "", "none", "None", "null") else cast(raw)
 
 
-def run_step(model: str, outputs: str, fn: Callable[[], dict], *, extra: Sequence[str] = ()):
+def clear_outputs(wh: Any, step: str) -> None:
+    """Drop what ``step`` wrote on an earlier run (its tables and scoring functions), so that a
+    skipped step leaves no stale result next to fresh features."""
+    from pyprofile.warehouse.engine import Warehouse
+    from pyprofile.warehouse.tables import STEP_OUTPUTS
+
+    tables, functions = STEP_OUTPUTS[step]
+    Warehouse.open(wh).drop(tables, functions)
+
+
+def run_step(
+    model: str,
+    outputs: str,
+    fn: Callable[[], dict],
+    *,
+    extra: Sequence[str] = (),
+    session: Any = None,
+):
     """Run one ml step for a dbt Python model and return its one-row run log (Arrow).
 
     A step whose input is missing or unusable (an :class:`~pyprofile.errors.InputError`, e.g.
-    no order lines to recommend from) is skipped with its reason instead of failing the build.
+    no order lines to recommend from) is skipped with its reason instead of failing the build;
+    with ``session`` (the model's connection) its outputs of an earlier run are cleared.
     """
     import pyarrow as pa
 
@@ -52,6 +70,8 @@ def run_step(model: str, outputs: str, fn: Callable[[], dict], *, extra: Sequenc
     except InputError as exc:
         summary, status, message = {}, "skipped", str(exc)
         print(f"pyprofile: {model} skipped: {exc}")
+        if session is not None:
+            clear_outputs(session, model)
     rows = summary.get("rows")
     row = {
         "model": model,

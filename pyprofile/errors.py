@@ -13,5 +13,13 @@ class WarehouseError(PyprofileError):
     """A warehouse object is missing or cannot be read or written."""
 
 
+class ModelNotFoundError(WarehouseError):
+    """The registry has no model (or no such version) under that name."""
+
+
+class CorruptArtifactError(WarehouseError):
+    """A stored model's bytes do not match their checksum: never used silently."""
+
+
 class NotFittedError(PyprofileError, AttributeError):
     """A model method that needs a fitted model was called before ``fit``."""

@@ -43,7 +43,7 @@ def run():
 def test_tables_are_written(run):
     wh, summary = run
     cols = list(wh.columns("ml.synthetic_customers"))
-    assert cols == [*features().columns, "synthetic_id", "model_version"]
+    assert cols == [*features().columns, "synthetic_id", "model_version", "as_of_date"]
     assert wh.count("ml.synthetic_customers") == 250 == summary["rows_written"]
     ids = wh.query("select synthetic_id from ml.synthetic_customers order by 1")["synthetic_id"]
     assert ids.to_pylist() == list(range(1, 251))
@@ -92,7 +92,20 @@ def test_model_is_in_the_registry(run):
         "region",
         "has_purchased",
     }
-    assert not wh.exists("ml._synthetic_customers_scoring")  # scratch table cleaned up
+    # the synthetic rows scored for quality were never written to the file as a table
+    stored = (
+        wh.query(
+            "select table_schema || '.' || table_name as t from information_schema.tables "
+            "where table_catalog = current_database()"
+        )
+        .column("t")
+        .to_pylist()
+    )
+    assert sorted(t for t in stored if t.startswith("ml.")) == [
+        "ml.model_registry",
+        "ml.synthetic_customers",
+        "ml.synthetic_quality",
+    ]
 
 
 def test_conditions_and_privacy_filter():

@@ -113,6 +113,31 @@ def test_every_output_exists_with_plausible_content(pipeline_db):
         )
 
 
+ML_OUTPUTS = {
+    "ml.customer_segments": "segmenter",
+    "ml.segment_profiles": "segmenter",
+    "ml.customer_scores": "customer_scores",
+    "ml.synthetic_customers": "synthesizer",
+    "ml.synthetic_quality": "synthesizer",
+    "ml.recommendations": "recommender",
+    "ml.product_similarities": "recommender",
+}
+
+
+def test_every_ml_output_names_its_date_and_model(pipeline_db):
+    """Each ml table says which as_of it was computed for and which registered model wrote it."""
+    with Warehouse.open(pipeline_db) as wh:
+        as_of = wh.scalar("select max(as_of_date) from features.customer_features")
+        for table, model in ML_OUTPUTS.items():
+            stamps = wh.query(f"select distinct as_of_date, model_version from {table}").to_pylist()
+            latest = wh.scalar(
+                "select version from ml.model_registry where name = ? "
+                "order by trained_at desc limit 1",
+                [model],
+            )
+            assert stamps == [{"as_of_date": as_of, "model_version": latest}], table
+
+
 def test_rerun_is_idempotent(pipeline_db):
     tables = {
         "features.customer_features": "customer_id",

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from pyprofile.errors import InputError
 from pyprofile.warehouse.engine import Warehouse
 from pyprofile.warehouse.functions import Function
 from pyprofile.warehouse.registry import save_model, version_of
+from pyprofile.warehouse.sql import qualified, quote
 
 
 @dataclass
@@ -62,6 +65,24 @@ def read_frame(wh: Warehouse, name: str, required: Sequence[str] = ()) -> pd.Dat
     if frame.empty:
         raise InputError(f"table {name} is empty (0 rows)")
     return frame
+
+
+def observation_date(wh: Warehouse, table: str, column: str = "as_of_date") -> date | None:
+    """The observation date (``as_of``) a feature table was built for: the latest value of its
+    ``as_of_date`` column, or None when it has none. Every ml output carries it."""
+    if not wh.exists(table) or column not in wh.columns(table):
+        return None
+    value = wh.scalar(f"select max({quote(column)}) from {qualified(table)}")
+    return None if value is None else pd.Timestamp(value).date()
+
+
+def stamp(frame: pd.DataFrame, as_of, version: str) -> pd.DataFrame:
+    """``frame`` with the ``model_version`` and ``as_of_date`` it was computed for (last)."""
+    out = frame.drop(columns=["as_of_date", "model_version"], errors="ignore")
+    day = pd.Timestamp(as_of).date() if as_of is not None else None
+    out["model_version"] = version
+    out["as_of_date"] = pd.array([day] * len(out), dtype=pd.ArrowDtype(pa.date32()))
+    return out
 
 
 def check_unique(frame: pd.DataFrame, key: Sequence[str], name: str) -> None:

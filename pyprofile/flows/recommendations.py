@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from pyprofile.errors import InputError
-from pyprofile.flows.publish import ModelEntry, check_unique, publish
+from pyprofile.flows.publish import ModelEntry, check_unique, observation_date, publish, stamp
 from pyprofile.models.ranking import time_split
 from pyprofile.models.recommend import ITEM, TIME, USER, WEIGHT, Recommender
 from pyprofile.warehouse import tables
@@ -121,7 +121,10 @@ def run_recommendations(
     settings = {**inputs, **_settings(method, model, chosen_params, options)}
     registered = {**metrics, "validation": validation}
     entry = ModelEntry(tables.RECOMMENDER_MODEL, model.to_artifact(), settings, registered)
-    recs, sims = _outputs(model, everyone, k, similar_k, entry.version)
+    as_of = observation_date(wh, customers) if customers else None
+    if as_of is None:
+        as_of = data[TIME].max()
+    recs, sims = _outputs(model, everyone, k, similar_k, entry.version, as_of)
     check_unique(recs, [USER, "rank"], output_table)
     check_unique(sims, [ITEM, "rank"], similarities_table)
     publish(wh, models=[entry], tables={output_table: recs, similarities_table: sims})
@@ -150,12 +153,10 @@ def _settings(method: str, model: Recommender, chosen_params: dict, options: dic
     }
 
 
-def _outputs(model: Recommender, everyone, k: int, similar_k: int, version: str):
+def _outputs(model: Recommender, everyone, k: int, similar_k: int, version: str, as_of):
     """The rows of the recommendations and product-similarity tables."""
-    recs = model.recommend(everyone, k)
-    recs["model_version"] = version
-    sims = model.similar_products(similar_k)
-    sims["model_version"] = version
+    recs = stamp(model.recommend(everyone, k), as_of, version)
+    sims = stamp(model.similar_products(similar_k), as_of, version)
     return recs, sims
 
 

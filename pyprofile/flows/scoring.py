@@ -32,7 +32,14 @@ import numpy as np
 import pandas as pd
 
 from pyprofile.errors import InputError
-from pyprofile.flows.publish import ModelEntry, check_unique, publish, read_frame
+from pyprofile.flows.publish import (
+    ModelEntry,
+    check_unique,
+    observation_date,
+    publish,
+    read_frame,
+    stamp,
+)
 from pyprofile.models.artifact import pack
 from pyprofile.models.clv import BGNBD, GammaGamma, clv
 from pyprofile.models.metrics import roc_auc
@@ -193,7 +200,7 @@ def run_scoring(
     bundle_meta = {**common, "components": versions}
     bundle = ModelEntry(tables.SCORES_MODEL, pack({}, bundle_meta), bundle_meta)
     out = _scores(scoring, features, id_column, churn, purchase, bg, gg, known, discount_rate)
-    out["model_version"] = bundle.version
+    out = stamp(out, observation_date(wh, scoring_table), bundle.version)
     check_unique(out, [id_column], scoring_table)
     functions = scoring_functions(churn, purchase, bg, gg, discount_rate=discount_rate)
     written = {output_table: out} if output_table is not None else None

@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from pyprofile.errors import InputError, WarehouseError
-from pyprofile.flows.publish import ModelEntry, publish, read_frame
+from pyprofile.errors import InputError, ModelNotFoundError
+from pyprofile.flows.publish import ModelEntry, observation_date, publish, read_frame, stamp
 from pyprofile.models.personas import DEMOGRAPHICS, build_profiles
 from pyprofile.models.segment import Segmenter
 from pyprofile.warehouse import tables
@@ -32,8 +32,17 @@ def _previous(wh: Warehouse, columns: list[str]) -> tuple[Segmenter | None, str 
     """The latest registered segmenter, if any and if the feature table still has its inputs."""
     try:
         record = load_model(wh, tables.SEGMENTER_MODEL)
+    except ModelNotFoundError:  # the first run
+        return None, None
+    try:
         previous = Segmenter.from_artifact(record.artifact)
-    except (WarehouseError, InputError):  # none yet, or one of an older artifact format
+    except InputError as exc:  # an artifact of an older format: ids cannot be matched to it
+        warnings.warn(
+            f"previous segmenter {record.version} cannot be read ({exc}): segment ids are not "
+            "matched to it",
+            UserWarning,
+            stacklevel=3,
+        )
         return None, None
     missing = [c for c in previous.feature_names_in_ if c not in columns]
     if missing:
@@ -102,7 +111,8 @@ def run_segmentation(
         },
         metrics=_metrics(segmenter, frame, previous, previous_version, fit_seconds),
     )
-    segments, profiles = _outputs(segmenter, frame, id_column, entry.version)
+    as_of = observation_date(wh, features)
+    segments, profiles = _outputs(segmenter, frame, id_column, entry.version, as_of)
     functions = segment_functions(segmenter)
     written = {tables.SEGMENTS: segments, tables.SEGMENT_PROFILES: profiles}
     counts = publish(wh, models=[entry], tables=written, functions=functions)
@@ -140,7 +150,7 @@ def _metrics(segmenter: Segmenter, frame, previous, previous_version, fit_second
 
 
 def _outputs(
-    segmenter: Segmenter, frame: pd.DataFrame, id_column: str, version: str
+    segmenter: Segmenter, frame: pd.DataFrame, id_column: str, version: str, as_of
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows of ``ml.customer_segments`` and ``ml.segment_profiles``."""
     scores = segmenter.score(frame)
@@ -155,11 +165,9 @@ def _outputs(
             "distance_to_centroid": scores["distance_to_centroid"],
             "map_x": scores["map_x"],
             "map_y": scores["map_y"],
-            "model_version": version,
         }
     )
-    profiles["model_version"] = version
-    return segments, profiles
+    return stamp(segments, as_of, version), stamp(profiles, as_of, version)
 
 
 def format_summary(summary: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:

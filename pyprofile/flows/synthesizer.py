@@ -18,13 +18,12 @@ import numpy as np
 import pyarrow as pa
 
 from pyprofile.errors import InputError
-from pyprofile.flows.publish import ModelEntry, publish
+from pyprofile.flows.publish import ModelEntry, observation_date, publish
 from pyprofile.models.synth import quality as q
 from pyprofile.models.synth.synthesizer import Synthesizer
 from pyprofile.warehouse import tables
 from pyprofile.warehouse.engine import Warehouse
 from pyprofile.warehouse.quality import quality_report
-from pyprofile.warehouse.sql import qualified
 
 MIN_HOLDOUT_ROWS = 50
 PRIVACY_FILTER_EXTRA = 0.15  # sample this share more, so that filtering still leaves `rows`
@@ -170,19 +169,13 @@ def _publish(wh, model: Synthesizer, schema, synthetic, metric_rows, summary) ->
     }
     entry = ModelEntry(tables.SYNTHESIZER_MODEL, model.to_artifact(), params, metrics)
     created = datetime.now(UTC).replace(tzinfo=None)
+    as_of = observation_date(wh, summary["table"])
+    common = {"model_version": entry.version, "as_of_date": as_of, "created_at": created}
     quality = pa.Table.from_pylist(
-        [
-            {
-                "model_version": entry.version,
-                "source_table": summary["table"],
-                "created_at": created,
-                **r,
-            }
-            for r in metric_rows
-        ],
+        [{**common, "source_table": summary["table"], **r} for r in metric_rows],
         schema=QUALITY_SCHEMA,
     )
-    output = _output(schema, synthetic, entry.version)
+    output = _output(schema, synthetic, entry.version, as_of)
     publish(
         wh,
         models=[entry],
@@ -199,6 +192,7 @@ def _publish(wh, model: Synthesizer, schema, synthetic, metric_rows, summary) ->
 QUALITY_SCHEMA = pa.schema(
     [
         ("model_version", pa.string()),
+        ("as_of_date", pa.date32()),
         ("source_table", pa.string()),
         ("created_at", pa.timestamp("us")),
         ("metric_group", pa.string()),
@@ -223,19 +217,20 @@ def _metric(group, name, value):
 
 
 def _quality(wh: Warehouse, table: str, synthetic: pa.Table, kinds: dict[str, str]):
-    """SQL quality report of the synthetic rows against the whole source table."""
-    wh.write(tables.SYNTHETIC_SCRATCH, synthetic)
-    try:
-        return quality_report(wh, table, tables.SYNTHETIC_SCRATCH, kinds)
-    finally:
-        wh.execute(f"drop table if exists {qualified(tables.SYNTHETIC_SCRATCH)}")
+    """SQL quality report of the synthetic rows against the whole source table (the synthetic
+    rows are only registered with the connection, never written to the file)."""
+    with wh.scratch(synthetic) as name:
+        return quality_report(wh, table, name, kinds)
 
 
-def _output(schema: pa.Schema, synthetic: pa.Table, version: str) -> pa.Table:
-    """The source's columns in order (left-out ones as nulls) + synthetic_id, model_version."""
+def _output(schema: pa.Schema, synthetic: pa.Table, version: str, as_of) -> pa.Table:
+    """The source's columns in order (left-out ones as nulls) + synthetic_id, model_version
+    and the ``as_of_date`` of the source (which replaces a generated one)."""
     n = synthetic.num_rows
     arrays, fields = [], []
     for f in schema:
+        if f.name == "as_of_date":
+            continue
         if f.name in synthetic.column_names:
             col = synthetic[f.name]
             arrays.append(col)
@@ -243,8 +238,16 @@ def _output(schema: pa.Schema, synthetic: pa.Table, version: str) -> pa.Table:
         else:
             arrays.append(pa.nulls(n, type=f.type))
             fields.append(f)
-    arrays += [pa.array(np.arange(1, n + 1, dtype=np.int64)), pa.array([version] * n)]
-    fields += [pa.field("synthetic_id", pa.int64()), pa.field("model_version", pa.string())]
+    arrays += [
+        pa.array(np.arange(1, n + 1, dtype=np.int64)),
+        pa.array([version] * n, pa.string()),
+        pa.array([as_of] * n, pa.date32()),
+    ]
+    fields += [
+        pa.field("synthetic_id", pa.int64()),
+        pa.field("model_version", pa.string()),
+        pa.field("as_of_date", pa.date32()),
+    ]
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -208,6 +209,30 @@ class DuckDBWarehouse(Warehouse):
             for view in views:
                 self.con.unregister(view)
         return counts
+
+    def drop(self, tables: Sequence[str] = (), functions: Sequence[str] = ()) -> None:
+        kinds = dict(
+            self.con.execute(
+                "select schema_name || '.' || function_name, function_type "
+                "from duckdb_functions() where database_name = current_database() "
+                "and function_type in ('macro', 'table_macro')"
+            ).fetchall()
+        )
+        statements = [f"drop table if exists {qualified(name)}" for name in tables]
+        for name in functions:
+            if name in kinds:
+                table = "table " if kinds[name] == "table_macro" else ""
+                statements.append(f"drop macro {table}if exists {qualified(name)}")
+        self._atomic(statements)
+
+    @contextmanager
+    def scratch(self, data: Any) -> Iterator[str]:
+        view = f"__pyprofile_scratch_{uuid.uuid4().hex}"
+        self.con.register(view, as_arrow(data))
+        try:
+            yield f"temp.{view}"
+        finally:
+            self.con.unregister(view)
 
     def publish_macro(self, name: str, params: Sequence[str], body: str) -> None:
         """Persist ``create or replace macro schema.name(params) as body`` in the warehouse file.

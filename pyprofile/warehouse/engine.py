@@ -149,6 +149,15 @@ class Warehouse(abc.ABC):
         return self.write_many({name: arrow})[name]
 
     @abc.abstractmethod
+    def drop(self, tables: Sequence[str] = (), functions: Sequence[str] = ()) -> None:
+        """Drop these tables and scoring functions (those that exist) in one transaction."""
+
+    @abc.abstractmethod
+    def scratch(self, data: Any) -> AbstractContextManager[str]:
+        """Make ``data`` queryable for the duration of a block, as ``temp.<name>`` (yielded),
+        without writing it to the warehouse file: nothing is left behind, even after a kill."""
+
+    @abc.abstractmethod
     def publish_macro(self, name: str, params: Sequence[str], body: str) -> None:
         """Persist the scalar or table function ``name(params)`` defined by SQL ``body``."""
 

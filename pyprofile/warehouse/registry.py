@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pyprofile.errors import WarehouseError
+from pyprofile.errors import CorruptArtifactError, ModelNotFoundError
 from pyprofile.models.artifact import checksum, jsonable
 from pyprofile.warehouse.engine import Warehouse
 from pyprofile.warehouse.sql import qualified
@@ -86,7 +86,7 @@ def load_model(wh: Any, name: str, version: str | None = None) -> ModelRecord:
     """Fetch a model (the latest trained when ``version`` is None) and verify its checksum."""
     wh = Warehouse.open(wh)
     if not wh.exists(REGISTRY):
-        raise WarehouseError(
+        raise ModelNotFoundError(
             f"no model registry ({REGISTRY}) in this warehouse: train a model first"
         )
     sql = (
@@ -100,12 +100,13 @@ def load_model(wh: Any, name: str, version: str | None = None) -> ModelRecord:
     rows = wh.query(sql + " order by trained_at desc limit 1", args).to_pylist()
     if not rows:
         what = f"version {version} of " if version else ""
-        raise WarehouseError(f"no {what}model named {name!r} in {REGISTRY}")
+        raise ModelNotFoundError(f"no {what}model named {name!r} in {REGISTRY}")
     row = rows[0]
     blob = bytes(row["artifact"])
     if checksum(blob) != row["checksum"]:
-        raise WarehouseError(
-            f"model {name} {row['version']}: artifact checksum mismatch (corrupted)"
+        raise CorruptArtifactError(
+            f"model {name} {row['version']} in {REGISTRY}: the artifact does not match its "
+            "checksum (corrupted or tampered with); retrain it, or delete that row to go on"
         )
     return ModelRecord(
         name=row["name"],

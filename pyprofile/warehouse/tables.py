@@ -16,7 +16,6 @@ SEGMENT_PROFILES = "ml.segment_profiles"
 SCORES = "ml.customer_scores"
 SYNTHETIC = "ml.synthetic_customers"
 SYNTHETIC_QUALITY = "ml.synthetic_quality"
-SYNTHETIC_SCRATCH = "ml._synthetic_customers_scoring"
 RECOMMENDATIONS = "ml.recommendations"
 PRODUCT_SIMILARITIES = "ml.product_similarities"
 
@@ -40,3 +39,16 @@ BGNBD_MODEL = "bgnbd"
 GAMMA_GAMMA_MODEL = "gamma_gamma"
 SCORES_MODEL = "customer_scores"
 RECOMMENDER_MODEL = "recommender"
+
+# ---------------------------------------------------------------- what each ml step writes
+# step (registry model name) -> (tables, scoring functions); a skipped step clears them so that
+# no stale output of an earlier run is left next to fresh features.
+STEP_OUTPUTS = {
+    SYNTHESIZER_MODEL: ((SYNTHETIC, SYNTHETIC_QUALITY), ()),
+    SEGMENTER_MODEL: ((SEGMENTS, SEGMENT_PROFILES), (SEGMENT_OF, SEGMENT_TABLE)),
+    SCORES_MODEL: (
+        (SCORES,),
+        (CHURN_SCORE, PURCHASE_SCORE, P_ALIVE, EXPECTED_PURCHASES, EXPECTED_VALUE, CLV_12M),
+    ),
+    RECOMMENDER_MODEL: ((RECOMMENDATIONS, PRODUCT_SIMILARITIES), ()),
+}
