@@ -144,9 +144,13 @@ def demo_data(
     end_date: Annotated[
         str | None, typer.Option(help="Last day of the 2-year history, YYYY-MM-DD")
     ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace raw tables of the same name that the demo did not write")
+    ] = False,
 ):
     """Generate the demo e-commerce warehouse (raw.* tables, hidden types in demo_truth)."""
-    _generate(_db(db), customers=customers, seed=seed, end_date=_date(end_date, "--end-date"))
+    day = _date(end_date, "--end-date")
+    _generate(_db(db), customers=customers, seed=seed, end_date=day, force=force or None)
 
 
 @app.command("load")

@@ -114,3 +114,24 @@ def test_dirty_rows_are_present_for_staging_to_reject(small):
             )
             == 3
         )
+
+
+def test_never_replaces_tables_the_demo_did_not_write(tmp_path):
+    from pyprofile.errors import InputError
+    from pyprofile.warehouse import Warehouse
+
+    path = tmp_path / "shop.duckdb"
+    with Warehouse.open(path) as wh:
+        wh.execute("create schema raw")
+        wh.execute("create table raw.orders as select 'mine' as order_id")
+    with pytest.raises(InputError, match=r"raw.orders already exist.*--force"):
+        generate_demo(path, customers=20, seed=1)
+    with Warehouse.open(path) as wh:  # untouched, and nothing else was written
+        assert wh.query("select * from raw.orders").to_pylist() == [{"order_id": "mine"}]
+        assert not wh.exists("raw.customers")
+    generate_demo(path, customers=20, seed=1, force=True)
+    generate_demo(path, customers=30, seed=1)  # the demo's own tables are replaced freely
+    with Warehouse.open(path) as wh:
+        assert wh.count("raw.customers") == 30
+    with pytest.raises(InputError, match="customers must be at least 1"):
+        generate_demo(path, customers=0)

@@ -13,9 +13,14 @@ from pyprofile.demo.chunk import generate_chunk
 from pyprofile.demo.products import draw_catalog
 from pyprofile.demo.sampling import DaySampler
 from pyprofile.demo.seasonality import DAYS, DEFAULT_END, daily_weights
+from pyprofile.errors import InputError
 from pyprofile.warehouse import Warehouse
+from pyprofile.warehouse.sql import qualified, string
 
 RAW_TABLES = ["customers", "orders", "order_items", "products", "events"]
+# Every table the demo writes carries this comment: only such tables are ever replaced.
+DEMO_MARK = "pyprofile demo data"
+DEMO_TABLES = [*(f"raw.{t}" for t in RAW_TABLES), "demo_truth.customer_types"]
 
 _DDL = """
 create schema if not exists raw;
@@ -91,11 +96,18 @@ def generate_demo(
     chunk_size: int = 50_000,
     dirty: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
 ) -> DemoSummary:
-    """Write the demo raw tables (replacing them) into the warehouse ``db``; returns row counts."""
+    """Write the demo raw tables into the warehouse ``db``; returns row counts.
+
+    Tables an earlier demo wrote are replaced; a table of the same name that the demo did not
+    write (the user's data) is never replaced unless ``force``.
+    """
     if customers < 1:
-        raise ValueError("customers must be at least 1")
+        raise InputError(f"customers must be at least 1, got {customers}")
     wh = Warehouse.open(db)
+    if not force:
+        _refuse_user_tables(wh)
     rng = np.random.default_rng(seed)
     start = end_date - timedelta(days=DAYS - 1)
     sampler = DaySampler(daily_weights(start, DAYS))
@@ -104,6 +116,8 @@ def generate_demo(
         for stmt in _DDL.split(";"):
             if stmt.strip():
                 con.execute(stmt)
+        for name in DEMO_TABLES:
+            con.execute(f"comment on table {qualified(name)} is {string(DEMO_MARK)}")
         _insert(con, _PRODUCTS, catalog.table)
     counters = {"order": 1, "session": 1}
     done = 0
@@ -122,6 +136,26 @@ def generate_demo(
     counts = {t: wh.count(f"raw.{t}") for t in RAW_TABLES}
     wh.close()
     return DemoSummary(**counts)
+
+
+def _refuse_user_tables(wh: Warehouse) -> None:
+    """Raise unless every demo table that already exists was written by the demo."""
+    theirs = [
+        name
+        for name in DEMO_TABLES
+        if wh.exists(name)
+        and wh.scalar(
+            "select comment from duckdb_tables() where database_name = current_database() "
+            "and schema_name = ? and table_name = ?",
+            name.split("."),
+        )
+        != DEMO_MARK
+    ]
+    if theirs:
+        raise InputError(
+            f"{', '.join(theirs)} already exist and were not written by pyprofile demo-data: "
+            "refusing to replace them (pick another --db, or pass --force to replace them)"
+        )
 
 
 def _insert(con, sql: str, table: pa.Table, params: list | None = None) -> None:
