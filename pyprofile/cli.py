@@ -38,7 +38,26 @@ SeedOption = Annotated[int | None, typer.Option(help="Random seed")]
 
 
 def _db(db: Path | None) -> Path:
+    """The warehouse a command creates or adds to (demo-data, demo, load)."""
     return Path(db) if db else Path(default_db_path())
+
+
+def _existing(db: Path | None) -> Path:
+    """The warehouse a command reads: it must exist (never create an empty one by mistake)."""
+    from pyprofile.errors import WarehouseError
+
+    path = _db(db)
+    if not path.is_file():
+        raise WarehouseError(
+            f"warehouse {path} does not exist: create its raw tables with `pyprofile demo-data "
+            f"--db {path}` or `pyprofile load FILE --table orders --db {path}`"
+        )
+    return path
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error message on one line (engine messages often span several)."""
+    return " ".join(str(exc).split())
 
 
 def friendly(fn):
@@ -48,31 +67,28 @@ def friendly(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except PyprofileError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-        except (FileNotFoundError, PermissionError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        except (PyprofileError, FileNotFoundError, PermissionError) as exc:
+            err.print(f"[bold red]error:[/] {_one_line(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
 
 
-def _progress() -> Progress:
+def _progress(*, transient: bool = False) -> Progress:
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-        transient=False,
+        transient=transient,
     )
 
 
 def _generate(db: Path, **options):
     from pyprofile.demo import generate_demo
 
-    with _progress() as progress:
+    with _progress(transient=True) as progress:  # the table below says what was written
         task = progress.add_task("generating customers", total=None)
         summary = generate_demo(
             db,
@@ -91,8 +107,17 @@ def _vars(items: list[str] | None, **extra) -> dict | None:
     """dbt vars from repeated NAME=VALUE options (values parsed as YAML: numbers stay numbers)."""
     import yaml
 
+    from pyprofile.errors import InputError
+
     out = {k: v for k, v in extra.items() if v is not None}
-    out.update({k: yaml.safe_load(v) for k, v in _pairs(items, "--var", "name=value").items()})
+    for name, text in _pairs(items, "--var", "name=value").items():
+        try:
+            out[name] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or "not valid YAML"
+            raise InputError(
+                f"--var {name}={text!r}: {problem} (values are read as YAML)"
+            ) from None
     return out or None
 
 
@@ -105,12 +130,12 @@ def _build(db: Path, select: list[str], vars_: dict | None, title: str):
 
         def on_node(node):
             done.append(node)
-            style = {"success": "green", "pass": "green", "warn": "yellow"}.get(node.status, "red")
-            progress.console.print(
-                f"  [{style}]{node.status:>7}[/] {node.kind:<6} {node.name} ({node.seconds:.1f}s)",
-                highlight=False,
-            )
             progress.update(task, completed=len(done))
+            if node.status not in ("success", "pass", "skipped"):  # only what needs a look
+                style = "yellow" if node.status == "warn" else "red"
+                progress.console.print(
+                    f"  [{style}]{node.status:>7}[/] {node.kind:<6} {node.name}", highlight=False
+                )
 
         return run_dbt("build", db, select=select, vars=vars_, on_node=on_node)
 
@@ -200,7 +225,7 @@ def features(
     as_of: Annotated[str | None, typer.Option(help="Observation date YYYY-MM-DD")] = None,
 ):
     """Build and test the staging and feature layers (dbt)."""
-    path = _db(db)
+    path = _existing(db)
     _build(
         path,
         ["staging", "features"],
@@ -313,7 +338,7 @@ def synth(
     from pyprofile.flows.synthesizer import format_quality, run_synthesizer
 
     summary = run_synthesizer(
-        _db(db),
+        _existing(db),
         rows=rows,
         conditions=_pairs(condition, "--condition") or None,
         label=label,
@@ -337,7 +362,7 @@ def segment(
     from pyprofile.flows.segmentation import run_segmentation
 
     summary = run_segmentation(
-        _db(db),
+        _existing(db),
         verbose=True,
         **_given(k=k, k_range=_k_range(k_range), random_state=seed),
     )
@@ -381,7 +406,7 @@ def score(
     from pyprofile.dbt import run_dbt
     from pyprofile.flows.scoring import METRIC_COLUMNS, metrics_rows, run_scoring
 
-    path = _db(db)
+    path = _existing(db)
     given = _given(horizon_days=horizon_days)
     with _status("building the point-in-time training set"):
         run_dbt("build", path, select=["customer_training"], vars=given or None)
@@ -406,7 +431,7 @@ def recommend(
     """Fit the recommender; write ml.recommendations + ml.product_similarities."""
     from pyprofile.flows.recommendations import pipeline_inputs, run_recommendations
 
-    path = _db(db)
+    path = _existing(db)
     with _status("fitting recommenders"):
         summary = run_recommendations(
             path, **pipeline_inputs(path), **_given(k=k, method=method, random_state=seed)
@@ -433,7 +458,7 @@ def run(
     var: VarOption = None,
 ):
     """Run the whole pipeline (dbt build: staging, features, ml, marts) and summarise it."""
-    path = _db(db)
+    path = _existing(db)
     _build(path, [], _vars(var, as_of=_iso(as_of)), "dbt build: everything")
     _summary(path)
     _model_summary(path)
@@ -470,7 +495,7 @@ def report(
     from pyprofile.report import build_report
     from pyprofile.warehouse import Warehouse
 
-    with Warehouse.open(_db(db), read_only=True) as wh:
+    with Warehouse.open(_existing(db), read_only=True) as wh:
         summary = build_report(wh, out)
     console.print(f"wrote {out} ({len(summary.rendered)} sections, {summary.plots} plots)")
     for key, reason in summary.skipped.items():

@@ -163,13 +163,21 @@ def run_dbt(
     ]
     run = DbtRun(success=bool(result.success), nodes=nodes)
     if raise_on_error and not run.success:
-        failed = run.failures()
-        if failed:
-            detail = "; ".join(f"{n.name}: {(n.message or n.status).strip()}" for n in failed[:5])
-        else:
-            detail = str(result.exception or "see dbt's log")
-        raise PyprofileError(f"dbt {command} failed: {detail}")
+        raise PyprofileError(_failure_line(command, run, result.exception))
     return run
+
+
+def _failure_line(command: str, run: DbtRun, exception: BaseException | None) -> str:
+    """One line: what failed (first line of each of the first three messages) and the log."""
+    log = _work_dir(project_dir()) / "logs" / "dbt.log"
+    failed = run.failures()
+    if failed:
+        first = [f"{n.name}: {' '.join((n.message or n.status).split())[:300]}" for n in failed[:3]]
+        more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+        detail = f"{len(failed)} of {len(run.nodes)} nodes failed ({'; '.join(first)}{more})"
+    else:
+        detail = " ".join(str(exception or "see the log").split())[:300]
+    return f"dbt {command} failed: {detail}; full log: {log}"
 
 
 def _arguments(
@@ -188,7 +196,11 @@ def _arguments(
         str(work / "target"),
         "--log-path",
         str(work / "logs"),
-        "--quiet",
+        # nothing on the console (progress comes through the callback); the file keeps it all
+        "--log-level",
+        "none",
+        "--log-level-file",
+        "info",
     ]
     for s in select:
         args += ["--select", s]

@@ -65,3 +65,53 @@ def test_user_errors_are_one_line_with_nonzero_exit(tmp_path):
     out = runner.invoke(app, ["features", "--db", str(tmp_path / "empty.duckdb")])
     assert out.exit_code == 1 and "Traceback" not in out.output
     assert "raw" in out.output and "does not exist" in out.output
+
+
+def _one_error_line(out) -> str:
+    assert out.exit_code == 1, out.output
+    assert "Traceback" not in out.output
+    lines = [line for line in out.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.output
+    return lines[0]
+
+
+def test_bad_options_and_files_are_one_clear_line(tmp_path):
+    missing = tmp_path / "missing.duckdb"
+    line = _one_error_line(runner.invoke(app, ["report", "--db", str(missing)]))
+    assert "does not exist" in line and not missing.exists()  # no empty file left behind
+    not_duckdb = tmp_path / "orders.csv"
+    not_duckdb.write_text("a,b\n1,2\n")
+    line = _one_error_line(runner.invoke(app, ["segment", "--db", str(not_duckdb)]))
+    assert "orders.csv" in line
+    db = tmp_path / "w.duckdb"
+    assert runner.invoke(app, ["demo-data", "--db", str(db), "--customers", "20"]).exit_code == 0
+    line = _one_error_line(
+        runner.invoke(app, ["features", "--db", str(db), "--as-of", "2025-13-45"])
+    )
+    assert "--as-of '2025-13-45'" in line
+    line = _one_error_line(
+        runner.invoke(app, ["run", "--db", str(db), "--var", "event_types=[a, b"])
+    )
+    assert "--var event_types=" in line
+    line = _one_error_line(runner.invoke(app, ["demo-data", "--db", str(db), "--customers", "0"]))
+    assert "customers must be at least 1, got 0" in line
+    line = _one_error_line(
+        runner.invoke(app, ["demo-data", "--db", str(db), "--end-date", "yesterday"])
+    )
+    assert "--end-date 'yesterday'" in line
+
+
+def test_a_dbt_failure_is_one_line_with_the_log(tmp_path):
+    db = tmp_path / "w.duckdb"
+    with Warehouse.open(db) as wh:
+        wh.execute("create schema raw")
+        wh.execute(
+            "create table raw.orders as select 'o1' as order_id, 'c1' as customer_id, "
+            "timestamp '2024-01-01' as ordered_at"
+        )
+    out = runner.invoke(app, ["features", "--db", str(db)])
+    assert out.exit_code == 1 and "Traceback" not in out.output
+    errors = [line for line in out.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, out.output
+    assert "lacks required column 'amount'" in errors[0] and "full log: " in errors[0]
+    assert len(out.output.splitlines()) < 10  # progress and the failed node, not dbt's log

@@ -6,6 +6,7 @@ embed) open them. Tables are replaced in one transaction; macros are persisted i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
@@ -45,6 +46,21 @@ def _to_arrow(result: Any) -> pa.Table:
     raise WarehouseError("this DuckDB version cannot return Arrow tables")
 
 
+def _check_is_duckdb(path: str) -> None:
+    """Refuse a file that is not a DuckDB database (DuckDB would open a CSV as a read-only
+    table and the user would get a puzzling "table does not exist" later)."""
+    file = Path(path)
+    if path == ":memory:" or not file.is_file() or file.stat().st_size == 0:
+        return
+    with file.open("rb") as handle:
+        header = handle.read(12)
+    if header[8:12] != b"DUCK":
+        raise WarehouseError(
+            f"{path} is not a DuckDB warehouse file: pass the .duckdb file with --db, "
+            "or load an export into one with `pyprofile load`"
+        )
+
+
 class DuckDBWarehouse(Warehouse):
     """A DuckDB warehouse: a file path, or an open connection."""
 
@@ -69,6 +85,7 @@ class DuckDBWarehouse(Warehouse):
         path = str(target)
         if read_only and path != ":memory:" and not Path(path).exists():
             raise WarehouseError(f"warehouse {path} does not exist")
+        _check_is_duckdb(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         compatible = {"storage_compatibility_version": STORAGE_VERSION}
@@ -156,7 +173,10 @@ class DuckDBWarehouse(Warehouse):
         return rows[0][0] if rows else None
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        self.con.execute(sql, params or [])
+        try:
+            self.con.execute(sql, params or [])
+        except duckdb.Error as exc:
+            raise WarehouseError(f"statement failed: {exc}") from exc
 
     # ------------------------------------------------------------------ writing
     @contextmanager
@@ -179,15 +199,21 @@ class DuckDBWarehouse(Warehouse):
             yield self.con
             self.con.execute("commit")
         except BaseException:
-            self.con.execute("rollback")
+            # a failed commit (e.g. a full disk) may have ended the transaction already: never
+            # let "cannot rollback" hide the real cause
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute("rollback")
             raise
         finally:
             self._depth = 0
 
     def _atomic(self, statements: Sequence[str]) -> None:
-        with self.transaction() as con:
-            for sql in statements:
-                con.execute(sql)
+        try:
+            with self.transaction() as con:
+                for sql in statements:
+                    con.execute(sql)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"writing to warehouse {self.path or ''} failed: {exc}") from exc
 
     def write_many(self, tables: dict[str, Any]) -> dict[str, int]:
         views, statements, counts = [], [], {}

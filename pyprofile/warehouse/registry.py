@@ -105,8 +105,8 @@ def load_model(wh: Any, name: str, version: str | None = None) -> ModelRecord:
     blob = bytes(row["artifact"])
     if checksum(blob) != row["checksum"]:
         raise CorruptArtifactError(
-            f"model {name} {row['version']} in {REGISTRY}: the artifact does not match its "
-            "checksum (corrupted or tampered with); retrain it, or delete that row to go on"
+            f"model {name} {row['version']} in {REGISTRY}: artifact checksum mismatch "
+            "(corrupted or tampered with); retrain it, or delete that row to go on"
         )
     return ModelRecord(
         name=row["name"],
