@@ -134,3 +134,7 @@ def test_bad_input():
     wh.write("features.customer_features", features())
     with pytest.raises(InputError, match="rows must be at least 1"):
         run_synthesizer(wh, rows=0)
+    with pytest.raises(InputError, match="epochs must be at least 1"):
+        run_synthesizer(wh, epochs=0)
+    with pytest.raises(InputError, match="batch_size"):
+        run_synthesizer(wh, batch_size=0)

@@ -318,3 +318,18 @@ def test_run_segmentation_flow(data):
     profiles = wh.read("ml.segment_profiles").to_pandas()
     assert profiles["size"].sum() == 600
     assert set(profiles["segment_name"]) == set(segs["segment_name"])
+
+
+def test_a_tampered_previous_model_is_an_error_not_ignored(data):
+    from pyprofile.errors import CorruptArtifactError
+    from pyprofile.flows.segmentation import run_segmentation
+
+    frame, _ = data
+    wh = Warehouse.open(":memory:")
+    wh.write("features.customer_features", frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = run_segmentation(wh, k=4, **FAST)
+    wh.execute("update ml.model_registry set artifact = artifact || '\\x00'::blob")
+    with pytest.raises(CorruptArtifactError, match=f"segmenter {first['model_version']}"):
+        run_segmentation(wh, k=4, **FAST)
