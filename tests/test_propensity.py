@@ -186,15 +186,29 @@ def test_churn_score_macro_equals_predict_proba(data, calibration):
     assert np.all(np.isfinite(sql_p))
 
 
-def test_gbm_cannot_be_exported_to_sql(fitted):
-    with pytest.raises(InputError, match="only the linear model"):
-        propensity_sql(fitted, "gbm")
+@pytest.mark.parametrize("calibration", ["none", "isotonic"])
+def test_boosted_trees_in_sql_equal_predict_proba_on_every_row(data, calibration):
+    model = PropensityModel(model="gbm", gbm_max_iter=40, calibration=calibration)
+    model.fit(data, "churned")
+    scoring = data.drop(columns=["churned"]).copy()
+    scoring.loc[0, "region"] = "atlantis"  # unseen level
+    scoring.loc[1, "recency_days"] = np.nan  # null never seen in training
+    params, body = propensity_sql(model)  # the kept model: the trees
+    wh = Warehouse.open(":memory:")
+    wh.write("features.f", scoring)
+    wh.publish_macro("ml.churn_score", params, body)
+    args = ", ".join(f'"{p}"' for p in params)
+    sql = wh.query(f"select ml.churn_score({args}) as p from features.f order by customer_id")
+    expected = model.predict_proba(scoring.sort_values("customer_id"))[:, 1]
+    np.testing.assert_allclose(sql.column("p").to_numpy(), expected, rtol=0, atol=1e-12)
+    with pytest.raises(InputError, match="'forest' was not fitted"):
+        propensity_sql(model, "forest")
 
 
 def test_a_gbm_only_model_still_exports_its_linear_baseline(data):
     model = PropensityModel(model="gbm", gbm_max_iter=20, random_state=0).fit(data, "churned")
     assert model.best_model_ == "gbm" and set(model.candidates_) == {"linear", "gbm"}
-    params, body = propensity_sql(model)
+    params, body = propensity_sql(model, "linear")
     assert params == model.feature_names_in_
     wh = Warehouse.open(":memory:")
     wh.write("features.f", data.head(50))

@@ -83,16 +83,16 @@ def warehouse():
 def test_scores_table_has_one_row_per_customer(warehouse):
     wh, summary, _, scoring = warehouse
     scores = wh.read("ml.customer_scores").to_pandas()
-    assert list(scores.columns) == ["customer_id", *SCORE_COLUMNS]
+    assert list(scores.columns) == ["customer_id", *SCORE_COLUMNS, "as_of_date"]
     assert summary["rows"] == len(scores) == len(scoring)
     assert scores["customer_id"].is_unique
     for col in ("churn_probability", "purchase_probability", "p_alive"):
         assert scores[col].between(0.0, 1.0).all(), col
     assert (scores["expected_purchases_90d"] >= 0).all() and (scores["clv_12m"] >= 0).all()
     assert (scores["model_version"] == summary["model_version"]).all()
-    # churn and purchase are complementary labels here: their scores must disagree in sign
-    corr = np.corrcoef(scores["churn_probability"], scores["purchase_probability"])[0, 1]
-    assert corr < -0.8
+    # one model of one label: purchase is exactly the complement of churn, for every customer
+    total = scores["churn_probability"] + scores["purchase_probability"]
+    np.testing.assert_allclose(total, 1.0, rtol=0, atol=1e-15)
     # scores discriminate on the labelled window (in-sample sanity, not the honest metric)
     assert summary["metrics"][0]["roc_auc"] > 0.65
 
@@ -100,12 +100,14 @@ def test_scores_table_has_one_row_per_customer(warehouse):
 def test_models_and_metrics_are_registered(warehouse):
     wh, summary, _, _ = warehouse
     names = {row["name"] for row in wh.query("select name from ml.model_registry").to_pylist()}
-    assert {"churn", "purchase", "bgnbd", "gamma_gamma", "customer_scores"} <= names
+    assert {"churn", "bgnbd", "gamma_gamma", "customer_scores"} <= names
+    assert "purchase" not in names  # no second model of the same question
     record = registry.load_model(wh, "churn", summary["versions"]["churn"])
     assert record.metrics["roc_auc"] == pytest.approx(summary["metrics"][0]["roc_auc"])
     bundle = registry.load_model(wh, "customer_scores", summary["model_version"])
     assert bundle.params["components"] == summary["versions"]
-    assert [r["model"] for r in summary["metrics"]] == ["churn", "purchase", "clv"]
+    assert [r["model"] for r in summary["metrics"]] == ["churn", "clv"]
+    assert summary["skipped"] == {}
     assert all(len(cells) == len(METRIC_COLUMNS) for cells in metrics_rows(summary))
     assert summary["clv_holdout"]["spend_mae"] < summary["clv_holdout"]["spend_mae_baseline"]
     gg = registry.load_model(wh, "gamma_gamma").metrics
@@ -126,17 +128,21 @@ def test_macros_reproduce_the_scores(warehouse):
     np.testing.assert_allclose(got["pa"], got["p_alive"], atol=1e-9)
     np.testing.assert_allclose(got["ep"], got["expected_purchases_90d"], atol=1e-9)
     np.testing.assert_allclose(got["clv"], got["clv_12m"], atol=1e-9)
-    # churn_score = the registered linear churn model, within 1e-9
+    # churn_score and purchase_score = the stored probabilities, whichever model was kept
     params = summary["macros"]["ml.churn_score"]
-    args = ", ".join(f'"{p}"' for p in params)
+    args = ", ".join(f'f."{p}"' for p in params)
     sql = wh.query(
-        f"select ml.churn_score({args}) as p from features.customer_features order by customer_id"
-    ).column("p")
+        f"select s.churn_probability, s.purchase_probability, ml.churn_score({args}) as churn, "
+        f"ml.purchase_score({args}) as purchase from ml.customer_scores s "
+        "join features.customer_features f using (customer_id) order by customer_id"
+    ).to_pandas()
+    assert len(sql) == len(scoring)
+    np.testing.assert_allclose(sql["churn"], sql["churn_probability"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(sql["purchase"], sql["purchase_probability"], rtol=0, atol=1e-9)
     record = registry.load_model(wh, "churn", summary["versions"]["churn"])
     model = PropensityModel.from_artifact(record.artifact)
     ordered = scoring.sort_values("customer_id")
-    expected = model.predict_proba(ordered, model="linear")[:, 1]
-    np.testing.assert_allclose(sql.to_numpy(), expected, atol=1e-9)
+    np.testing.assert_allclose(sql["churn"], model.predict_proba(ordered)[:, 1], atol=1e-9)
     # and the registered BG/NBD is the one that scored
     bg = BGNBD.from_artifact(registry.load_model(wh, "bgnbd").artifact)
     assert bg.params_ == pytest.approx(
@@ -158,7 +164,7 @@ def test_linear_only_scores_equal_the_macro(warehouse):
     wh = Warehouse.open(":memory:")
     wh.write_many({"features.customer_training": training, "features.customer_features": scoring})
     summary = run_scoring(wh, propensity_model="linear")
-    assert [r["estimator"] for r in summary["metrics"][:2]] == ["linear", "linear"]
+    assert [r["estimator"] for r in summary["metrics"][:1]] == ["linear"]
     args = ", ".join(f'"{p}"' for p in summary["macros"]["ml.purchase_score"])
     got = wh.query(
         f"select s.purchase_probability, ml.purchase_score({args}) as p "
@@ -167,20 +173,36 @@ def test_linear_only_scores_equal_the_macro(warehouse):
     np.testing.assert_allclose(got["p"], got["purchase_probability"], atol=1e-9)
 
 
-def test_bad_inputs_name_the_table(warehouse):
+def test_a_part_that_cannot_be_fitted_is_skipped_with_its_reason(warehouse):
     _, _, training, scoring = warehouse
     wh = Warehouse.open(":memory:")
     wh.write("features.customer_features", scoring)
-    with pytest.raises(WarehouseError, match="features.customer_training"):
-        run_scoring(wh)
-    wh.write("features.customer_training", training.assign(churned=True, purchased=False))
-    with pytest.raises(InputError, match=r"features.customer_training .*single class"):
-        run_scoring(wh)
+    no_training = run_scoring(wh)  # lifetime value needs no training table
+    assert "features.customer_training does not exist" in no_training["skipped"]["propensity"]
+    scores = wh.read("ml.customer_scores").to_pandas()
+    assert scores["churn_probability"].isna().all() and scores["clv_12m"].notna().all()
     wh.write("features.customer_training", training)
     one_off = scoring.assign(frequency=0, recency=0, monetary_value=0.0)
     wh.write("features.customer_features", one_off)
-    with pytest.raises(InputError, match=r"features.customer_features .*frequency 0"):
+    no_repeat = run_scoring(wh)  # no repeat buyer: CLV is skipped, churn still scored
+    assert "frequency 0" in no_repeat["skipped"]["clv"]
+    scores = wh.read("ml.customer_scores").to_pandas()
+    assert scores["clv_12m"].isna().all() and scores["churn_probability"].notna().all()
+    functions = set(wh.query("select function_name from duckdb_functions()").column(0).to_pylist())
+    assert "clv_12m" not in functions and "p_alive" not in functions  # none left from before
+    assert {"churn_score", "purchase_score"} <= functions
+
+
+def test_bad_inputs_name_the_table(warehouse):
+    _, _, training, scoring = warehouse
+    wh = Warehouse.open(":memory:")
+    with pytest.raises(WarehouseError, match="features.customer_features"):
         run_scoring(wh)
+    wh.write("features.customer_features", scoring.assign(frequency=0, recency=0))
+    wh.write("features.customer_training", training.assign(churned=True, purchased=False))
+    with pytest.raises(InputError, match=r"features.customer_training .*single class.*frequency 0"):
+        run_scoring(wh)
+    wh.write("features.customer_training", training.head(5))
     wh.write("features.customer_features", scoring.head(1))
     with pytest.raises(InputError, match="at least 2 customers"):
         run_scoring(wh)

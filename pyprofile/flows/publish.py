@@ -43,12 +43,16 @@ def publish(
     models: Sequence[ModelEntry] = (),
     tables: dict[str, Any] | None = None,
     functions: Sequence[Function] = (),
+    drop: Sequence[str] = (),
 ) -> dict[str, int]:
-    """Register ``models``, replace ``tables`` and persist ``functions`` in one transaction.
+    """Register ``models``, replace ``tables``, persist ``functions`` and drop the functions
+    named in ``drop`` (stale ones of a part that was skipped), in one transaction.
 
     Returns the rows written per table.
     """
     with wh.transaction():
+        if drop:
+            wh.drop(functions=drop)
         for model in models:
             save_model(wh, model.name, model.artifact, params=model.params, metrics=model.metrics)
         counts = wh.write_many(tables) if tables else {}

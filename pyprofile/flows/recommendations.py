@@ -105,9 +105,8 @@ def run_recommendations(
     wh = Warehouse.open(wh)
     split_name(output_table), split_name(similarities_table)
     columns = (weight_column, time_column, seen_column)
-    data, seg, catalogue, everyone = _inputs(
-        wh, interactions, customers, segments, segment_column, products, columns
-    )
+    sources = (interactions, customers, segments, segment_column, products)
+    data, seg, catalogue, everyone = _inputs(wh, *sources, columns)
     options = {"k": k, "random_state": random_state, "seen_column": seen_column, **params}
     chosen, chosen_params, metrics, validation = method, {}, {}, []
     if evaluate:
@@ -121,9 +120,7 @@ def run_recommendations(
     settings = {**inputs, **_settings(method, model, chosen_params, options)}
     registered = {**metrics, "validation": validation}
     entry = ModelEntry(tables.RECOMMENDER_MODEL, model.to_artifact(), settings, registered)
-    as_of = observation_date(wh, customers) if customers else None
-    if as_of is None:
-        as_of = data[TIME].max()
+    as_of = (observation_date(wh, customers) if customers else None) or data[TIME].max()
     recs, sims = _outputs(model, everyone, k, similar_k, entry.version, as_of)
     check_unique(recs, [USER, "rank"], output_table)
     check_unique(sims, [ITEM, "rank"], similarities_table)

@@ -1,37 +1,43 @@
 """Propensity and lifetime value on a warehouse: train, score every customer, publish.
 
-:func:`run_scoring` reads the point-in-time training table (features at ``as_of - horizon``
-plus the labels observed in ``(cutoff, as_of]``) and the scoring table (the same features at
-``as_of``), trains the churn and purchase models (:class:`PropensityModel`: ``"auto"``,
-``"linear"`` or ``"gbm"`` by ``propensity_model``), fits BG/NBD + Gamma-Gamma on the
-lifetimes-style columns at ``as_of`` and, in one transaction, stores every model with its
-metrics in ``ml.model_registry``, writes one row per customer to ``ml.customer_scores`` and
-publishes the scoring functions (``ml.churn_score``, ``ml.purchase_score``, ``ml.p_alive``,
-``ml.expected_purchases``, ``ml.expected_value``, ``ml.clv_12m``). The ``churn_score`` and
-``purchase_score`` functions are always the linear candidate; with
-``propensity_model="linear"`` they equal the table's probabilities.
+:func:`run_scoring` has two independent parts; one that cannot be fitted is skipped with its
+reason (in the summary and the registry) and never takes the other down:
 
-``discount_rate`` is the monthly rate of ``clv_12m`` (12 months of 30 days).
-``expected_purchases_90d`` is always over 90 days (``T`` is in days); ``horizon_days`` is the
-label window of the training table and the window of the CLV holdout check (BG/NBD +
-Gamma-Gamma fitted at the cutoff, scored on the window's purchases and spend).
+* **Propensity** - one model of one label: a :class:`PropensityModel` (``"auto"``, ``"linear"``
+  or ``"gbm"`` by ``propensity_model``) of ``churned`` on the point-in-time training table
+  (features at ``as_of - horizon``, labels observed in ``(cutoff, as_of]``), scoring the same
+  features at ``as_of``. ``purchase_probability`` is ``1 - churn_probability`` by construction
+  (``churned`` is exactly "no purchase in the window").
+* **Lifetime value** - BG/NBD + Gamma-Gamma on the lifetimes-style columns at ``as_of``:
+  ``p_alive``, ``expected_purchases_90d``, ``expected_avg_order_value`` and ``clv_12m``
+  (discounted at ``discount_rate`` per month, 12 months of 30 days). BG/NBD gives P(alive) = 1
+  to every customer without a repeat purchase (it cannot see a one-time buyer drop out);
+  churn is what answers "will they buy again" for them.
 
-The summary has ``rows`` (customers scored), ``output_table``, ``model_version``,
-``versions`` (registry version per model), ``metrics`` (one dict per model with
-:data:`METRIC_COLUMNS`), ``clv_params``, ``clv_holdout``, ``macros`` (name -> parameters),
-``features`` (the columns the models use) and ``scores`` (the DataFrame written to
-``output_table``; with ``output_table=None`` no table is written).
+In one transaction the flow registers the models (``churn``, ``bgnbd``, ``gamma_gamma`` and a
+``customer_scores`` bundle naming them), writes one row per customer to ``ml.customer_scores``
+and persists the scoring functions of the fitted parts: ``ml.churn_score`` and
+``ml.purchase_score`` compute exactly the stored probabilities (whichever model was kept:
+linear, or boosted trees written as nested CASE expressions), and ``ml.p_alive``,
+``ml.expected_purchases``, ``ml.expected_value``, ``ml.clv_12m`` the lifetime values. The
+functions of a skipped part are dropped, so none is left from an earlier run.
+
+The summary has ``rows``, ``output_table``, ``model_version``, ``versions`` (per model),
+``metrics`` (one dict per model with :data:`METRIC_COLUMNS`), ``skipped`` (part -> reason),
+``clv_params``, ``clv_holdout``, ``macros`` (name -> parameters), ``features`` and ``scores``
+(the DataFrame written).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pyprofile.errors import InputError
+from pyprofile.errors import InputError, PyprofileError
 from pyprofile.flows.publish import (
     ModelEntry,
     check_unique,
@@ -46,23 +52,15 @@ from pyprofile.models.metrics import roc_auc
 from pyprofile.models.propensity import PropensityModel
 from pyprofile.warehouse import tables
 from pyprofile.warehouse.engine import Warehouse
-from pyprofile.warehouse.functions import LIFETIMES_COLUMNS, scoring_functions
+from pyprofile.warehouse.functions import LIFETIMES_COLUMNS, clv_functions, propensity_functions
 from pyprofile.warehouse.sql import split_name
 
 __all__ = ["METRIC_COLUMNS", "SCORE_COLUMNS", "metrics_rows", "run_scoring"]
 
-SCORE_COLUMNS = (
-    "churn_probability",
-    "purchase_probability",
-    "churn_reason_1",
-    "churn_reason_2",
-    "churn_reason_3",
-    "p_alive",
-    "expected_purchases_90d",
-    "expected_avg_order_value",
-    "clv_12m",
-    "model_version",
-)
+PROPENSITY_COLUMNS = ("churn_probability", "purchase_probability")
+REASON_COLUMNS = ("churn_reason_1", "churn_reason_2", "churn_reason_3")
+CLV_COLUMNS = ("p_alive", "expected_purchases_90d", "expected_avg_order_value", "clv_12m")
+SCORE_COLUMNS = (*PROPENSITY_COLUMNS, *REASON_COLUMNS, *CLV_COLUMNS, "model_version")
 # what `pyprofile score` prints: one row per model
 METRIC_COLUMNS = (
     "model",
@@ -78,27 +76,138 @@ METRIC_COLUMNS = (
 )
 
 
-def _labels(frame: pd.DataFrame, name: str, table: str) -> pd.Series:
-    y = frame[name]
-    n_null = int(y.isna().sum())
+@dataclass
+class _Propensity:
+    model: PropensityModel
+    label: str
+    features: list[str]
+
+
+@dataclass
+class _Lifetime:
+    bgnbd: BGNBD
+    gamma_gamma: GammaGamma
+    known: np.ndarray  # scoring rows with a complete lifetimes summary
+    holdout: dict[str, float]
+    diagnostics: dict[str, Any]
+
+
+def run_scoring(
+    wh: Warehouse | str,
+    *,
+    horizon_days: int = 90,
+    training_table: str = tables.TRAINING,
+    scoring_table: str = tables.FEATURES,
+    output_table: str | None = tables.SCORES,
+    id_column: str = "customer_id",
+    churn_label: str = "churned",
+    purchase_label: str = "purchased",
+    spend_label: str = "spend_in_window",
+    exclude: Sequence[str] = (),
+    propensity_model: str = "auto",
+    discount_rate: float = 0.01,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """Train, score every customer at ``as_of`` and publish; returns a summary dict (see the
+    module docstring for its keys and for what each setting means)."""
+    wh = Warehouse.open(wh)
+    split_name(output_table or tables.SCORES)  # a bad name fails before any work
+    scoring = read_frame(wh, scoring_table, [id_column])
+    training = read_frame(wh, training_table, [id_column]) if wh.exists(training_table) else None
+    labels = {"churn": churn_label, "purchase": purchase_label, "spend": spend_label}
+    skipped: dict[str, str] = {}
+    inputs = (training, scoring, training_table, labels, {id_column, *exclude})
+    propensity = _attempt(
+        "propensity", skipped, lambda: _fit_propensity(*inputs, propensity_model, random_state)
+    )
+    lifetime = _attempt(
+        "clv",
+        skipped,
+        lambda: _fit_lifetime(scoring, scoring_table, training, horizon_days, labels),
+    )
+    if propensity is None and lifetime is None:
+        raise InputError("; ".join(f"{part}: {reason}" for part, reason in skipped.items()))
+    entries = _entries(propensity, lifetime, horizon_days, training_table)
+    versions = {name: entry.version for name, entry in entries.items()}
+    bundle_meta = {"horizon_days": horizon_days, "components": versions, "skipped": skipped}
+    bundle = ModelEntry(tables.SCORES_MODEL, pack({}, bundle_meta), bundle_meta)
+    out = _scores(scoring, id_column, propensity, lifetime, discount_rate)
+    out = stamp(out, observation_date(wh, scoring_table), bundle.version)
+    check_unique(out, [id_column], scoring_table)
+    functions, dropped = _functions(propensity, lifetime, discount_rate)
+    written = {output_table: out} if output_table is not None else None
+    counts = publish(
+        wh, models=[*entries.values(), bundle], tables=written, functions=functions, drop=dropped
+    )
+    return {
+        "rows": counts.get(output_table, len(out)),
+        "output_table": output_table,
+        "horizon_days": horizon_days,
+        "model_version": bundle.version,
+        "versions": versions,
+        "metrics": _metric_rows(propensity, lifetime, versions),
+        "skipped": skipped,
+        **_clv_summary(lifetime),
+        "macros": {f.name: f.params for f in functions},
+        "features": [] if propensity is None else propensity.features,
+        "scores": out,
+    }
+
+
+def _clv_summary(lifetime: _Lifetime | None) -> dict[str, Any]:
+    if lifetime is None:
+        return {"clv_params": {}, "clv_holdout": {}}
+    params = {**lifetime.bgnbd.params_, **lifetime.gamma_gamma.params_}
+    return {"clv_params": params, "clv_holdout": lifetime.holdout}
+
+
+def _attempt(part: str, skipped: dict[str, str], fit: Callable[[], Any]) -> Any:
+    """``fit()``, or None with the reason recorded when the data cannot support this part."""
+    try:
+        return fit()
+    except PyprofileError as exc:
+        skipped[part] = " ".join(str(exc).split())
+        return None
+
+
+# ----------------------------------------------------------------------------- propensity
+def _fit_propensity(
+    training: pd.DataFrame | None,
+    scoring: pd.DataFrame,
+    table: str,
+    labels: dict[str, str],
+    skip: set[str],
+    model: str,
+    random_state: int,
+) -> _Propensity:
+    label = labels["churn"]
+    if training is None:
+        raise InputError(f"table {table} does not exist: build the point-in-time training set")
+    if label not in training.columns:
+        raise InputError(f"table {table} ({len(training)} rows) has no label column {label}")
+    n_null = int(training[label].isna().sum())
     if n_null:
         raise InputError(
-            f"table {table}: label column {name} has {n_null} null(s) in {len(y)} rows"
+            f"table {table}: label column {label} has {n_null} null(s) in {len(training)} rows"
         )
-    return y.astype("float64")
-
-
-def _fit_propensity(
-    frame: pd.DataFrame, features: list[str], label: str, table: str, model: str, random_state: int
-) -> PropensityModel:
+    skip = skip | set(labels.values())
+    features = [c for c in training.columns if c in set(scoring.columns) and c not in skip]
+    if not features:
+        raise InputError(
+            f"table {table} shares no feature column with the scoring table besides the id "
+            "and the labels"
+        )
     try:
-        return PropensityModel(model=model, columns=features, random_state=random_state).fit(
-            frame[features], _labels(frame, label, table)
+        fitted = PropensityModel(model=model, columns=features, random_state=random_state).fit(
+            training[features], training[label].astype("float64")
         )
     except InputError as exc:
-        raise InputError(f"table {table} ({len(frame)} rows), label {label}: {exc}") from exc
+        raise InputError(f"table {table} ({len(training)} rows), label {label}: {exc}") from exc
+    used = [c for c in features if c in set(fitted.feature_names_in_)]
+    return _Propensity(fitted, label, used)
 
 
+# ----------------------------------------------------------------------------- lifetime value
 def _summary_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return {
         c: pd.to_numeric(frame[c], errors="coerce").astype("float64").to_numpy()
@@ -108,6 +217,9 @@ def _summary_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def _fit_clv(frame: pd.DataFrame, table: str) -> tuple[BGNBD, GammaGamma, np.ndarray]:
     """Fit both models on customers with a complete lifetimes summary; returns the row mask."""
+    missing = [c for c in LIFETIMES_COLUMNS if c not in frame.columns]
+    if missing:
+        raise InputError(f"table {table} lacks the lifetimes column(s) {', '.join(missing)}")
     cols = _summary_columns(frame)
     known = ~(np.isnan(cols["frequency"]) | np.isnan(cols["recency"]) | np.isnan(cols["T"]))
     try:
@@ -120,23 +232,39 @@ def _fit_clv(frame: pd.DataFrame, table: str) -> tuple[BGNBD, GammaGamma, np.nda
     return bg, gg, known
 
 
-def _clv_holdout(
-    training: pd.DataFrame, table: str, horizon_days: int, purchase_label: str, spend_label: str
-) -> dict[str, float]:
+def _fit_lifetime(
+    scoring: pd.DataFrame,
+    table: str,
+    training: pd.DataFrame | None,
+    horizon_days: int,
+    labels: dict[str, str],
+) -> _Lifetime:
+    bg, gg, known = _fit_clv(scoring, table)
+    holdout = {}
+    if training is not None:
+        holdout = _attempt_holdout(training, horizon_days, labels)
+    return _Lifetime(bg, gg, known, holdout, _gg_metrics(gg, scoring, known))
+
+
+def _attempt_holdout(training: pd.DataFrame, horizon_days: int, labels: dict[str, str]) -> dict:
     """Fit BG/NBD + Gamma-Gamma at the cutoff and score them on the labelled window."""
     if any(c not in training.columns for c in LIFETIMES_COLUMNS):
         return {}
-    bg, gg, known = _fit_clv(training, table)
+    try:
+        bg, gg, known = _fit_clv(training, "training table")
+    except InputError as exc:
+        return {"note": str(exc)}
     cols = {k: v[known] for k, v in _summary_columns(training).items()}
     expected = bg.expected_purchases(
         float(horizon_days), cols["frequency"], cols["recency"], cols["T"]
     )
     out: dict[str, float] = {"n_test": int(known.sum())}
-    if purchase_label in training.columns:
-        out["roc_auc"] = roc_auc(training[purchase_label].to_numpy()[known] > 0, expected)
-    if spend_label in training.columns:
+    if labels["purchase"] in training.columns:
+        bought = training[labels["purchase"]].to_numpy()[known] > 0
+        out["roc_auc"] = roc_auc(bought, expected)
+    if labels["spend"] in training.columns:
         value = gg.expected_value(cols["frequency"], np.nan_to_num(cols["monetary_value"]))
-        actual = pd.to_numeric(training[spend_label]).fillna(0.0).to_numpy()[known]
+        actual = pd.to_numeric(training[labels["spend"]]).fillna(0.0).to_numpy()[known]
         out["spend_mae"] = float(np.mean(np.abs(expected * value - actual)))
         out["spend_mae_baseline"] = float(np.mean(np.abs(actual - actual.mean())))
     return out
@@ -159,170 +287,119 @@ def _gg_metrics(gg: GammaGamma, frame: pd.DataFrame, known: np.ndarray) -> dict[
     }
 
 
-def run_scoring(
-    wh: Warehouse | str,
-    *,
-    horizon_days: int = 90,
-    training_table: str = tables.TRAINING,
-    scoring_table: str = tables.FEATURES,
-    output_table: str | None = tables.SCORES,
-    id_column: str = "customer_id",
-    churn_label: str = "churned",
-    purchase_label: str = "purchased",
-    spend_label: str = "spend_in_window",
-    exclude: Sequence[str] = (),
-    propensity_model: str = "auto",
-    discount_rate: float = 0.01,
-    random_state: int = 0,
-) -> dict[str, Any]:
-    """Train, score every customer at ``as_of`` and publish; returns a summary dict (see the
-    module docstring for its keys and for what each setting means)."""
-    wh = Warehouse.open(wh)
-    if output_table is not None:
-        split_name(output_table)
-    training = read_frame(wh, training_table, [id_column, churn_label, purchase_label])
-    scoring = read_frame(wh, scoring_table, [id_column, *LIFETIMES_COLUMNS])
-    skip = {id_column, churn_label, purchase_label, spend_label, *exclude}
-    features = _shared_features(training, scoring, skip, (training_table, scoring_table))
-    bg, gg, known = _fit_clv(scoring, scoring_table)  # cheap: fail fast on bad summaries
-    fit = (training, features)
-    churn = _fit_propensity(*fit, churn_label, training_table, propensity_model, random_state)
-    purchase = _fit_propensity(*fit, purchase_label, training_table, propensity_model, random_state)
-    holdout = _clv_holdout(training, training_table, horizon_days, purchase_label, spend_label)
-    used = [
-        c for c in features if c in set(churn.feature_names_in_) | set(purchase.feature_names_in_)
-    ]
-    common = {"horizon_days": horizon_days, "training_table": training_table, "features": used}
-    entries = _entries(common, (churn, churn_label), (purchase, purchase_label), bg, gg)
-    entries["gamma_gamma"].metrics.update(_gg_metrics(gg, scoring, known))
-    entries["bgnbd"].metrics.update(holdout)
-    versions = {name: entry.version for name, entry in entries.items()}
-    bundle_meta = {**common, "components": versions}
-    bundle = ModelEntry(tables.SCORES_MODEL, pack({}, bundle_meta), bundle_meta)
-    out = _scores(scoring, features, id_column, churn, purchase, bg, gg, known, discount_rate)
-    out = stamp(out, observation_date(wh, scoring_table), bundle.version)
-    check_unique(out, [id_column], scoring_table)
-    functions = scoring_functions(churn, purchase, bg, gg, discount_rate=discount_rate)
-    written = {output_table: out} if output_table is not None else None
-    counts = publish(wh, models=[*entries.values(), bundle], tables=written, functions=functions)
-    return {
-        "rows": counts.get(output_table, len(out)),
-        "output_table": output_table,
-        "horizon_days": horizon_days,
-        "model_version": bundle.version,
-        "versions": versions,
-        "metrics": _metric_rows(churn, purchase, versions, holdout),
-        "clv_params": {**bg.params_, **gg.params_},
-        "clv_holdout": holdout,
-        "macros": {f.name: f.params for f in functions},
-        "features": used,
-        "scores": out,
-    }
-
-
-def _shared_features(training, scoring, skip: set[str], names: tuple[str, str]) -> list[str]:
-    """The feature columns both tables have (labels, ids and ``skip`` left out)."""
-    features = [c for c in training.columns if c in set(scoring.columns) and c not in skip]
-    if not features:
-        raise InputError(
-            f"tables {names[0]} and {names[1]} share no feature column besides the id and "
-            "the labels"
+# ----------------------------------------------------------------------------- outputs
+def _entries(
+    propensity: _Propensity | None, lifetime: _Lifetime | None, horizon_days: int, table: str
+) -> dict[str, ModelEntry]:
+    """The registry entries of the fitted models (the scores bundle refers to them)."""
+    out = {}
+    if propensity is not None:
+        params = {
+            "horizon_days": horizon_days,
+            "training_table": table,
+            "features": propensity.features,
+            "label": propensity.label,
+        }
+        out["churn"] = ModelEntry(
+            tables.CHURN_MODEL, propensity.model.to_artifact(), params, propensity.model.metrics_
         )
-    return features
-
-
-def _entries(common: dict, churn, purchase, bg: BGNBD, gg: GammaGamma) -> dict[str, ModelEntry]:
-    """The registry entries of the four models (the scores bundle refers to them)."""
-    (churn_model, churn_label), (purchase_model, purchase_label) = churn, purchase
-    return {
-        "churn": ModelEntry(
-            tables.CHURN_MODEL,
-            churn_model.to_artifact(),
-            {**common, "label": churn_label},
-            churn_model.metrics_,
-        ),
-        "purchase": ModelEntry(
-            tables.PURCHASE_MODEL,
-            purchase_model.to_artifact(),
-            {**common, "label": purchase_label},
-            purchase_model.metrics_,
-        ),
-        "bgnbd": ModelEntry(
-            tables.BGNBD_MODEL, bg.to_artifact(), bg.params_, {"log_likelihood": bg.log_likelihood_}
-        ),
-        "gamma_gamma": ModelEntry(tables.GAMMA_GAMMA_MODEL, gg.to_artifact(), gg.params_, {}),
-    }
+    if lifetime is not None:
+        bg, gg = lifetime.bgnbd, lifetime.gamma_gamma
+        bg_metrics = {"log_likelihood": bg.log_likelihood_, **lifetime.holdout}
+        out["bgnbd"] = ModelEntry(tables.BGNBD_MODEL, bg.to_artifact(), bg.params_, bg_metrics)
+        out["gamma_gamma"] = ModelEntry(
+            tables.GAMMA_GAMMA_MODEL, gg.to_artifact(), gg.params_, lifetime.diagnostics
+        )
+    return out
 
 
 def _scores(
     scoring: pd.DataFrame,
-    features: list[str],
     id_column: str,
-    churn: PropensityModel,
-    purchase: PropensityModel,
-    bg: BGNBD,
-    gg: GammaGamma,
-    known: np.ndarray,
+    propensity: _Propensity | None,
+    lifetime: _Lifetime | None,
     discount_rate: float,
 ) -> pd.DataFrame:
-    """One row per customer of the scoring table: every score of ``ml.customer_scores``."""
+    """One row per customer of the scoring table: the columns of ``ml.customer_scores``
+    (null where a part was skipped)."""
+    n = len(scoring)
+    out = {id_column: scoring[id_column].to_numpy()}
+    nulls = np.full(n, np.nan)
+    out.update({c: nulls for c in PROPENSITY_COLUMNS})
+    out.update({c: np.full(n, None, dtype=object) for c in REASON_COLUMNS})
+    if propensity is not None:
+        X = scoring[propensity.features]
+        churn = propensity.model.predict_proba(X)[:, 1]
+        out.update(churn_probability=churn, purchase_probability=1.0 - churn)
+        reasons = propensity.model.reason_codes(X)
+        out.update(
+            {c: reasons[f"reason_{i + 1}"].astype(object) for i, c in enumerate(REASON_COLUMNS)}
+        )
+    out.update({c: nulls for c in CLV_COLUMNS})
+    if lifetime is not None:
+        out.update(_lifetime_scores(scoring, lifetime, discount_rate))
+    return pd.DataFrame(out)
+
+
+def _lifetime_scores(scoring: pd.DataFrame, lifetime: _Lifetime, discount_rate: float) -> dict:
     cols = _summary_columns(scoring)
     f, r, T, m = (cols[c] for c in LIFETIMES_COLUMNS)
-    reasons = churn.reason_codes(scoring[features])
-    return pd.DataFrame(
-        {
-            id_column: scoring[id_column].to_numpy(),
-            "churn_probability": churn.predict_proba(scoring[features])[:, 1],
-            "purchase_probability": purchase.predict_proba(scoring[features])[:, 1],
-            "churn_reason_1": reasons["reason_1"].astype(object),
-            "churn_reason_2": reasons["reason_2"].astype(object),
-            "churn_reason_3": reasons["reason_3"].astype(object),
-            "p_alive": bg.p_alive(f, r, T),
-            "expected_purchases_90d": bg.expected_purchases(90.0, f, r, T),
-            "expected_avg_order_value": np.where(
-                known, gg.expected_value(f, np.nan_to_num(m)), np.nan
-            ),
-            "clv_12m": np.where(
-                known,
-                clv(bg, gg, f, r, T, np.nan_to_num(m), months=12, discount_rate=discount_rate),
-                np.nan,
-            ),
-        }
-    )
-
-
-def _metric_rows(churn, purchase, versions: dict[str, str], holdout: dict) -> list[dict]:
-    rows = [
-        _metric_row(name, model.metrics_, versions[name])
-        for name, model in (("churn", churn), ("purchase", purchase))
-    ]
-    rows.append(
-        {
-            "model": "clv",
-            "estimator": "bgnbd+gamma_gamma",
-            "calibration": None,
-            "roc_auc": holdout.get("roc_auc"),
-            "pr_auc": None,
-            "brier": None,
-            "brier_uncalibrated": None,
-            "top_decile_lift": None,
-            "n_test": holdout.get("n_test"),
-            "version": versions["bgnbd"],
-        }
-    )
-    return rows
-
-
-def _metric_row(name: str, metrics: dict[str, Any], version: str) -> dict[str, Any]:
+    bg, gg, known = lifetime.bgnbd, lifetime.gamma_gamma, lifetime.known
+    value = clv(bg, gg, f, r, T, np.nan_to_num(m), months=12, discount_rate=discount_rate)
     return {
-        "model": name,
-        "estimator": metrics["model"],
-        "calibration": metrics["calibration"],
-        **{k: metrics[k] for k in ("roc_auc", "pr_auc", "brier", "brier_uncalibrated")},
-        "top_decile_lift": metrics["top_decile_lift"],
-        "n_test": metrics["n_test"],
-        "version": version,
+        "p_alive": bg.p_alive(f, r, T),
+        "expected_purchases_90d": bg.expected_purchases(90.0, f, r, T),
+        "expected_avg_order_value": np.where(known, gg.expected_value(f, np.nan_to_num(m)), np.nan),
+        "clv_12m": np.where(known, value, np.nan),
     }
+
+
+def _functions(propensity: _Propensity | None, lifetime: _Lifetime | None, discount_rate: float):
+    """(scoring functions of the fitted parts, names of the skipped parts' functions)."""
+    churn_names = [tables.CHURN_SCORE, tables.PURCHASE_SCORE]
+    clv_names = [tables.P_ALIVE, tables.EXPECTED_PURCHASES, tables.EXPECTED_VALUE, tables.CLV_12M]
+    functions, dropped = [], []
+    if propensity is not None:
+        functions += propensity_functions(propensity.model)
+    else:
+        dropped += churn_names
+    if lifetime is not None:
+        functions += clv_functions(
+            lifetime.bgnbd, lifetime.gamma_gamma, discount_rate=discount_rate
+        )
+    else:
+        dropped += clv_names
+    return functions, dropped
+
+
+def _metric_rows(
+    propensity: _Propensity | None, lifetime: _Lifetime | None, versions: dict[str, str]
+) -> list[dict]:
+    rows = []
+    if propensity is not None:
+        metrics = propensity.model.metrics_
+        rows.append(
+            {
+                "model": "churn",
+                "estimator": metrics["model"],
+                "calibration": metrics["calibration"],
+                **{k: metrics[k] for k in ("roc_auc", "pr_auc", "brier", "brier_uncalibrated")},
+                "top_decile_lift": metrics["top_decile_lift"],
+                "n_test": metrics["n_test"],
+                "version": versions["churn"],
+            }
+        )
+    if lifetime is not None:
+        rows.append(
+            {
+                "model": "clv",
+                "estimator": "bgnbd+gamma_gamma",
+                "roc_auc": lifetime.holdout.get("roc_auc"),
+                "n_test": lifetime.holdout.get("n_test"),
+                "version": versions["bgnbd"],
+            }
+        )
+    return rows
 
 
 def metrics_rows(summary: dict[str, Any]) -> list[list[str]]:

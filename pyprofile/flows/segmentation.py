@@ -28,8 +28,12 @@ from pyprofile.warehouse.registry import load_model
 DEFAULT_EXCLUDE = DEMOGRAPHICS
 
 
-def _previous(wh: Warehouse, columns: list[str]) -> tuple[Segmenter | None, str | None]:
+def _previous(
+    wh: Warehouse, columns: list[str], wanted: bool = True
+) -> tuple[Segmenter | None, str | None]:
     """The latest registered segmenter, if any and if the feature table still has its inputs."""
+    if not wanted:
+        return None, None
     try:
         record = load_model(wh, tables.SEGMENTER_MODEL)
     except ModelNotFoundError:  # the first run
@@ -93,9 +97,7 @@ def run_segmentation(
     started = time.perf_counter()
     wh = Warehouse.open(wh)
     frame, dates = _read(wh, features, id_column)
-    previous, previous_version = (
-        _previous(wh, list(frame.columns)) if match_previous else (None, None)
-    )
+    previous, previous_version = _previous(wh, list(frame.columns), match_previous)
     excluded = tuple(dict.fromkeys([id_column, *exclude, *dates]))
     options = {"random_state": random_state, "device": device, "verbose": verbose}
     segmenter = Segmenter(k, tuple(k_range), exclude=excluded, **options, **segmenter_params)
@@ -111,8 +113,9 @@ def run_segmentation(
         },
         metrics=_metrics(segmenter, frame, previous, previous_version, fit_seconds),
     )
-    as_of = observation_date(wh, features)
-    segments, profiles = _outputs(segmenter, frame, id_column, entry.version, as_of)
+    segments, profiles = _outputs(
+        segmenter, frame, id_column, entry.version, observation_date(wh, features)
+    )
     functions = segment_functions(segmenter)
     written = {tables.SEGMENTS: segments, tables.SEGMENT_PROFILES: profiles}
     counts = publish(wh, models=[entry], tables=written, functions=functions)
@@ -122,9 +125,9 @@ def run_segmentation(
         "n_customers": len(frame),
         "k": segmenter.k_,
         "method": segmenter.method_,
-        "segments": {
-            int(s): n for s, n in zip(profiles["segment_id"], profiles["segment_name"], strict=True)
-        },
+        "segments": dict(
+            zip(profiles["segment_id"].tolist(), profiles["segment_name"], strict=True)
+        ),
         "sizes": segmenter.segment_sizes_,
         "comparison": segmenter.comparison_,
         "rows": counts[tables.SEGMENTS],

@@ -64,23 +64,20 @@ def segment_functions(
     return out
 
 
-def scoring_functions(
-    churn: PropensityModel,
-    purchase: PropensityModel,
-    bgnbd: BGNBD,
-    gamma_gamma: GammaGamma,
-    *,
-    discount_rate: float,
-    months: int = 12,
+def propensity_functions(churn: PropensityModel) -> list[Function]:
+    """``churn_score(<features>)``: the kept churn model (linear or trees, calibrated), and
+    ``purchase_score(<features>)`` = 1 - churn_score: exactly the stored probabilities."""
+    params, body = scoring_sql.propensity_sql(churn)
+    churn_score = Function(tables.CHURN_SCORE, params, body)
+    return [churn_score, Function(tables.PURCHASE_SCORE, params, f"(1.0e0 - {churn_score.call()})")]
+
+
+def clv_functions(
+    bgnbd: BGNBD, gamma_gamma: GammaGamma, *, discount_rate: float, months: int = 12
 ) -> list[Function]:
-    """``churn_score`` and ``purchase_score`` (linear models), ``p_alive``,
-    ``expected_purchases``, ``expected_value`` and ``clv_12m``."""
-    out = [
-        Function(name, *scoring_sql.propensity_sql(model))
-        for name, model in ((tables.CHURN_SCORE, churn), (tables.PURCHASE_SCORE, purchase))
-    ]
+    """``p_alive``, ``expected_purchases``, ``expected_value`` and ``clv_12m``."""
     lifetimes = ["frequency", "recency", "T"]
-    out += [
+    return [
         Function(tables.P_ALIVE, lifetimes, scoring_sql.p_alive_sql(bgnbd)),
         Function(
             tables.EXPECTED_PURCHASES,
@@ -103,7 +100,6 @@ def scoring_functions(
             ),
         ),
     ]
-    return out
 
 
 # --------------------------------------------------------------------------- static SQL files

@@ -167,23 +167,54 @@ def _calibrator_sql(cal: dict[str, Any], z: str) -> str:
     return " ".join(parts)
 
 
-def propensity_sql(model: PropensityModel, which: str = "linear") -> tuple[list[str], str]:
-    """``(parameters, body)`` equal to ``predict_proba(X, model="linear")[:, 1]``.
-
-    Only the linear model (always fitted) can be written as SQL; the parameters are its
-    feature columns.
-    """
-    model._check_fitted()
-    if which != "linear":
-        raise InputError(f"only the linear model can be exported to SQL, not {which!r}")
+def _linear_sql(model: PropensityModel) -> str:
+    """The linear model's log-odds: intercept + sum of coefficient x preprocessed column."""
     terms = [number(model.linear_["intercept"])]
     for expr, coef in zip(preprocessing_sql(model.spec_), model.linear_["coef"], strict=True):
         terms.append(f"{number(coef)} * ({expr})")
-    z = " + ".join(terms)
-    cal = model.calibrators_["linear"]
-    if cal["method"] != "isotonic":  # z appears once: plain SQL, any DuckDB version
+    return " + ".join(terms)
+
+
+def _tree_sql(trees: dict[str, np.ndarray], start: int, node: int) -> str:
+    """One tree as nested CASE expressions over the bound design vector ``d``."""
+    i = start + node
+    if trees["gbm_is_leaf"][i]:
+        return number(trees["gbm_value"][i])
+    column = int(trees["gbm_feature_idx"][i]) + 1
+    left = _tree_sql(trees, start, int(trees["gbm_left"][i]))
+    right = _tree_sql(trees, start, int(trees["gbm_right"][i]))
+    threshold = number(trees["gbm_num_threshold"][i])
+    return f"(case when d[{column}] <= {threshold} then {left} else {right} end)"
+
+
+def _gbm_sql(model: PropensityModel) -> str:
+    """The boosted trees' log-odds: baseline + tree 1 + tree 2 + ... (the order numpy sums
+    them in), over the design vector computed once per row."""
+    trees = model.gbm_arrays_
+    starts = np.r_[0, np.cumsum(trees["gbm_tree_sizes"])[:-1]]
+    total = " + ".join(
+        [number(trees["gbm_baseline"][0]), *(_tree_sql(trees, int(s), 0) for s in starts)]
+    )
+    design = ", ".join(preprocessing_sql(model.spec_))
+    return f"list_transform([[{design}]], lambda d: {total})[1]"
+
+
+def propensity_sql(model: PropensityModel, which: str | None = None) -> tuple[list[str], str]:
+    """``(parameters, body)`` equal to ``predict_proba(X, model=which)[:, 1]``: the kept model
+    (``best_model_``) by default, linear or boosted trees, with its calibration.
+
+    The parameters are the model's feature columns. Trees become nested CASE expressions and
+    the design vector is bound once per row (``lambda``: DuckDB >= 1.3).
+    """
+    model._check_fitted()
+    name = model.best_model_ if which is None else which
+    if name not in model.calibrators_:
+        raise InputError(f"model {name!r} was not fitted; fitted: {', '.join(model.calibrators_)}")
+    z = _linear_sql(model) if name == "linear" else _gbm_sql(model)
+    cal = model.calibrators_[name]
+    if cal["method"] != "isotonic":  # z appears once: plain SQL
         return list(model.feature_names_in_), f"({_calibrator_sql(cal, f'({z})')})"
-    # isotonic refers to z in every branch: bind it once (lambda syntax, DuckDB >= 1.3)
+    # isotonic refers to z in every branch: bind it once
     body = _calibrator_sql(cal, "z")
     return list(model.feature_names_in_), f"(list_transform([{z}], lambda z: {body})[1])"
 
