@@ -233,6 +233,7 @@ def features(
         "dbt build: staging + features",
     )
     _summary(path, ("staging", "features"))
+    _publish(path)
 
 
 @app.command("demo")
@@ -249,6 +250,7 @@ def demo(
     _build(path, [], _vars(var), "dbt build: everything")
     _summary(path)
     _model_summary(path)
+    _readers(path)
 
 
 def _pairs(items: list[str] | None, option: str, form: str = "column=value") -> dict[str, str]:
@@ -337,8 +339,9 @@ def synth(
     """Train the tabular GAN and write ml.synthetic_customers + ml.synthetic_quality."""
     from pyprofile.flows.synthesizer import format_quality, run_synthesizer
 
+    path = _existing(db)
     summary = run_synthesizer(
-        _existing(db),
+        path,
         rows=rows,
         conditions=_pairs(condition, "--condition") or None,
         label=label,
@@ -348,6 +351,7 @@ def synth(
     )
     title = f"synthetic data quality ({summary['table']})"
     console.print(_kv_table(title, format_quality(summary)))
+    _publish(path)
 
 
 @app.command("segment")
@@ -361,8 +365,9 @@ def segment(
     """Learn customer segments and personas; write ml.customer_segments + ml.segment_profiles."""
     from pyprofile.flows.segmentation import run_segmentation
 
+    path = _existing(db)
     summary = run_segmentation(
-        _existing(db),
+        path,
         verbose=True,
         **_given(k=k, k_range=_k_range(k_range), random_state=seed),
     )
@@ -393,6 +398,7 @@ def segment(
         )
     console.print(comparison)
     console.print(f"SQL scoring: {summary['macro']}", highlight=False)
+    _publish(path)
 
 
 @app.command("score")
@@ -418,6 +424,7 @@ def score(
     for row in metrics_rows(summary):
         table.add_row(*row)
     console.print(table)
+    _publish(path)
 
 
 @app.command("recommend")
@@ -448,6 +455,7 @@ def recommend(
         for name, value in (summary.get("metrics") or {}).items()
     ]
     console.print(_kv_table("recommendations", rows))
+    _publish(path)
 
 
 @app.command("run")
@@ -462,6 +470,26 @@ def run(
     _build(path, [], _vars(var, as_of=_iso(as_of)), "dbt build: everything")
     _summary(path)
     _model_summary(path)
+    _readers(path)
+
+
+def _publish(db: Path) -> None:
+    """Publish the snapshot readers open, after a command wrote the working file."""
+    from pyprofile.warehouse.snapshot import publish_snapshot
+
+    with _status("publishing the snapshot for readers"):
+        snapshot = publish_snapshot(db)
+    console.print(
+        f"readers: {snapshot.path} ({snapshot.bytes / 1e6:.1f} MB, {snapshot.seconds:.1f}s)",
+        highlight=False,
+    )
+
+
+def _readers(db: Path) -> None:
+    from pyprofile.warehouse.snapshot import snapshot_path
+
+    if snapshot_path(db).exists():
+        console.print(f"readers: {snapshot_path(db)} (published by dbt build)", highlight=False)
 
 
 def _model_summary(db: Path) -> None:
@@ -493,11 +521,13 @@ def report(
 ):
     """Write a self-contained HTML report with plots of segments, RFM, synthetic data, scores."""
     from pyprofile.report import build_report
-    from pyprofile.warehouse import Warehouse
 
-    with Warehouse.open(_existing(db), read_only=True) as wh:
-        summary = build_report(wh, out)
-    console.print(f"wrote {out} ({len(summary.rendered)} sections, {summary.plots} plots)")
+    summary = build_report(_existing(db), out)
+    console.print(
+        f"wrote {out} from {summary.source} ({len(summary.rendered)} sections, "
+        f"{summary.plots} plots)",
+        highlight=False,
+    )
     for key, reason in summary.skipped.items():
         console.print(f"  skipped {key}: {reason}")
 

@@ -26,6 +26,7 @@ from pyprofile.report.data import Skip, Source, rfm_grid
 from pyprofile.report.page import render_page
 from pyprofile.report.sections import SECTIONS, header
 from pyprofile.warehouse import Warehouse
+from pyprofile.warehouse.snapshot import reader_path
 
 __all__ = ["ReportSummary", "SectionResult", "build_report", "lift_table", "rfm_grid"]
 
@@ -51,6 +52,7 @@ class ReportSummary:
     sections: list[SectionResult] = field(default_factory=list)
     size_bytes: int = 0
     data: dict[str, pd.DataFrame] = field(default_factory=dict)
+    source: Path | None = None  # the file read (the snapshot when published); None: a Warehouse
 
     @property
     def rendered(self) -> list[str]:
@@ -77,15 +79,20 @@ def build_report(
     rendered and which were skipped (with the reason).
 
     ``sample_rows`` bounds the rows read for distribution plots (a seeded sample); counts, means
-    and the RFM grid are computed in SQL over whole tables. A path is opened read-only (and
-    must exist); an open :class:`Warehouse` or connection is used as is."""
+    and the RFM grid are computed in SQL over whole tables. A path is read through its
+    published snapshot when there is one (:func:`~pyprofile.warehouse.snapshot.reader_path`),
+    else opened read-only (it must exist); an open :class:`Warehouse` or connection is used as
+    is."""
     owned = not isinstance(wh, Warehouse)
-    wh = Warehouse.open(wh, read_only=isinstance(wh, str | Path))
+    source = reader_path(wh) if isinstance(wh, str | Path) else None
+    wh = Warehouse.open(source if source is not None else wh, read_only=source is not None)
     try:
-        return _build(wh, Path(out_path), title, sample_rows, random_state)
+        summary = _build(wh, Path(out_path), title, sample_rows, random_state)
     finally:
         if owned:
             wh.close()
+    summary.source = source
+    return summary
 
 
 def _build(

@@ -38,7 +38,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pyprofile.errors import WarehouseError
+from pyprofile.errors import InputError, WarehouseError
 from pyprofile.warehouse.duckdb import STORAGE_VERSION, DuckDBWarehouse
 from pyprofile.warehouse.engine import Warehouse
 from pyprofile.warehouse.sql import quote, split_name, string
@@ -115,32 +115,24 @@ def publish_snapshot(
     tables (``schema.table``) out; ``path`` overrides :func:`snapshot_path`.
     """
     started = time.perf_counter()
-    wh = Warehouse.open(target, read_only=True)
-    try:
-        if not isinstance(wh, DuckDBWarehouse):
-            raise WarehouseError("snapshots are published from DuckDB warehouse files only")
-        con = wh.con.cursor()  # its own transaction, whatever the caller's connection is in
-        try:
-            catalog, working = con.execute(
-                "select database_name, path from duckdb_databases() "
-                "where database_name = current_database()"
-            ).fetchone()
-            if not working:
-                raise WarehouseError("an in-memory warehouse has no file to publish a snapshot of")
-            dest = Path(path) if path is not None else snapshot_path(working)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with _publisher(dest):
-                tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp")
-                try:
-                    counts, skipped = _copy(con, catalog, tmp, schemas, tuple(exclude))
-                    size = _install(tmp, dest)
-                finally:
-                    _remove(tmp)
-        finally:
-            con.close()
-    finally:
-        if wh is not target:
-            wh.close()
+    with _cursor(target) as con:
+        catalog, working = con.execute(
+            "select database_name, path from duckdb_databases() "
+            "where database_name = current_database()"
+        ).fetchone()
+        if not working:
+            raise WarehouseError("an in-memory warehouse has no file to publish a snapshot of")
+        dest = Path(path) if path is not None else snapshot_path(working)
+        if dest.resolve() == Path(working).resolve():
+            raise WarehouseError(f"the snapshot cannot replace the working file {working}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with _publisher(dest):
+            tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp")
+            try:
+                counts, skipped = _copy(con, catalog, tmp, schemas, tuple(exclude))
+                size = _install(tmp, dest)
+            finally:
+                _remove(tmp)
     return PublishedSnapshot(
         path=dest,
         source=Path(working),
@@ -153,13 +145,30 @@ def publish_snapshot(
 
 
 @contextmanager
+def _cursor(target: Any) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection of its own (so its own transaction) to ``target``'s DuckDB database."""
+    wh = Warehouse.open(target, read_only=True)
+    try:
+        if not isinstance(wh, DuckDBWarehouse):
+            raise WarehouseError("snapshots are published from DuckDB warehouse files only")
+        con = wh.con.cursor()
+        try:
+            yield con
+        finally:
+            con.close()
+    finally:
+        if wh is not target:
+            wh.close()
+
+
+@contextmanager
 def _publisher(dest: Path) -> Iterator[None]:
     """One publisher of ``dest`` at a time; inside, any temporary file is a killed publish's
     leftover and is removed."""
     with open(dest.with_name(f".{dest.name}.lock"), "a") as lock:
         if fcntl is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, even on kill -9
-        pattern = glob.escape(str(dest.with_name(f".{dest.name}."))) + "*.tmp"
+        pattern = glob.escape(str(dest.with_name(f".{dest.name}."))) + "*.tmp*"
         for leftover in glob.glob(pattern):
             _remove(Path(leftover))
         yield
@@ -199,7 +208,8 @@ def _copy(
                 )
             con.execute("commit")
         except BaseException:
-            con.execute("rollback")
+            with suppress(duckdb.Error):  # a failed commit has no transaction left to end
+                con.execute("rollback")
             raise
         partial = schemas is not None or bool(exclude)
         skipped = _drop_broken_views(con, alias) if partial else ()
@@ -233,11 +243,21 @@ def _leave_out(
         con.execute(f"drop table if exists {db}.{quote(schema)}.{quote(table)}")
     if schemas is None:
         return
-    present = con.execute(
-        "select schema_name from duckdb_schemas() where database_name = ? and not internal",
-        [alias],
-    ).fetchall()
-    for (schema,) in present:
+    present = [
+        schema
+        for (schema,) in con.execute(
+            "select schema_name from duckdb_schemas() "
+            "where database_name = ? and (not internal or schema_name = 'main')",
+            [alias],
+        ).fetchall()
+    ]
+    unknown = sorted(set(schemas) - set(present))
+    if unknown:
+        raise InputError(
+            f"no schema {', '.join(unknown)} in the warehouse to publish; it has "
+            f"{', '.join(sorted(present))}"
+        )
+    for schema in present:
         if schema in schemas:
             continue
         if schema != "main":
