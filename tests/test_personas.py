@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pyprofile.errors import InputError
+from pyprofile.models.dictionary import segment_sentence, value
 from pyprofile.models.personas import build_profiles, fmt, pct
 
 
@@ -70,16 +71,15 @@ def test_description_mentions_only_true_facts(profiles):
         mask = segments["segment_id"].to_numpy() == row.segment_id
         text = row.description
         assert text.startswith(f"{row.segment_name}: {mask.sum():,} customers ({pct(mask.mean())}")
-        # Every "<higher|lower> <feature> (A vs B, z Z)" clause, recomputed from the data.
-        clauses = re.findall(
-            r"(higher|lower) ([a-z0-9 ]+?) \(([-\d.,]+) vs ([-\d.,]+), z ([-+]\d+\.\d)\)", text
-        )
-        assert clauses, text
-        for direction, label, seg_txt, base_txt, z_txt in clauses:
-            x = frame[label.replace(" ", "_")].astype(float)
-            z = (x[mask].mean() - x.mean()) / x.std(ddof=0)
-            assert seg_txt == fmt(x[mask].mean()) and base_txt == fmt(x.mean())
-            assert z_txt == f"{z:+.1f}" and (direction == "higher") == (z > 0)
+        # Every feature sentence, with both numbers recomputed from the data, in plain words.
+        facts = json.loads(row.facts)
+        assert facts["top_features"], text
+        for top in facts["top_features"]:
+            x = frame[top["feature"]].astype(float)
+            sentence = segment_sentence(top["feature"], x[mask].mean(), x.mean())
+            assert sentence in text
+            assert "(everyone: " in sentence and top["feature"] not in text
+        assert not re.search(r"[a-z]+_[a-z]+", text), text  # no column name anywhere
         rfm = frame.loc[mask, "rfm_segment"]
         mode = rfm.value_counts().idxmax()
         assert f"Most common RFM segment: {mode} ({pct((rfm == mode).mean())})." in text
@@ -140,3 +140,25 @@ def test_mostly_null_feature_does_not_distinguish():
     facts = json.loads(out.loc[out.segment_id == 2, "facts"].item())
     assert facts["features_z"]["return_rate"] == 0.0
     assert "return" not in out.loc[out.segment_id == 2, "segment_name"].item().lower()
+
+
+def test_words_have_units_and_the_shop_currency():
+    frame, segments = base()
+    out = build_profiles(frame, segments, currency="€")
+    text = out.loc[out.segment_id == 1, "description"].item()
+    spend = frame.loc[segments["segment_id"] == 1, "monetary_amount"].mean()
+    assert f"spent {value('money', spend, '€')} in total on average" in text
+    assert value("money", 1234.5, "€") == "€1,234" and value("money", 12.5, "EUR") == "12.50 EUR"
+    assert value("days", 1.0) == "1 day" and value("share", 0.254) == "25%"
+    lapsed = out.loc[out.segment_id == 0, "description"].item()
+    assert "last bought " in lapsed and " days ago on average (everyone: " in lapsed
+
+
+def test_technical_columns_never_name_or_describe_a_segment():
+    frame, segments = base()
+    # 'T' and 'frequency' repeat tenure and order count in lifetimes' form: never used in words
+    twin = frame.assign(T=frame["recency_days"] * 3, frequency=frame["order_count"] - 1)
+    out = build_profiles(twin, segments)
+    for row in out.itertuples():
+        facts = json.loads(row.facts)
+        assert {t["feature"] for t in facts["top_features"]}.isdisjoint({"T", "frequency"})

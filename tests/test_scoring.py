@@ -9,6 +9,7 @@ import pytest
 from pyprofile.errors import InputError, WarehouseError
 from pyprofile.flows.scoring import METRIC_COLUMNS, SCORE_COLUMNS, metrics_rows, run_scoring
 from pyprofile.models.clv import BGNBD
+from pyprofile.models.dictionary import value
 from pyprofile.models.propensity import PropensityModel
 from pyprofile.warehouse import Warehouse, registry
 
@@ -206,3 +207,16 @@ def test_bad_inputs_name_the_table(warehouse):
     wh.write("features.customer_features", scoring.head(1))
     with pytest.raises(InputError, match="at least 2 customers"):
         run_scoring(wh)
+
+
+def test_churn_reasons_are_plain_words_with_the_customers_own_values(warehouse):
+    wh, _, _, scoring = warehouse
+    scores = wh.read("ml.customer_scores").to_pandas().merge(scoring, on="customer_id")
+    reasons = scores[["churn_reason_1", "churn_reason_2", "churn_reason_3"]].stack()
+    assert len(reasons) > 0
+    assert reasons.str.endswith("→ raises churn risk").all()
+    assert not reasons.str.contains(r"[a-z]+_[a-z]+", regex=True).any()  # no column names
+    recency = scores[scores["churn_reason_1"].str.startswith("last purchase", na=False)]
+    assert len(recency) > 0
+    for text, days in zip(recency["churn_reason_1"], recency["recency_days"], strict=True):
+        assert text.startswith(f"last purchase {value('days', days)} ago (typical: ")

@@ -84,6 +84,7 @@ def run_segmentation(
     id_column: str = "customer_id",
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE,
     match_previous: bool = True,
+    currency: str = "",
     random_state: int = 0,
     device: str = "auto",
     verbose: bool = False,
@@ -113,9 +114,8 @@ def run_segmentation(
         },
         metrics=_metrics(segmenter, frame, previous, previous_version, fit_seconds),
     )
-    segments, profiles = _outputs(
-        segmenter, frame, id_column, entry.version, observation_date(wh, features)
-    )
+    stamps = (entry.version, observation_date(wh, features), currency)
+    segments, profiles = _outputs(segmenter, frame, id_column, stamps)
     functions = segment_functions(segmenter)
     written = {tables.SEGMENTS: segments, tables.SEGMENT_PROFILES: profiles}
     counts = publish(wh, models=[entry], tables=written, functions=functions)
@@ -153,12 +153,16 @@ def _metrics(segmenter: Segmenter, frame, previous, previous_version, fit_second
 
 
 def _outputs(
-    segmenter: Segmenter, frame: pd.DataFrame, id_column: str, version: str, as_of
+    segmenter: Segmenter, frame: pd.DataFrame, id_column: str, stamps: tuple
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows of ``ml.customer_segments`` and ``ml.segment_profiles``."""
+    """The rows of ``ml.customer_segments`` and ``ml.segment_profiles``; ``stamps``: model
+    version, as_of date and the currency the personas write amounts in."""
+    version, as_of, currency = stamps
     scores = segmenter.score(frame)
     scores.insert(0, id_column, frame[id_column].to_numpy())
-    profiles = build_profiles(frame, scores[[id_column, "segment_id"]], id_column=id_column)
+    profiles = build_profiles(
+        frame, scores[[id_column, "segment_id"]], id_column=id_column, currency=currency
+    )
     names = dict(zip(profiles["segment_id"], profiles["segment_name"], strict=True))
     segments = pd.DataFrame(
         {

@@ -6,7 +6,9 @@ deviation, a standardised mean difference, 0 when fewer than half of the segment
 the top distinguishing features (largest ``|z|``);
 the dominant RFM segment; favourite categories (``category_<name>_share`` columns); and
 demographics. A short name and a one-paragraph description are composed from those facts only,
-deterministically, and every number in the text is also stored in the ``facts`` JSON column.
+deterministically, in the words of the feature dictionary (:mod:`pyprofile.models.dictionary`:
+labels, units, adjectives; no column names), and every number in the text is also stored in the
+``facts`` JSON column.
 """
 
 from __future__ import annotations
@@ -20,25 +22,11 @@ import pandas as pd
 
 from pyprofile.errors import InputError
 from pyprofile.models.data import as_frame
+from pyprofile.models.dictionary import adjective, feature, segment_sentence
 
 DEMOGRAPHICS = ("age", "gender", "income_band", "region", "channel")
 KEY_FEATURES = ("recency_days", "order_count", "monetary_amount", "tenure_days", "discount_share")
 
-# (column-name pattern, phrase when higher than the base, phrase when lower), first match wins.
-PHRASES: list[tuple[str, str | None, str | None]] = [
-    (r"^has_purchased$", None, "non-buying"),
-    (r"^r_score$", "recently active", "lapsed"),
-    (r"recency_days|days_since_last", "lapsed", "recently active"),
-    (r"^order_count$|^frequency$|purchase_events|^f_score$", "frequent", "infrequent"),
-    (r"avg_order_amount|avg_basket|monetary_value", "big-basket", "small-basket"),
-    (r"monetary|spend_\d+d_amount|_amount$|^m_score$", "high-spending", "low-spending"),
-    (r"tenure_days|^t$", "long-standing", "new"),
-    (r"discount", "discount-driven", "full-price"),
-    (r"return_rate", "return-prone", "rarely returning"),
-    (r"_events$|session_count|distinct_products", "highly engaged", "low-engagement"),
-    (r"spend_trend", "growing", "declining"),
-    (r"view_to_cart|cart_to_purchase", "decisive", "hesitant"),
-]
 MIN_Z = 0.5  # a feature distinguishes a segment when |z| >= MIN_Z
 MIN_COVERAGE = 0.5  # ... and at least this share of the segment has a value for it
 
@@ -56,14 +44,6 @@ def fmt(value: float) -> str:
 
 def pct(value: float) -> str:
     return f"{100 * value:.0f}%"
-
-
-def phrase(feature: str, z: float) -> str | None:
-    """The adjective for a feature that is higher (z > 0) or lower than the base."""
-    for pattern, high, low in PHRASES:
-        if re.search(pattern, feature.lower()):
-            return high if z > 0 else low
-    return None
 
 
 def _numeric_columns(frame: pd.DataFrame, skip: set[str]) -> list[str]:
@@ -112,6 +92,7 @@ def build_profiles(
     demographics: tuple[str, ...] = DEMOGRAPHICS,
     key_features: tuple[str, ...] = KEY_FEATURES,
     top_n: int = 3,
+    currency: str = "",
 ) -> pd.DataFrame:
     """One row per segment: size, share, name, description and the facts behind them.
 
@@ -148,7 +129,7 @@ def build_profiles(
     out = []
     for (row, facts, _), name in zip(rows, names, strict=True):
         row["segment_name"] = name
-        row["description"] = describe(name, facts)
+        row["description"] = describe(name, facts, currency)
         row["facts"] = json.dumps(facts, sort_keys=True)
         out.append(row)
     frame = pd.DataFrame(out)
@@ -195,7 +176,9 @@ def _segment_facts(base: _Base, mask: np.ndarray, rfm_column: str, demographics,
     covered = base.numeric[mask].notna().mean() >= MIN_COVERAGE
     z = ((seg_mean - base.mean) / base.std.where(base.std > 0)).where(covered).fillna(0.0)
     lift = seg_mean / base.mean.where(base.mean != 0)
-    order = z.abs().sort_values(ascending=False, kind="stable").index
+    order = [
+        f for f in z.abs().sort_values(ascending=False, kind="stable").index if feature(f).describe
+    ]
     top = [
         {
             "feature": f,
@@ -253,12 +236,13 @@ def _demographics(data: pd.DataFrame, mask: np.ndarray, columns, num_cols) -> di
 
 
 def _name(z: pd.Series, facts: dict[str, Any]) -> str:
-    """Two adjectives from the most distinguishing features with a phrase (|z| >= MIN_Z)."""
+    """Two adjectives of the most distinguishing features (|z| >= MIN_Z) that have one in the
+    feature dictionary."""
     words: list[str] = []
-    for feature in z.abs().sort_values(ascending=False, kind="stable").index:
-        if abs(z[feature]) < MIN_Z:
+    for name in z.abs().sort_values(ascending=False, kind="stable").index:
+        if abs(z[name]) < MIN_Z:
             break
-        word = phrase(feature, z[feature])
+        word = adjective(name, z[name] > 0) if feature(name).describe else None
         if word and word not in words:
             words.append(word)
         if len(words) == 2:
@@ -273,20 +257,20 @@ def _unique_names(names: list[str], ids: list[int]) -> list[str]:
     return [f"{n} ({i})" if counts[n] > 1 else n for n, i in zip(names, ids, strict=True)]
 
 
-def _label(feature: str) -> str:
-    return feature.replace("_", " ")
+def _label(column: str) -> str:
+    return column.replace("_", " ")
 
 
-def describe(name: str, facts: dict[str, Any]) -> str:
-    """One plain-language paragraph, every number taken from ``facts``."""
+def describe(name: str, facts: dict[str, Any], currency: str = "") -> str:
+    """One plain-language paragraph, every number taken from ``facts`` and written with its
+    unit (``currency`` before or after amounts)."""
     parts = [f"{name}: {facts['size']:,} customers ({pct(facts['share'])} of the base)."]
     if facts["top_features"]:
         diffs = [
-            f"{'higher' if t['z'] > 0 else 'lower'} {_label(t['feature'])} "
-            f"({fmt(t['segment_mean'])} vs {fmt(t['base_mean'])}, z {t['z']:+.1f})"
+            segment_sentence(t["feature"], t["segment_mean"], t["base_mean"], currency)
             for t in facts["top_features"]
         ]
-        parts.append("Compared with the whole base they have " + _join(diffs) + ".")
+        parts.append("Compared with everyone: " + "; ".join(diffs) + ".")
     else:
         parts.append("No feature differs much from the whole base.")
     rfm = facts["dominant_rfm_segment"]
