@@ -492,11 +492,32 @@ def _readers(db: Path) -> None:
         console.print(f"readers: {snapshot_path(db)} (published by dbt build)", highlight=False)
 
 
+def _steps(wh) -> None:
+    """Every ml step of the build: done or skipped, and why (parts skipped included)."""
+    from pyprofile.warehouse.sql import qualified
+    from pyprofile.warehouse.tables import RUN_LOGS
+
+    table = Table(title="ml steps")
+    for col in ("step", "status", "rows", "model version", "note"):
+        table.add_column(col, justify="right" if col == "rows" else "left", overflow="fold")
+    for step, log in RUN_LOGS.items():
+        if not wh.exists(log):
+            table.add_row(step, "not run", "", "", f"{log} does not exist")
+            continue
+        row = wh.query(
+            f"select status, rows_written, model_version, message from {qualified(log)}"
+        ).to_pylist()[0]
+        rows = "" if row["rows_written"] is None else f"{row['rows_written']:,}"
+        table.add_row(step, row["status"], rows, row["model_version"] or "", row["message"] or "")
+    console.print(table)
+
+
 def _model_summary(db: Path) -> None:
     from pyprofile.warehouse import Warehouse
     from pyprofile.warehouse.registry import latest_models
 
     with Warehouse.open(db, read_only=True) as wh:
+        _steps(wh)
         models = latest_models(wh)
     if not models:
         return

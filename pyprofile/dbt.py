@@ -4,7 +4,6 @@ models call (a run log per ml step, config values, the static scoring functions)
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -32,6 +31,12 @@ def publish_static_functions(wh: Any) -> list[str]:
 def config_value(raw: Any, cast: Callable[[Any], Any] = str) -> Any:
     """A dbt model config value (rendered from a var, so often text) or None when unset."""
     return None if raw in (None, "", "none", "None", "null") else cast(raw)
+
+
+def _partial(summary: dict) -> str | None:
+    """The parts of a step that were skipped, and why (e.g. CLV without repeat buyers)."""
+    skipped = summary.get("skipped") or {}
+    return "; ".join(f"{part} skipped: {why}" for part, why in skipped.items()) or None
 
 
 def clear_outputs(wh: Any, step: str) -> None:
@@ -79,7 +84,7 @@ def run_step(
         "model_version": summary.get("model_version"),
         "rows_written": None if rows is None else int(rows),
         "output_tables": outputs,
-        "message": message,
+        "message": message or _partial(summary),
         **{key: None if summary.get(key) is None else str(summary.get(key)) for key in extra},
     }
     # typed columns: an all-null column would otherwise get DuckDB's NULL type, which BI
@@ -133,7 +138,7 @@ def run_dbt(
     from dbt.cli.main import dbtRunner
 
     os.environ[DB_ENV] = str(Path(db).resolve())
-    args = _arguments(command, select, vars, full_refresh)
+    args = _arguments(command, select, full_refresh)
 
     def callback(event) -> None:
         if on_node is None or event.info.name != "NodeFinished":
@@ -150,7 +155,9 @@ def run_dbt(
             )
         )
 
-    result = dbtRunner(callbacks=[callback]).invoke(args)
+    # vars go as a dict: through --vars they would be JSON re-read as YAML, which turns dates
+    # into dates, splits emoji and refuses long strings
+    result = dbtRunner(callbacks=[callback]).invoke(args, **({"vars": vars} if vars else {}))
     nodes = [
         NodeResult(
             name=r.node.name,
@@ -180,9 +187,7 @@ def _failure_line(command: str, run: DbtRun, exception: BaseException | None) ->
     return f"dbt {command} failed: {detail}; full log: {log}"
 
 
-def _arguments(
-    command: str, select: Sequence[str], vars: dict[str, Any] | None, full_refresh: bool
-) -> list[str]:
+def _arguments(command: str, select: Sequence[str], full_refresh: bool) -> list[str]:
     """dbt's command line for the bundled project (target and logs in a writable folder)."""
     project = project_dir()
     work = _work_dir(project)
@@ -204,8 +209,6 @@ def _arguments(
     ]
     for s in select:
         args += ["--select", s]
-    if vars:
-        args += ["--vars", json.dumps(vars)]
     if full_refresh:
         args.append("--full-refresh")
     return args

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from pyprofile.dbt import run_step
 from pyprofile.errors import WarehouseError
 from pyprofile.models.artifact import pack
 from pyprofile.models.propensity import PropensityModel
@@ -210,7 +212,20 @@ def full_db(tmp_path_factory):
         tables = _ml_tables(feat, rng)
         tables["ml.customer_scores"]["model_version"] = _register_churn_model(wh, feat, rng)
         wh.write_many(tables)
+        wh.write_many(_run_logs())
     return path
+
+
+def _run_logs() -> dict[str, pa.Table]:
+    """The dbt ml steps' run logs: three done, one done with a part skipped."""
+    done = {"rows": 900, "model_version": "v000000000001"}
+    partial = {**done, "skipped": {"clv": "no customer bought twice"}}
+    return {
+        "ml.run_synthesizer": run_step("synthesizer", "ml.synthetic_customers", lambda: done),
+        "ml.run_segmentation": run_step("segmenter", "ml.customer_segments", lambda: done),
+        "ml.run_scoring": run_step("customer_scores", "ml.customer_scores", lambda: partial),
+        "ml.run_recommendations": run_step("recommender", "ml.recommendations", lambda: done),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +233,18 @@ def full_report(full_db, tmp_path_factory):
     out = tmp_path_factory.mktemp("report_html") / "report.html"
     summary = build_report(full_db, out, title="Test shop")
     return summary, out.read_text(encoding="utf-8")
+
+
+def test_steps_section_says_what_ran_and_what_was_skipped(full_report):
+    summary, text = full_report
+    steps = summary.data["steps"].set_index("step")
+    assert steps["status"].to_dict() == {
+        "synthesizer": "ok",
+        "segmentation": "ok",
+        "scoring": "ok",
+        "recommendations": "ok",
+    }
+    assert "scoring (ok): clv skipped: no customer bought twice" in text
 
 
 # --------------------------------------------------------------------------- helpers
@@ -257,6 +284,7 @@ def test_full_report_renders_every_section(full_report, full_db):
     summary, text = full_report
     assert summary.skipped == {}
     assert summary.rendered == [
+        "steps",
         "segments",
         "rfm",
         "segment_map",
@@ -405,13 +433,13 @@ def test_sections_say_why_they_are_skipped(tmp_path):
     assert summary.skipped["segments"].startswith("table ml.customer_segments does not exist")
     assert "ml.customer_scores" in summary.skipped["churn"]
     assert "ml.recommendations" in summary.skipped["recommendations"]
-    assert text.count('class="skipped"') == 6
+    assert text.count('class="skipped"') == 7
     assert text.count('<img class="plot"') == summary.plots == 2
 
     # an empty warehouse still gets a report: every section skipped, each with its reason
     Warehouse.open(tmp_path / "empty.duckdb").close()
     empty = build_report(tmp_path / "empty.duckdb", tmp_path / "empty.html")
-    assert empty.rendered == [] and len(empty.skipped) == 7
+    assert empty.rendered == [] and len(empty.skipped) == 8
     assert all(reason for reason in empty.skipped.values())
     with pytest.raises(WarehouseError, match="does not exist"):
         build_report(tmp_path / "missing.duckdb", tmp_path / "missing.html")
@@ -445,7 +473,7 @@ def test_report_on_the_dbt_built_demo_features(demo_wh, tmp_path):
     assert set(grid["r_score"]) <= set(range(1, 6)) and set(grid["f_score"]) <= set(range(1, 6))
     for key, reason in summary.skipped.items():
         assert reason.startswith("table ml."), (key, reason)
-    assert len(summary.rendered) + len(summary.skipped) == 7
+    assert len(summary.rendered) + len(summary.skipped) == 8
 
 
 # --------------------------------------------------------------------------- headless browser

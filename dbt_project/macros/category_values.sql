@@ -1,5 +1,6 @@
 {#- The top-level categories that get a spend-share column: the `max_categories` biggest by spend. -#}
 {% macro category_values() -%}
+    {%- set limit = max_categories() -%}
     {%- if not execute -%}{{ return([]) }}{%- endif -%}
     {%- set query -%}
         select category
@@ -7,7 +8,7 @@
         where is_purchase
         group by category
         order by sum(line_amount) desc, category
-        limit {{ var('max_categories') | int }}
+        limit {{ limit }}
     {%- endset -%}
     {%- set rows = run_query(query) -%}
     {{ return(rows.columns[0].values() | list) }}

@@ -12,7 +12,14 @@ with as_of as (
 ),
 
 customers as (
-    select * from {{ ref('stg_shop__customers') }}
+    select
+        c.*,
+        coalesce(
+            c.age,
+            cast(floor({{ dbt.datediff('c.birth_date', 'a.as_of_date', 'day') }} / 365.25) as integer)
+        ) as age_years
+    from {{ ref('stg_shop__customers') }} as c
+    cross join as_of as a
 )
 
 select
@@ -43,23 +50,22 @@ select
     o.discount_share,
     coalesce(k.distinct_products, 0) as distinct_products,
     k.avg_basket_size,
-    {%- for cat in categories %}
-    k.category_{{ slug(cat) }}_share,
+    {%- for col in category_columns(categories) %}
+    k.category_{{ col[0] }}_share,
     {%- endfor %}
-    {%- if categories | length >= var('max_categories') %}
+    {%- if categories | length >= max_categories() %}
     k.category_other_share,
     {%- endif %}
-    {%- for t in var('event_types') %}
-    coalesce(b.{{ slug(t) }}_events, 0) as {{ slug(t) }}_events,
+    {%- for t in event_type_columns() %}
+    coalesce(b.{{ t[1] }}_events, 0) as {{ t[1] }}_events,
     {%- endfor %}
     coalesce(b.session_count, 0) as session_count,
     b.view_to_cart_rate,
     b.cart_to_purchase_rate,
     b.days_since_last_visit,
-    coalesce(
-        c.age,
-        cast(floor({{ dbt.datediff('c.birth_date', 'a.as_of_date', 'day') }} / 365.25) as integer)
-    ) as age,
+    -- age from `age`, else from birth_date at as_of; outside 0-120 (born after as_of, or an
+    -- implausible birth date) it is null and the customer is kept
+    case when c.age_years between 0 and 120 then c.age_years end as age,
     c.gender,
     coalesce(
         c.income_band,

@@ -16,8 +16,8 @@ sessions as (
     select
         d.customer_id,
         d.session_id,
-        {%- for t in var('event_types') %}
-        sum(d.{{ slug(t) }}_events) as {{ slug(t) }}_events,
+        {%- for t in event_type_columns() %}
+        sum(d.{{ t[1] }}_events) as {{ t[1] }}_events,
         {%- endfor %}
         max(d.has_view) as has_view,
         max(d.has_cart) as has_cart,
@@ -33,8 +33,8 @@ sessions as (
 
 select
     customer_id,
-    {%- for t in var('event_types') %}
-    sum({{ slug(t) }}_events) as {{ slug(t) }}_events,
+    {%- for t in event_type_columns() %}
+    sum({{ t[1] }}_events) as {{ t[1] }}_events,
     {%- endfor %}
     count(session_id) as session_count,
     cast(sum(case when session_id is not null then has_cart else 0 end) as double)

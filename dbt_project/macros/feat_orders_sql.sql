@@ -19,9 +19,9 @@ orders as (
         o.status,
         a.as_of_date,
         cast(o.ordered_at as date) as order_date,
-        o.status in {{ in_list(var('returned_statuses')) }} as is_returned,
-        o.status in {{ in_list(var('cancelled_statuses')) }} as is_cancelled,
-        o.status not in {{ in_list(var('non_purchase_statuses')) }} as is_purchase
+        o.status in {{ in_list(text_list_var('returned_statuses')) }} as is_returned,
+        o.status in {{ in_list(text_list_var('cancelled_statuses')) }} as is_cancelled,
+        o.status not in {{ in_list(text_list_var('non_purchase_statuses')) }} as is_purchase
     from {{ ref('stg_shop__orders') }} as o
     cross join as_of as a
     where cast(o.ordered_at as date) <= a.as_of_date

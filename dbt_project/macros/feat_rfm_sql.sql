@@ -21,7 +21,7 @@ purchases as (
     cross join as_of as a
     where
         cast(o.ordered_at as date) <= a.as_of_date
-        and o.status not in {{ in_list(var('non_purchase_statuses')) }}
+        and o.status not in {{ in_list(text_list_var('non_purchase_statuses')) }}
 ),
 
 daily as (

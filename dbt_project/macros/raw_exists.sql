@@ -1,4 +1,5 @@
 {#- True when the raw table exists (false at parse time). -#}
 {% macro raw_exists(table) -%}
-    {{ return(execute and load_relation(source('shop', table)) is not none) }}
+    {%- set relation = raw_relation(table) -%}
+    {{ return(execute and load_relation(relation) is not none) }}
 {%- endmacro %}

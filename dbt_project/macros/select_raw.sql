@@ -3,12 +3,13 @@
     A missing optional column becomes null; a missing required column is a clear error.
     A missing optional table yields an empty result (and a log line) so that the features
     that need it are skipped instead of failing the build.
-    `columns` is a list of [name, required] pairs.
+    `columns` is a list of [name, required] pairs. The raw table's name is checked
+    (raw_relation) and mapped column names are quoted with their quotes escaped (sql_identifier).
 -#}
 {% macro select_raw(table, columns) -%}
-    {%- set relation = source('shop', table) -%}
+    {%- set relation = raw_relation(table) -%}
+    {%- set mapping = column_map(table) -%}
     {%- set existing = load_relation(relation) if execute else none -%}
-    {%- set mapping = var('column_map', {}).get(table, {}) -%}
     {%- if execute and existing is none %}
         {%- if table in ['orders'] -%}
             {{ exceptions.raise_compiler_error("pyprofile: required table " ~ relation ~ " does not exist; load it with `pyprofile load` or set the raw_schema/raw_tables vars") }}
@@ -30,7 +31,7 @@
         {%- for col in columns %}
             {%- set raw_name = mapping.get(col[0], col[0]) %}
             {%- if not execute or (raw_name | lower) in available %}
-            {{ adapter.quote(raw_name) }} as {{ col[0] }}
+            {{ sql_identifier(raw_name, 'column_map.' ~ table ~ '.' ~ col[0]) }} as {{ col[0] }}
             {%- elif col[1] -%}
                 {{ exceptions.raise_compiler_error("pyprofile: table " ~ relation ~ " lacks required column '" ~ raw_name ~ "' (it has: " ~ available | join(', ') ~ "); map it with the column_map var or `pyprofile load --map`") }}
             {%- else %}

@@ -1,13 +1,15 @@
 {#-
-    A non-negative number from a var or config as SQL text, unchanged; anything else (text that
-    is not a plain decimal number) is a compile error instead of becoming SQL. `name` is the
-    setting's name, for the message. Checked at run time only (configs are not rendered yet
-    when dbt parses a model).
+    A non-negative (or, with positive=true, positive) finite number from a var or config as SQL
+    text; anything else (text that is not a plain decimal number, inf) is a compile error naming
+    the setting. `name` is the setting's name, for the message.
 -#}
-{% macro sql_number(value, name) -%}
-    {%- if execute and not modules.re.fullmatch('[0-9]+([.][0-9]*)?([eE][-+]?[0-9]+)?', value | string | trim) -%}
-        {{ exceptions.raise_compiler_error(
-            "pyprofile: " ~ name ~ " must be a non-negative number, got " ~ value) }}
+{% macro sql_number(value, name, positive=false) -%}
+    {%- set text = value | string | trim -%}
+    {%- set ok = value is not none and value is not boolean
+        and modules.re.fullmatch('[0-9]+([.][0-9]*)?([eE][-+]?[0-9]+)?', text)
+        and (text | float) <= 1.0e300 and (not positive or (text | float) > 0) -%}
+    {%- if not ok -%}
+        {{ var_error(name, value, "a positive number" if positive else "a non-negative number") }}
     {%- endif -%}
-    {{ value | string | trim }}
+    {{ text }}
 {%- endmacro %}

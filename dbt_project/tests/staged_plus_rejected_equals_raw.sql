@@ -3,10 +3,10 @@
 with counts as (
     {% for t in tables %}
     select
-        '{{ t }}' as table_name,
+        {{ sql_string(t) }} as table_name,
         (select count(*) from {{ ref('base_shop__' ~ t) }}) as raw_rows,
         (select count(*) from {{ ref('stg_shop__' ~ t) }}) as staged_rows,
-        (select count(*) from {{ ref('rejected_rows') }} where table_name = '{{ t }}')
+        (select count(*) from {{ ref('rejected_rows') }} where table_name = {{ sql_string(t) }})
             as rejected_rows
     {% if not loop.last %}union all{% endif %}
     {% endfor %}

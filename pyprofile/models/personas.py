@@ -116,7 +116,8 @@ def build_profiles(
             "dominant_rfm_share": (facts["dominant_rfm_segment"] or {}).get("share"),
             "favourite_categories": ", ".join(f["category"] for f in facts["favourite_categories"])
             or None,
-            "top_features": ", ".join(t["feature"] for t in facts["top_features"]) or None,
+            "top_features": ", ".join(feature(t["feature"]).label for t in facts["top_features"])
+            or None,
         }
         for f in key_features:
             if f in base.num_cols:

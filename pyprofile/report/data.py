@@ -396,19 +396,53 @@ def _stored_table(records: Any, columns: Sequence[str]) -> pd.DataFrame | None:
     return pd.DataFrame.from_records(records, columns=list(columns))
 
 
+# --------------------------------------------------------------------------- steps
+def pipeline_steps(src: Source) -> list[dict[str, Any]]:
+    """Every ml step's run log (status, rows, version, why it or a part was skipped)."""
+    steps = []
+    for step, log in tables.RUN_LOGS.items():
+        if not src.exists(log):
+            steps.append({"step": step, "status": "not run", "message": f"no {log}"})
+            continue
+        row = src.frame(
+            f"select status, rows_written, model_version, message from {qualified(log)}"
+        ).iloc[0]
+        steps.append({"step": step, **row.to_dict()})
+    return steps
+
+
 # --------------------------------------------------------------------------- CLV
 def clv_values(src: Source) -> tuple[np.ndarray, np.ndarray]:
-    """A sample of 12-month values and of P(alive) (empty when the column is missing)."""
+    """A sample of 12-month values, and of P(alive) of repeat buyers only: BG/NBD gives 1 to
+    every customer without a repeat purchase, which says nothing about them (empty when the
+    column or the features' ``frequency`` is missing)."""
     cols = src.need(tables.SCORES, ["clv_12m"])
-    extra = [c for c in ("p_alive",) if c in cols]
-    data, _ = src.sample(tables.SCORES, ["clv_12m", *extra])
+    data, _ = src.sample(tables.SCORES, ["clv_12m"])
     clv = pd.to_numeric(data["clv_12m"], errors="coerce").dropna().to_numpy(dtype=float)
     if clv.size == 0:
         raise Skip(f"table {tables.SCORES} has no CLV values (no customer with purchases)")
     alive = np.array([])
-    if extra:
-        alive = pd.to_numeric(data["p_alive"], errors="coerce").dropna().to_numpy(dtype=float)
+    if "p_alive" in cols and src.has(tables.FEATURES, "customer_id", "frequency"):
+        repeat = src.frame(
+            f"select s.p_alive from {qualified(tables.SCORES)} s "
+            f"join {qualified(tables.FEATURES)} f using (customer_id) "
+            "where f.frequency > 0 and s.p_alive is not null "
+            "order by hash(cast(? as bigint), s.customer_id) limit ?",
+            [src.random_state, src.sample_rows],
+        )
+        alive = repeat["p_alive"].to_numpy(dtype=float)
     return clv, alive
+
+
+def one_time_buyers(src: Source) -> tuple[int, int] | None:
+    """(customers whose only purchases fall on one day, customers with purchases), or None."""
+    if not src.has(tables.FEATURES, "frequency"):
+        return None
+    row = src.frame(
+        "select count(*) filter (where frequency = 0) as once, count(frequency) as buyers "
+        f"from {qualified(tables.FEATURES)}"
+    ).iloc[0]
+    return int(row["once"]), int(row["buyers"])
 
 
 def clv_totals(src: Source) -> dict[str, float]:

@@ -376,8 +376,8 @@ def draw_clv(fig, clv: np.ndarray, alive: np.ndarray) -> None:
         ax = axes[2]
         ax.hist(alive, bins=np.linspace(0, 1, 26), color="#76b7b2", alpha=0.9)
         ax.set_xlabel("P(alive)")
-        ax.set_ylabel("customers")
-        ax.set_title("Probability the customer is still active")
+        ax.set_ylabel("repeat buyers")
+        ax.set_title("Still active? (repeat buyers)")
 
 
 def _draw_clv_histogram(ax, clv: np.ndarray) -> None:

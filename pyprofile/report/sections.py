@@ -21,6 +21,7 @@ import pandas as pd
 
 from pyprofile.report.data import (
     AT_RISK,
+    Skip,
     Source,
     at_risk_customers,
     churn_evaluation,
@@ -31,6 +32,8 @@ from pyprofile.report.data import (
     key_numbers,
     map_points,
     model_versions,
+    one_time_buyers,
+    pipeline_steps,
     recommendation_grouping,
     rfm_cells,
     rfm_segments,
@@ -108,6 +111,23 @@ def header(src: Source) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
 
 
 # --------------------------------------------------------------------------- segments
+def steps(src: Source, aggregates: Aggregates) -> list[Block]:
+    """Every ml step: done, skipped (and why), or not run; a part skipped is said too."""
+    rows = pipeline_steps(src)
+    if all(r["status"] == "not run" for r in rows):
+        first = next(iter(tables.RUN_LOGS.values()))
+        raise Skip(
+            f"table {first} and the other ml run logs do not exist yet (run `pyprofile run`)"
+        )
+    aggregates["steps"] = pd.DataFrame(rows)
+    items = [(r["step"], r["status"]) for r in rows]
+    blocks = [tiles(items)]
+    for r in rows:
+        if r.get("message"):
+            blocks.append(note(f"{r['step']} ({r['status']}): {r['message']}"))
+    return blocks
+
+
 def segments(src: Source, aggregates: Aggregates) -> list[Block]:
     seg = segment_sizes(src)
     aggregates["segment_sizes"] = seg
@@ -337,6 +357,16 @@ def clv(src: Source, aggregates: Aggregates) -> list[Block]:
                 "left out of the value plots and figures."
             )
         )
+    once = one_time_buyers(src)
+    if once is not None and once[1]:
+        blocks.append(
+            note(
+                f"P(alive) is shown for repeat buyers only: {once[0]:,} of {once[1]:,} buyers "
+                f"({once[0] / once[1]:.0%}) bought on a single day, and BG/NBD gives each of them "
+                "P(alive) = 1 because it cannot see a one-time buyer drop out. Their chance of "
+                "buying again is the churn section's answer (purchase = 1 - churn)."
+            )
+        )
     return blocks
 
 
@@ -369,6 +399,12 @@ class Section:
 
 
 SECTIONS = (
+    Section(
+        "steps",
+        "Pipeline steps",
+        "What each ml step did in the last build: done, skipped and why.",
+        steps,
+    ),
     Section(
         "segments",
         "Segments and personas",

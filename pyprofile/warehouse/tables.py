@@ -40,6 +40,14 @@ GAMMA_GAMMA_MODEL = "gamma_gamma"
 SCORES_MODEL = "customer_scores"
 RECOMMENDER_MODEL = "recommender"
 
+# ---------------------------------------------------------------- the dbt ml steps' run logs
+RUN_LOGS = {
+    "synthesizer": "ml.run_synthesizer",
+    "segmentation": "ml.run_segmentation",
+    "scoring": "ml.run_scoring",
+    "recommendations": "ml.run_recommendations",
+}
+
 # ---------------------------------------------------------------- what each ml step writes
 # step (registry model name) -> (tables, scoring functions); a skipped step clears them so that
 # no stale output of an earlier run is left next to fresh features.

@@ -2,8 +2,12 @@
 -- before as_of. weight = sum over interactions of the type's weight (var interaction_weights:
 -- product view < add to cart < purchase, per unit bought), optionally decayed by age with a
 -- half-life (var interaction_half_life_days; null = no decay).
-{%- set weights = var('interaction_weights') %}
-{%- set half_life = var('interaction_half_life_days', none) %}
+-- Every var is checked before it becomes SQL: weights and half-life are numbers, names are
+-- escaped string literals.
+{%- set weights = interaction_weights() %}
+{%- set half_life = interaction_half_life() %}
+{%- set view_event = checked_text(var('view_event'), 'view_event') %}
+{%- set cart_event = checked_text(var('cart_event'), 'cart_event') %}
 
 with as_of as (
     select {{ as_of_date() }} as as_of_date
@@ -33,7 +37,7 @@ events as (
     where
         e.product_id is not null
         and cast(e.event_at as date) <= a.as_of_date
-        and e.event_type in {{ in_list(weights.keys() | reject('equalto', 'purchase') | list) }}
+        and e.event_type in {{ in_list(weights | map('first') | reject('equalto', 'purchase') | list) }}
 ),
 
 interactions as (
@@ -48,18 +52,21 @@ weighted as (
         x.product_id,
         x.kind,
         x.interacted_at,
-        x.units * case
-            {%- for kind, w in weights.items() %}
-            when x.kind = {{ sql_string(kind) }} then {{ sql_number(w, 'interaction_weights.' ~ kind) }}
+        x.units
+        {%- if weights %} * case
+            {%- for kind, w in weights %}
+            when x.kind = {{ sql_string(kind) }} then {{ w }}
             {%- endfor %}
             else 0
         end
-        {%- if half_life %}
+        {%- else %} * 0
+        {%- endif %}
+        {%- if half_life is not none %}
         * exp(-ln(2) * {{ dbt.datediff('cast(x.interacted_at as date)', 'a.as_of_date', 'day') }}
-            / {{ sql_number(half_life, 'interaction_half_life_days') }})
+            / {{ half_life }})
         {%- endif %} as weight
     from interactions as x
-    {%- if half_life %}
+    {%- if half_life is not none %}
     cross join as_of as a
     {%- endif %}
 )
@@ -70,8 +77,8 @@ select
     cast(sum(weight) as double) as weight,
     max(interacted_at) as last_interaction_at,
     sum(case when kind = 'purchase' then 1 else 0 end) as purchase_count,
-    sum(case when kind = {{ sql_string(var('cart_event')) }} then 1 else 0 end) as cart_count,
-    sum(case when kind = {{ sql_string(var('view_event')) }} then 1 else 0 end) as view_count,
+    sum(case when kind = {{ sql_string(cart_event) }} then 1 else 0 end) as cart_count,
+    sum(case when kind = {{ sql_string(view_event) }} then 1 else 0 end) as view_count,
     sum(case when kind = 'purchase' then 1 else 0 end) > 0 as is_purchased
 from weighted
 group by customer_id, product_id

@@ -3,7 +3,8 @@
 -- customer_features) and the labels observed in the window (cutoff, as_of].
 -- depends_on: {{ ref('int_order_lines') }}
 -- depends_on: {{ ref('int_session_days') }}
-{%- set horizon = sql_number(config.get('horizon_days'), 'horizon_days') | int %}
+{%- set horizon = sql_integer(config.get('horizon_days'), 'horizon_days', 1, 36500) | int
+    if execute else 90 %}
 {%- set cutoff = "cast(" ~ dbt.dateadd('day', -horizon, as_of_date()) ~ " as date)" %}
 {%- set categories = category_values() %}
 
@@ -34,7 +35,7 @@ window_purchases as (
         sum(o.amount) as spend
     from {{ ref('stg_shop__orders') }} as o
     where
-        o.status not in {{ in_list(var('non_purchase_statuses')) }}
+        o.status not in {{ in_list(text_list_var('non_purchase_statuses')) }}
         and cast(o.ordered_at as date) > {{ cutoff }}
         and cast(o.ordered_at as date) <= {{ as_of_date() }}
     group by o.customer_id

@@ -27,4 +27,5 @@ def model(dbt, session):
         "ml.recommendations, ml.product_similarities",
         lambda: run_recommendations(session, **options, **pipeline_inputs(session)),
         extra=["method"],
+        session=session,
     )

@@ -16,9 +16,13 @@ def model(dbt, session):
 
     settings = {
         "horizon_days": config_value(dbt.config.get("horizon_days"), int),
+        "currency": config_value(dbt.config.get("currency")),
         "random_state": config_value(dbt.config.get("random_state"), int),
     }
     options = {name: value for name, value in settings.items() if value is not None}
     return run_step(
-        "customer_scores", "ml.customer_scores", lambda: run_scoring(session, **options)
+        "customer_scores",
+        "ml.customer_scores",
+        lambda: run_scoring(session, **options),
+        session=session,
     )

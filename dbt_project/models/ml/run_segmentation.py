@@ -20,6 +20,7 @@ def model(dbt, session):
     from pyprofile.flows.segmentation import run_segmentation
 
     settings = {
+        "currency": config_value(dbt.config.get("currency")),
         "k": config_value(dbt.config.get("k"), int),
         "k_range": config_value(dbt.config.get("k_range"), _k_range),
         "epochs": config_value(dbt.config.get("epochs"), int),
@@ -31,4 +32,5 @@ def model(dbt, session):
         "ml.customer_segments, ml.segment_profiles",
         lambda: run_segmentation(session, **options),
         extra=["k"],
+        session=session,
     )

@@ -26,4 +26,5 @@ def model(dbt, session):
         "synthesizer",
         "ml.synthetic_customers, ml.synthetic_quality",
         lambda: run_synthesizer(session, **options),
+        session=session,
     )

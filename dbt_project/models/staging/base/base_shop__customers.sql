@@ -10,10 +10,17 @@ with source as (
 {% else %}
 {{ log("pyprofile: no customers table; customers are derived from orders", info=true) }}
 with source as (
-    -- a derived customer signs up with their first order (so point-in-time filters work)
+    -- a derived customer signs up with their first plausible order (so point-in-time filters
+    -- work)
     select
         customer_id,
-        min({{ dbt.safe_cast("ordered_at", api.Column.translate_type("timestamp")) }}) as signup_at,
+        min(
+            case
+                when {{ dbt.safe_cast("ordered_at", api.Column.translate_type("timestamp")) }}
+                    >= {{ min_valid_date() }}
+                    then {{ dbt.safe_cast("ordered_at", api.Column.translate_type("timestamp")) }}
+            end
+        ) as signup_at,
         cast(null as {{ dbt.type_string() }}) as birth_date,
         cast(null as {{ dbt.type_string() }}) as age,
         cast(null as {{ dbt.type_string() }}) as gender,
@@ -55,9 +62,14 @@ numbered as (
 
 select
     customer_id,
-    -- attributes that fail to parse or lie in the future become null; the customer is kept
+    -- attributes that fail to parse, lie in the future or (sign-up) before min_valid_date
+    -- become null; the customer is kept. Implausible ages from birth dates are nulled in the
+    -- features, where as_of is known.
     case
-        when signup_at <= cast({{ dbt.current_timestamp() }} as timestamp) then signup_at
+        when
+            signup_at <= cast({{ dbt.current_timestamp() }} as timestamp)
+            and signup_at >= {{ min_valid_date() }}
+            then signup_at
     end as signup_at,
     case
         when birth_date <= cast({{ dbt.current_timestamp() }} as date) then birth_date

@@ -34,6 +34,7 @@ select
         when not has_event_at then 'null event_at'
         when event_at is null then 'unparseable event_at'
         when event_at > cast({{ dbt.current_timestamp() }} as timestamp) then 'future event_at'
+        when event_at < {{ min_valid_date() }} then 'event_at before min_valid_date'
         when event_type is null or event_type = '' then 'null event_type'
         when not has_known_customer then 'orphan event: unknown customer_id'
     end as reject_reason

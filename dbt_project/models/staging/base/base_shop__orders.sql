@@ -35,6 +35,7 @@ checked as (
             when ordered_at is null then 'unparseable ordered_at'
             when ordered_at > cast({{ dbt.current_timestamp() }} as timestamp)
                 then 'future ordered_at'
+            when ordered_at < {{ min_valid_date() }} then 'ordered_at before min_valid_date'
             when not has_amount then 'null amount'
             when amount is null then 'non-numeric amount'
             when amount < 0 then 'negative amount'
