@@ -115,3 +115,15 @@ def test_a_dbt_failure_is_one_line_with_the_log(tmp_path):
     assert len(errors) == 1, out.output
     assert "lacks required column 'amount'" in errors[0] and "full log: " in errors[0]
     assert len(out.output.splitlines()) < 10  # progress and the failed node, not dbt's log
+
+
+def test_no_valid_order_is_one_line_naming_the_cause(tmp_path):
+    db = tmp_path / "w.duckdb"
+    assert runner.invoke(app, ["demo-data", "--db", str(db), "--customers", "30"]).exit_code == 0
+    with Warehouse.open(db) as wh:
+        wh.execute("delete from raw.orders")
+    out = runner.invoke(app, ["features", "--db", str(db)])
+    errors = [line for line in out.output.splitlines() if line.startswith("error:")]
+    assert out.exit_code == 1 and len(errors) == 1, out.output
+    assert "no valid order to take the observation date (as_of) from" in errors[0]
+    assert "pass --as-of" in errors[0]

@@ -120,3 +120,27 @@ def test_file_is_readable_by_duckdb_1x(tmp_path):
     out = subprocess.run([old_python, "-c", code, str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "5"
+
+
+def test_a_failed_commit_is_reported_not_masked_by_the_rollback():
+    """A full disk fails the commit and ends the transaction: the user must see the disk error,
+    not DuckDB's "cannot rollback - no transaction is active"."""
+    import duckdb
+
+    from pyprofile.warehouse import DuckDBWarehouse
+
+    class FullDisk:
+        def __init__(self):
+            self.con = duckdb.connect()
+
+        def execute(self, sql, params=None):
+            if sql == "commit":
+                self.con.execute("rollback")
+                raise duckdb.IOException("could not write file: No space left on device")
+            if sql == "rollback":
+                raise duckdb.TransactionException("cannot rollback - no transaction is active")
+            return self.con.execute(sql, params or [])
+
+    wh = DuckDBWarehouse(FullDisk())
+    with pytest.raises(WarehouseError, match="No space left on device"):
+        wh.publish_macro("main.f", ["x"], "x + 1")
