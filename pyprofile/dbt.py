@@ -34,9 +34,11 @@ def config_value(raw: Any, cast: Callable[[Any], Any] = str) -> Any:
 
 
 def _partial(summary: dict) -> str | None:
-    """The parts of a step that were skipped, and why (e.g. CLV without repeat buyers)."""
+    """The parts of a step that were skipped and why (e.g. CLV without repeat buyers), and the
+    assumption checks that failed."""
     skipped = summary.get("skipped") or {}
-    return "; ".join(f"{part} skipped: {why}" for part, why in skipped.items()) or None
+    notes = [f"{part} skipped: {why}" for part, why in skipped.items()]
+    return "; ".join(notes + list(summary.get("diagnostics") or [])) or None
 
 
 def clear_outputs(wh: Any, step: str) -> None:

@@ -699,3 +699,29 @@ def test_report_in_headless_chromium(full_report, tmp_path):
         rgb = np.array([int(hex_color[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
         close = (np.abs(shot - rgb).max(axis=2) < 12).sum()
         assert close > 500, f"{hex_color}: only {close} pixels"
+
+
+def test_clv_section_shows_the_bgnbd_holdout_check_and_the_assumption_notes(tmp_path):
+    rng = np.random.default_rng(5)
+    path = tmp_path / "clv.duckdb"
+    feat = _features(300, rng)
+    check = [
+        {"frequency": "0", "customers": 200, "predicted": 0.21, "actual": 0.18},
+        {"frequency": "1", "customers": 60, "predicted": 0.55, "actual": 0.61},
+        {"frequency": "6+", "customers": 40, "predicted": 2.40, "actual": 2.10},
+    ]
+    with Warehouse.open(path) as wh:
+        wh.write("features.customer_features", feat)
+        bg = save_model(wh, "bgnbd", pack({}, {"x": 1}), metrics={"calibration_table": check})
+        meta = {"components": {"bgnbd": bg}, "diagnostics": ["order value and frequency correlate"]}
+        bundle = save_model(wh, "customer_scores", pack({}, meta), params=meta)
+        scores = _ml_tables(feat, rng)["ml.customer_scores"].assign(model_version=bundle)
+        wh.write("ml.customer_scores", scores)
+    summary = build_report(path, tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "clv" in summary.rendered
+    pd.testing.assert_frame_equal(
+        summary.data["bgnbd_holdout"], pd.DataFrame(check), check_dtype=False
+    )
+    assert "order value and frequency correlate" in text
+    assert "P(alive) is shown for repeat buyers only" in text

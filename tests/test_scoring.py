@@ -72,6 +72,8 @@ def warehouse():
     window = orders[(orders["day"] > cutoff) & (orders["day"] <= AS_OF)]
     spend = window.groupby("customer_id")["amount"].sum()
     training["spend_in_window"] = training["customer_id"].map(spend).fillna(0.0)
+    days = window.groupby("customer_id")["day"].nunique()
+    training["purchase_days_in_window"] = training["customer_id"].map(days).fillna(0).astype(int)
     training["purchased"] = training["spend_in_window"] > 0
     training["churned"] = ~training["purchased"]
     scoring = features_at(orders, customers, AS_OF)
@@ -220,3 +222,31 @@ def test_churn_reasons_are_plain_words_with_the_customers_own_values(warehouse):
     assert len(recency) > 0
     for text, days in zip(recency["churn_reason_1"], recency["recency_days"], strict=True):
         assert text.startswith(f"last purchase {value('days', days)} ago (typical: ")
+
+
+def test_bgnbd_holdout_calibration_per_frequency(warehouse):
+    _, summary, training, _ = warehouse
+    table = pd.DataFrame(summary["clv_holdout"]["calibration_table"])
+    bucket = training["frequency"].clip(upper=6).astype(int).astype(str)
+    bucket = bucket.where(bucket != "6", "6+")
+    actual = training.groupby(bucket)["purchase_days_in_window"].mean()
+    for row in table.itertuples():
+        assert row.actual == pytest.approx(actual[row.frequency])
+        assert row.customers == (bucket == row.frequency).sum()
+    assert table["customers"].sum() == len(training)
+    # BG/NBD data: predicted and actual agree on average (the model holds here)
+    weights = table["customers"] / table["customers"].sum()
+    assert abs((weights * (table["predicted"] - table["actual"])).sum()) < 0.15
+
+
+def test_gamma_gamma_independence_is_checked(warehouse):
+    _, _, training, scoring = warehouse
+    linked = scoring.assign(monetary_value=scoring["monetary_value"] * (1 + scoring["frequency"]))
+    wh = Warehouse.open(":memory:")
+    wh.write_many({"features.customer_training": training, "features.customer_features": linked})
+    summary = run_scoring(wh, propensity_model="linear")
+    assert any("correlate at r = " in note for note in summary["diagnostics"])
+    record = registry.load_model(wh, "gamma_gamma").metrics
+    x = linked.loc[linked["frequency"] > 0]
+    r = np.corrcoef(x["frequency"], x["monetary_value"])[0, 1]
+    assert record["frequency_monetary_correlation"] == pytest.approx(r)

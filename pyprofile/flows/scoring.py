@@ -59,6 +59,9 @@ from pyprofile.warehouse.sql import split_name
 
 __all__ = ["METRIC_COLUMNS", "SCORE_COLUMNS", "metrics_rows", "run_scoring"]
 
+# Gamma-Gamma assumes order value independent of purchase frequency; above this correlation
+# (among repeat buyers) its expected values are flagged as unreliable.
+GG_MAX_CORRELATION = 0.3
 PROPENSITY_COLUMNS = ("churn_probability", "purchase_probability")
 REASON_COLUMNS = ("churn_reason_1", "churn_reason_2", "churn_reason_3")
 CLV_COLUMNS = ("p_alive", "expected_purchases_90d", "expected_avg_order_value", "clv_12m")
@@ -105,6 +108,7 @@ def run_scoring(
     churn_label: str = "churned",
     purchase_label: str = "purchased",
     spend_label: str = "spend_in_window",
+    count_label: str = "purchase_days_in_window",
     exclude: Sequence[str] = (),
     propensity_model: str = "auto",
     discount_rate: float = 0.01,
@@ -116,7 +120,7 @@ def run_scoring(
     split_name(output_table or tables.SCORES)  # a bad name fails before any work
     scoring = read_frame(wh, scoring_table, [id_column])
     training = read_frame(wh, training_table, [id_column]) if wh.exists(training_table) else None
-    labels = {"churn": churn_label, "purchase": purchase_label, "spend": spend_label}
+    labels = dict(churn=churn_label, purchase=purchase_label, spend=spend_label, count=count_label)
     skipped: dict[str, str] = {}
     inputs = (training, scoring, training_table, labels, {id_column, *exclude})
     propensity = _attempt(
@@ -131,8 +135,8 @@ def run_scoring(
         raise InputError("; ".join(f"{part}: {reason}" for part, reason in skipped.items()))
     entries = _entries(propensity, lifetime, horizon_days, training_table)
     versions = {name: entry.version for name, entry in entries.items()}
-    bundle_meta = {"horizon_days": horizon_days, "components": versions, "skipped": skipped}
-    bundle = ModelEntry(tables.SCORES_MODEL, pack({}, bundle_meta), bundle_meta)
+    notes = _diagnostics(lifetime)
+    bundle = _bundle(horizon_days, versions, skipped, notes)
     out = _scores(scoring, id_column, propensity, lifetime, (discount_rate, currency))
     out = stamp(out, observation_date(wh, scoring_table), bundle.version)
     check_unique(out, [id_column], scoring_table)
@@ -143,12 +147,10 @@ def run_scoring(
     )
     return {
         "rows": counts.get(output_table, len(out)),
-        "output_table": output_table,
-        "horizon_days": horizon_days,
-        "model_version": bundle.version,
-        "versions": versions,
+        **{"output_table": output_table, "horizon_days": horizon_days},
+        **{"model_version": bundle.version, "versions": versions},
         "metrics": _metric_rows(propensity, lifetime, versions),
-        "skipped": skipped,
+        **{"skipped": skipped, "diagnostics": notes},
         **_clv_summary(lifetime),
         "macros": {f.name: f.params for f in functions},
         "features": [] if propensity is None else propensity.features,
@@ -156,11 +158,45 @@ def run_scoring(
     }
 
 
+def _diagnostics(lifetime: _Lifetime | None) -> list[str]:
+    """The lifetime models' assumption checks, in words (empty when all hold)."""
+    if lifetime is None:
+        return []
+    d = lifetime.diagnostics
+    notes = []
+    if abs(d["frequency_monetary_correlation"]) > GG_MAX_CORRELATION:
+        implied = d["population_mean"]
+        implied_text = "no finite mean" if implied is None else f"a mean of {implied:,.2f}"
+        notes.append(
+            "Gamma-Gamma assumes order value does not depend on how often a customer buys; "
+            f"among repeat buyers they correlate at r = {d['frequency_monetary_correlation']:.2f} "
+            f"(above {GG_MAX_CORRELATION}), so expected order values and CLV are less reliable "
+            f"(the model implies {implied_text} per order, {d['observed_mean']:,.2f} observed)"
+        )
+    if d["one_time_buyer_share"] > 0.5:
+        notes.append(
+            f"{d['one_time_buyer_share']:.0%} of buyers bought on a single day: BG/NBD gives each "
+            "of them P(alive) = 1; their chance of buying again is 1 - churn probability"
+        )
+    return notes
+
+
 def _clv_summary(lifetime: _Lifetime | None) -> dict[str, Any]:
     if lifetime is None:
         return {"clv_params": {}, "clv_holdout": {}}
     params = {**lifetime.bgnbd.params_, **lifetime.gamma_gamma.params_}
     return {"clv_params": params, "clv_holdout": lifetime.holdout}
+
+
+def _bundle(horizon_days: int, versions: dict, skipped: dict, notes: list[str]) -> ModelEntry:
+    """The ``customer_scores`` registry entry: which models scored, what was skipped, why."""
+    meta = {
+        "horizon_days": horizon_days,
+        "components": versions,
+        "skipped": skipped,
+        "diagnostics": notes,
+    }
+    return ModelEntry(tables.SCORES_MODEL, pack({}, meta), meta)
 
 
 def _attempt(part: str, skipped: dict[str, str], fit: Callable[[], Any]) -> Any:
@@ -269,7 +305,30 @@ def _attempt_holdout(training: pd.DataFrame, horizon_days: int, labels: dict[str
         actual = pd.to_numeric(training[labels["spend"]]).fillna(0.0).to_numpy()[known]
         out["spend_mae"] = float(np.mean(np.abs(expected * value - actual)))
         out["spend_mae_baseline"] = float(np.mean(np.abs(actual - actual.mean())))
+    if labels["count"] in training.columns:
+        actual = pd.to_numeric(training[labels["count"]]).fillna(0.0).to_numpy()[known]
+        out["calibration_table"] = holdout_calibration(cols["frequency"], expected, actual)
     return out
+
+
+def holdout_calibration(
+    frequency: np.ndarray, predicted: np.ndarray, actual: np.ndarray, top: int = 6
+) -> list[dict[str, Any]]:
+    """BG/NBD on the holdout window, per frequency at the cutoff (0, 1, ..., ``top``+): the
+    customers, their mean predicted purchases and the mean they made."""
+    bucket = np.minimum(frequency, top).astype(int)
+    rows = []
+    for b in np.unique(bucket):
+        mask = bucket == b
+        rows.append(
+            {
+                "frequency": f"{b}+" if b == top else str(b),
+                "customers": int(mask.sum()),
+                "predicted": float(predicted[mask].mean()),
+                "actual": float(actual[mask].mean()),
+            }
+        )
+    return rows
 
 
 def _gg_metrics(gg: GammaGamma, frame: pd.DataFrame, known: np.ndarray) -> dict[str, float]:
@@ -281,11 +340,15 @@ def _gg_metrics(gg: GammaGamma, frame: pd.DataFrame, known: np.ndarray) -> dict[
     cols = _summary_columns(frame)
     repeat = known & (cols["frequency"] > 0) & (cols["monetary_value"] > 0)
     p, q, v = (gg.params_[k] for k in ("p", "q", "v"))
+    x, m = cols["frequency"][repeat], cols["monetary_value"][repeat]
+    corr = float(np.corrcoef(x, m)[0, 1]) if np.ptp(x) > 0 and np.ptp(m) > 0 else 0.0
     return {
         "n_customers": gg.n_customers_,
         "n_excluded": gg.n_excluded_,
         "population_mean": v * p / (q - 1.0) if q > 1 else None,  # None: infinite
-        "observed_mean": float(np.mean(cols["monetary_value"][repeat])),
+        "observed_mean": float(np.mean(m)),
+        "frequency_monetary_correlation": corr,
+        "one_time_buyer_share": float(np.mean(cols["frequency"][known] == 0)),
     }
 
 

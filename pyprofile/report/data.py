@@ -376,14 +376,37 @@ def churn_evaluation(src: Source) -> ChurnEvaluation:
 
 def churn_record(src: Source) -> ModelRecord:
     """The registry record of the churn model behind ml.customer_scores."""
+    return component_record(src, "churn", tables.CHURN_MODEL)
+
+
+def component_record(src: Source, component: str, model: str) -> ModelRecord:
+    """The registry record of one model of the scoring bundle behind ml.customer_scores."""
     bundle = load_model(src.wh, tables.SCORES_MODEL, src.version(tables.SCORES))
     components = bundle.params.get("components")
-    version = components.get("churn") if isinstance(components, dict) else None
+    version = components.get(component) if isinstance(components, dict) else None
     if not isinstance(version, str):
         raise WarehouseError(
-            f"scoring bundle {bundle.version} in {tables.REGISTRY} names no churn model"
+            f"scoring bundle {bundle.version} in {tables.REGISTRY} names no {component} model"
         )
-    return load_model(src.wh, tables.CHURN_MODEL, version)
+    return load_model(src.wh, model, version)
+
+
+LIFETIME_CHECK_COLUMNS = ("frequency", "customers", "predicted", "actual")
+
+
+def lifetime_checks(src: Source) -> tuple[pd.DataFrame | None, list[str]]:
+    """BG/NBD's holdout calibration per frequency (predicted vs actual purchases in the label
+    window, stored when it was fitted) and the scoring bundle's assumption checks in words."""
+    if not src.exists(tables.REGISTRY) or not src.exists(tables.SCORES):
+        return None, []
+    try:
+        bundle = load_model(src.wh, tables.SCORES_MODEL, src.version(tables.SCORES))
+        record = component_record(src, "bgnbd", tables.BGNBD_MODEL)
+    except PyprofileError as exc:
+        return None, [f"No BG/NBD check: {exc}."]
+    table = _stored_table(record.metrics.get("calibration_table"), LIFETIME_CHECK_COLUMNS)
+    notes = [str(n) for n in bundle.params.get("diagnostics") or []]
+    return table, notes
 
 
 def _stored_table(records: Any, columns: Sequence[str]) -> pd.DataFrame | None:

@@ -380,6 +380,19 @@ def draw_clv(fig, clv: np.ndarray, alive: np.ndarray) -> None:
         ax.set_title("Still active? (repeat buyers)")
 
 
+def draw_lifetime_check(fig, table) -> None:
+    """BG/NBD on the holdout window: mean predicted vs actual purchases per frequency."""
+    ax = fig.subplots(1, 1)
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["predicted"], width=0.4, color=ACCENT, label="predicted (BG/NBD)")
+    ax.bar(x + 0.2, table["actual"], width=0.4, color=SYNTH, label="actual")
+    ax.set_xticks(x, [str(f) for f in table["frequency"]])
+    ax.set_xlabel("repeat purchase days before the window")
+    ax.set_ylabel("purchase days in the window, mean")
+    ax.set_title("BG/NBD holdout check")
+    ax.legend(fontsize=8)
+
+
 def _draw_clv_histogram(ax, clv: np.ndarray) -> None:
     pos = clv[clv > 0]
     if pos.size:

@@ -30,6 +30,7 @@ from pyprofile.report.data import (
     clv_totals,
     clv_values,
     key_numbers,
+    lifetime_checks,
     map_points,
     model_versions,
     one_time_buyers,
@@ -52,6 +53,7 @@ from pyprofile.report.plots import (
     draw_churn,
     draw_clv,
     draw_column_shapes,
+    draw_lifetime_check,
     draw_recommendations,
     draw_rfm_grid,
     draw_rfm_segments,
@@ -357,6 +359,20 @@ def clv(src: Source, aggregates: Aggregates) -> list[Block]:
                 "left out of the value plots and figures."
             )
         )
+    check, diagnostics = lifetime_checks(src)
+    if check is not None:
+        aggregates["bgnbd_holdout"] = check
+        blocks.append(
+            render("BG/NBD holdout check", 7, 3.6, partial(draw_lifetime_check, table=check))
+        )
+        blocks.append(
+            note(
+                "Expected purchases in the label window, by how often customers had bought "
+                "before it, against what they did: where the bars differ, BG/NBD's "
+                "expected purchases and CLV are off for that group."
+            )
+        )
+    blocks += [note(text) for text in diagnostics]
     once = one_time_buyers(src)
     if once is not None and once[1]:
         blocks.append(

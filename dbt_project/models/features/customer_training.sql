@@ -32,6 +32,7 @@ window_purchases as (
     select
         o.customer_id,
         count(*) as purchases,
+        count(distinct cast(o.ordered_at as date)) as purchase_days,
         sum(o.amount) as spend
     from {{ ref('stg_shop__orders') }} as o
     where
@@ -46,7 +47,9 @@ select
     {{ horizon }} as horizon_days,
     coalesce(w.purchases, 0) = 0 as churned,
     coalesce(w.purchases, 0) > 0 as purchased,
-    cast(coalesce(w.spend, 0) as double) as spend_in_window
+    cast(coalesce(w.spend, 0) as double) as spend_in_window,
+    -- purchase days, as lifetimes counts purchases (freq="D"): BG/NBD's holdout check
+    cast(coalesce(w.purchase_days, 0) as bigint) as purchase_days_in_window
 from features as f
 left join window_purchases as w on f.customer_id = w.customer_id
 where f.has_purchased
