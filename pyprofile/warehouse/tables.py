@@ -18,6 +18,8 @@ SYNTHETIC = "ml.synthetic_customers"
 SYNTHETIC_QUALITY = "ml.synthetic_quality"
 RECOMMENDATIONS = "ml.recommendations"
 PRODUCT_SIMILARITIES = "ml.product_similarities"
+CUSTOMER_EMBEDDINGS = "ml.customer_embeddings"
+SEQUENCES = "features.customer_event_sequences"
 
 # ---------------------------------------------------------------- scoring functions
 FUNCTION_SCHEMA = "ml"
@@ -39,6 +41,7 @@ BGNBD_MODEL = "bgnbd"
 GAMMA_GAMMA_MODEL = "gamma_gamma"
 SCORES_MODEL = "customer_scores"
 RECOMMENDER_MODEL = "recommender"
+SEQUENCE_MODEL = "sequence_recommender"
 
 # ---------------------------------------------------------------- the dbt ml steps' run logs
 RUN_LOGS = {
