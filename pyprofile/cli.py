@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Table as RichTable
 
 from pyprofile.errors import PyprofileError
 from pyprofile.warehouse import default_db_path
@@ -20,21 +21,62 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help, like the tools people use: --map COLUMN=FILE_COLUMN
 )
 console = Console()
 err = Console(stderr=True)
 
+
+class Table(RichTable):
+    """A rich table that wraps long cells instead of cutting them (``esti…``), and drops the
+    vertical borders when the output is not a terminal (a pipe, a log file)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("box", box.HEAVY_HEAD if console.is_terminal else box.SIMPLE)
+        super().__init__(*args, **kwargs)
+
+    def add_column(self, *args, **kwargs) -> None:
+        kwargs.setdefault("overflow", "fold")
+        super().add_column(*args, **kwargs)
+
+
 VarOption = Annotated[
     list[str] | None,
-    typer.Option("--var", help="dbt var NAME=VALUE (repeatable), e.g. --var synth_epochs=50"),
+    typer.Option(
+        "--var",
+        metavar="NAME=VALUE",
+        help="dbt var (repeatable; values read as YAML), e.g. --var synth_epochs=50",
+    ),
 ]
 DbOption = Annotated[
     Path,
-    typer.Option("--db", help="Warehouse file (DuckDB); default $PYPROFILE_DB or pyprofile.duckdb"),
+    typer.Option(
+        "--db",
+        metavar="PATH",
+        help="Warehouse file (DuckDB); default $PYPROFILE_DB or pyprofile.duckdb",
+    ),
 ]
 
 
-SeedOption = Annotated[int | None, typer.Option(help="Random seed")]
+SeedOption = Annotated[int | None, typer.Option(metavar="SEED", help="Random seed")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from pyprofile import __version__
+
+        typer.echo(f"pyprofile {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version"),
+    ] = False,
+):
+    """Customer profiles inside your SQL warehouse."""
 
 
 def _db(db: Path | None) -> Path:
@@ -164,10 +206,10 @@ def _summary(db: Path, schemas=("staging", "features", "ml", "marts")):
 @friendly
 def demo_data(
     db: DbOption = None,
-    customers: Annotated[int | None, typer.Option(help="Number of customers")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed")] = None,
+    customers: Annotated[int | None, typer.Option(metavar="N", help="Number of customers")] = None,
+    seed: SeedOption = None,
     end_date: Annotated[
-        str | None, typer.Option(help="Last day of the 2-year history, YYYY-MM-DD")
+        str | None, typer.Option(metavar="YYYY-MM-DD", help="Last day of the 2-year history")
     ] = None,
     force: Annotated[
         bool, typer.Option(help="Replace raw tables of the same name that the demo did not write")
@@ -181,19 +223,46 @@ def demo_data(
 @app.command("load")
 @friendly
 def load(
-    file: Annotated[Path, typer.Argument(help="CSV/TSV or Parquet file")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV/TSV or Parquet file")],
     table: Annotated[
-        str, typer.Option(help="Raw table: customers, orders, order_items, products, events")
+        str,
+        typer.Option(
+            metavar="TABLE", help="Raw table: customers, orders, order_items, products, events"
+        ),
     ],
     db: DbOption = None,
     map_: Annotated[
         list[str] | None,
-        typer.Option("--map", help="contract_column=file_column (repeatable)"),
+        typer.Option(
+            "--map",
+            metavar="COLUMN=FILE_COLUMN",
+            help="Contract column from a file column, or two joined (date+time): "
+            "ordered_at=Date+Time (repeatable)",
+        ),
     ] = None,
     date_format: Annotated[
         str | None,
-        typer.Option(help="strptime format of the dates, e.g. %d/%m/%Y (default: inferred)"),
+        typer.Option(
+            metavar="FORMAT", help="strptime format of the dates, e.g. %d/%m/%Y (default: inferred)"
+        ),
     ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="COLUMN=VALUE",
+            help="A contract column with one value for every row, e.g. quantity=1 (repeatable)",
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(metavar="ENCODING", help="CSV encoding: utf-8, utf-16, latin-1")
+    ] = None,
+    guests: Annotated[
+        bool,
+        typer.Option(
+            help="Orders without a customer are guest checkouts: one pseudo-customer each"
+        ),
+    ] = False,
     replace: Annotated[
         bool, typer.Option(help="Replace the raw table instead of appending")
     ] = False,
@@ -201,9 +270,16 @@ def load(
     """Load a CSV or Parquet export into raw.<table> with a column mapping."""
     from pyprofile.ingest import load_file
 
-    mapping = _pairs(map_, "--map", "contract_column=file_column")
     report = load_file(
-        _db(db), table, file, mapping=mapping, date_format=date_format, replace=replace
+        _db(db),
+        table,
+        file,
+        mapping=_pairs(map_, "--map", "contract_column=file_column"),
+        constants=_pairs(set_, "--set", "contract_column=value"),
+        date_format=date_format,
+        encoding=encoding,
+        guests=guests,
+        replace=replace,
     )
     table_ = Table(title=f"raw.{report.table} from {file}")
     for col in ("read", "loaded", "rejected", "already present"):
@@ -222,7 +298,9 @@ def load(
 @friendly
 def features(
     db: DbOption = None,
-    as_of: Annotated[str | None, typer.Option(help="Observation date YYYY-MM-DD")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(metavar="YYYY-MM-DD", help="Observation date")
+    ] = None,
 ):
     """Build and test the staging and feature layers (dbt)."""
     path = _existing(db)
@@ -240,8 +318,10 @@ def features(
 @friendly
 def demo(
     db: DbOption = None,
-    customers: Annotated[int | None, typer.Option(help="Number of demo customers")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed")] = None,
+    customers: Annotated[
+        int | None, typer.Option(metavar="N", help="Number of demo customers")
+    ] = None,
+    seed: SeedOption = None,
     var: VarOption = None,
 ):
     """Generate the demo warehouse and run the whole pipeline (dbt build) on it."""
@@ -318,18 +398,25 @@ def _status(message: str):
 def synth(
     db: DbOption = None,
     table: Annotated[
-        str | None, typer.Option(help="Table to imitate (default features.customer_features)")
+        str | None,
+        typer.Option(
+            metavar="SCHEMA.TABLE", help="Table to imitate (default features.customer_features)"
+        ),
     ] = None,
     rows: Annotated[
-        int | None, typer.Option(help="Synthetic rows (default: as many as real)")
+        int | None, typer.Option(metavar="N", help="Synthetic rows (default: as many as real)")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size")] = None,
+    epochs: Annotated[int | None, typer.Option(metavar="N", help="Training epochs")] = None,
+    batch_size: Annotated[int | None, typer.Option(metavar="N", help="Batch size")] = None,
     condition: Annotated[
-        list[str] | None, typer.Option("--condition", help="column=value every row must have")
+        list[str] | None,
+        typer.Option(
+            "--condition", metavar="COLUMN=VALUE", help="A value every row must have (repeatable)"
+        ),
     ] = None,
     label: Annotated[
-        str | None, typer.Option(help="Label column for the utility (TSTR) metric")
+        str | None,
+        typer.Option(metavar="COLUMN", help="Label column for the utility (TSTR) metric"),
     ] = None,
     privacy_filter: Annotated[
         bool, typer.Option(help="Drop rows closer to a real row than the holdout 5th percentile")
@@ -358,8 +445,12 @@ def synth(
 @friendly
 def segment(
     db: DbOption = None,
-    k: Annotated[int | None, typer.Option(help="Number of segments (default: chosen)")] = None,
-    k_range: Annotated[str | None, typer.Option(help="Range of k to choose from, lo:hi")] = None,
+    k: Annotated[
+        int | None, typer.Option(metavar="K", help="Number of segments (default: chosen)")
+    ] = None,
+    k_range: Annotated[
+        str | None, typer.Option(metavar="LO:HI", help="Range of k to choose from")
+    ] = None,
     seed: SeedOption = None,
 ):
     """Learn customer segments and personas; write ml.customer_segments + ml.segment_profiles."""
@@ -405,7 +496,9 @@ def segment(
 @friendly
 def score(
     db: DbOption = None,
-    horizon_days: Annotated[int | None, typer.Option(help="Label window in days")] = None,
+    horizon_days: Annotated[
+        int | None, typer.Option(metavar="DAYS", help="Label window in days")
+    ] = None,
     seed: SeedOption = None,
 ):
     """Churn/purchase propensity, P(alive), CLV: rebuild the training set, train, write ml.customer_scores."""
@@ -431,8 +524,10 @@ def score(
 @friendly
 def recommend(
     db: DbOption = None,
-    k: Annotated[int | None, typer.Option(help="Recommendations per customer")] = None,
-    method: Annotated[str | None, typer.Option(help="auto, popularity, itemknn, ease, als")] = None,
+    k: Annotated[int | None, typer.Option(metavar="K", help="Recommendations per customer")] = None,
+    method: Annotated[
+        str | None, typer.Option(metavar="METHOD", help="auto, popularity, itemknn, ease, als")
+    ] = None,
     seed: SeedOption = None,
 ):
     """Fit the recommender; write ml.recommendations + ml.product_similarities."""
@@ -462,7 +557,9 @@ def recommend(
 @friendly
 def run(
     db: DbOption = None,
-    as_of: Annotated[str | None, typer.Option(help="Observation date YYYY-MM-DD")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(metavar="YYYY-MM-DD", help="Observation date")
+    ] = None,
     var: VarOption = None,
 ):
     """Run the whole pipeline (dbt build: staging, features, ml, marts) and summarise it."""
@@ -538,7 +635,9 @@ def _model_summary(db: Path) -> None:
 @friendly
 def report(
     db: DbOption = None,
-    out: Annotated[Path, typer.Option(help="HTML file to write")] = Path("report.html"),
+    out: Annotated[Path, typer.Option(metavar="FILE", help="HTML file to write")] = Path(
+        "report.html"
+    ),
 ):
     """Write a self-contained HTML report with plots of segments, RFM, synthetic data, scores."""
     from pyprofile.report import build_report

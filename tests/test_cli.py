@@ -127,3 +127,21 @@ def test_no_valid_order_is_one_line_naming_the_cause(tmp_path):
     assert out.exit_code == 1 and len(errors) == 1, out.output
     assert "no valid order to take the observation date (as_of) from" in errors[0]
     assert "pass --as-of" in errors[0]
+
+
+def test_version_help_and_tables_in_a_pipe():
+    from pyprofile import __version__
+    from pyprofile.cli import Table, console
+
+    out = runner.invoke(app, ["--version"])
+    assert out.exit_code == 0 and out.output.strip() == f"pyprofile {__version__}"
+    helped = runner.invoke(app, ["load", "--help"]).output
+    assert "--map COLUMN=FILE_COLUMN" in helped and "<bool>" not in helped
+    table = Table(title="models")
+    for col in ("model", "estimator", "calibration", "roc_auc"):
+        table.add_column(col)
+    table.add_row("churn", "gbm", "isotonic", "0.812")
+    with console.capture() as captured:
+        console.print(table, width=40)
+    text = captured.get()
+    assert "…" not in text and "estimat" in text and "isotonic" in text

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 import pytest
 
@@ -108,3 +110,77 @@ def test_unknown_table_and_missing_file(tmp_path):
         load_file(tmp_path / "w.duckdb", "invoices", tmp_path / "x.csv")
     with pytest.raises(InputError, match="file not found"):
         load_file(tmp_path / "w.duckdb", "orders", tmp_path / "x.csv")
+
+
+def test_exports_shaped_like_real_ones(tmp_path):
+    """A pizza shop: Latin-1 CSV, date and time in two columns, guest checkouts, lines with
+    no quantity column."""
+    from pyprofile.warehouse import Warehouse
+
+    db = tmp_path / "shop.duckdb"
+    orders = tmp_path / "orders.csv"
+    orders.write_bytes(
+        "Order;Client;Date;Time;Total\n".replace(";", ",").encode("latin-1")
+        + "A1,Zoë,03/01/2024,18:05,21.50\n".encode("latin-1")
+        + "A2,,03/01/2024,19:40,9.00\n".encode("latin-1")
+        + "A3,Zoë,04/01/2024,12:00,15.25\n".encode("latin-1")
+    )
+    with pytest.raises(InputError, match="--encoding latin-1"):
+        load_file(db, "orders", orders, mapping={"customer_id": "Client"})
+    report = load_file(
+        db,
+        "orders",
+        orders,
+        mapping={
+            "order_id": "Order",
+            "customer_id": "Client",
+            "ordered_at": "Date+Time",
+            "amount": "Total",
+        },
+        encoding="latin-1",
+        guests=True,
+        date_format="%d/%m/%Y %H:%M",
+    )
+    assert (report.loaded, report.rejected) == (3, 0)
+    lines = tmp_path / "lines.csv"
+    lines.write_text("Order,Pizza,Price\nA1,margherita,9.50\nA1,diavola,12.00\nA2,margherita,9.0\n")
+    report = load_file(
+        db,
+        "order_items",
+        lines,
+        mapping={"order_id": "Order", "product_id": "Pizza", "unit_price": "Price"},
+        constants={"quantity": "1"},
+    )
+    assert report.loaded == 3
+    with Warehouse.open(db) as wh:
+        got = wh.query(
+            "select order_id, customer_id, ordered_at, is_guest from raw.orders order by 1"
+        ).to_pylist()
+        quantities = wh.query("select distinct quantity from raw.order_items").to_pylist()
+    assert got == [
+        {
+            "order_id": "A1",
+            "customer_id": "Zoë",
+            "ordered_at": datetime(2024, 1, 3, 18, 5),
+            "is_guest": "false",
+        },
+        {
+            "order_id": "A2",
+            "customer_id": "guest-A2",
+            "ordered_at": datetime(2024, 1, 3, 19, 40),
+            "is_guest": "true",
+        },
+        {
+            "order_id": "A3",
+            "customer_id": "Zoë",
+            "ordered_at": datetime(2024, 1, 4, 12, 0),
+            "is_guest": "false",
+        },
+    ]
+    assert quantities == [{"quantity": 1}]
+    with pytest.raises(InputError, match="either with --map or --set"):
+        load_file(
+            db, "order_items", lines, mapping={"quantity": "Pizza"}, constants={"quantity": "1"}
+        )
+    with pytest.raises(InputError, match="--encoding 'ebcdic'"):
+        load_file(db, "orders", orders, encoding="ebcdic")
