@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 from typer.testing import CliRunner
@@ -227,3 +228,44 @@ def test_thin_data_orders_only_skips_what_needs_more(tmp_path):
         assert wh.count("marts.customer_profiles") == n
         assert wh.scalar("select count(top_product_1) from marts.customer_profiles") == 0
         assert wh.scalar("select count(clv_12m) from marts.customer_profiles") > 0
+
+
+def test_outputs_have_bi_safe_types_in_a_duckdb_1x_client(pipeline_db, tmp_path):
+    """What BI tools read: every column of every ml.* and marts.* output has one of the six
+    BI-safe types, as a DuckDB 1.x client sees them (the registry, holding artifacts, aside)."""
+    import os
+    import shutil
+    import subprocess
+
+    from pyprofile.warehouse.contracts import BI_TYPES, CONTRACTS
+
+    query = (
+        "select table_schema || '.' || table_name, column_name, data_type "
+        "from information_schema.columns where table_schema in ('ml', 'marts') "
+        "and table_name <> 'model_registry' order by all"
+    )
+    old_python = os.environ.get("PYPROFILE_DUCKDB1_PYTHON")
+    if old_python:  # scripts/test.sh provides one; CI always has it
+        with Warehouse.open(pipeline_db) as wh:
+            wh.execute("checkpoint")  # what a 1.x client opens: a file without a WAL
+        copy = tmp_path / "demo.duckdb"
+        shutil.copy(pipeline_db, copy)
+        code = (
+            "import duckdb, json, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+            "assert duckdb.__version__.startswith('1.'); "
+            f"print(json.dumps(c.execute({query!r}).fetchall()))"
+        )
+        out = subprocess.run([old_python, "-c", code, str(copy)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        rows = [tuple(r) for r in json.loads(out.stdout)]
+    else:
+        with Warehouse.open(pipeline_db, read_only=True) as wh:
+            rows = [tuple(r.values()) for r in wh.query(query).to_pylist()]
+    assert len({table for table, _, _ in rows}) >= 12
+    unsafe = [r for r in rows if r[2] not in BI_TYPES]
+    assert unsafe == []
+    declared = {(t, c): typ for t, cols in CONTRACTS.items() for c, typ in cols.items()}
+    names = {"int64": "BIGINT", "double": "DOUBLE", "string": "VARCHAR", "date32[day]": "DATE"}
+    for table, column, data_type in rows:
+        if (table, column) in declared:
+            assert names[str(declared[table, column])] == data_type, (table, column)

@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 
 from pyprofile.errors import InputError
+from pyprofile.models.data import as_arrow
+from pyprofile.warehouse.contracts import conform
 from pyprofile.warehouse.engine import Warehouse
 from pyprofile.warehouse.functions import Function
 from pyprofile.warehouse.registry import save_model, version_of
@@ -45,17 +47,19 @@ def publish(
     functions: Sequence[Function] = (),
     drop: Sequence[str] = (),
 ) -> dict[str, int]:
-    """Register ``models``, replace ``tables``, persist ``functions`` and drop the functions
-    named in ``drop`` (stale ones of a part that was skipped), in one transaction.
+    """Register ``models``, replace ``tables`` (cast to their contracts' BI-safe types),
+    persist ``functions`` and drop the functions named in ``drop`` (stale ones of a part that
+    was skipped), in one transaction.
 
     Returns the rows written per table.
     """
+    typed = {name: conform(name, as_arrow(data)) for name, data in (tables or {}).items()}
     with wh.transaction():
         if drop:
             wh.drop(functions=drop)
         for model in models:
             save_model(wh, model.name, model.artifact, params=model.params, metrics=model.metrics)
-        counts = wh.write_many(tables) if tables else {}
+        counts = wh.write_many(typed) if typed else {}
         for function in functions:
             wh.publish_macro(function.name, function.params, function.body)
     return counts
