@@ -272,6 +272,7 @@ def test_run_recommendations_writes_every_customer(warehouse):
         "score",
         "reason",
         "model_version",
+        "as_of_date",
     ]
     assert recs.customer_id.nunique() == 42 and len(recs) == 126 == summary["rows"]
     assert summary["cold_start_customers"] == 2
@@ -293,6 +294,7 @@ def test_run_recommendations_writes_every_customer(warehouse):
         "similar_product_id",
         "score",
         "model_version",
+        "as_of_date",
     }
     # A seeded rerun publishes the same version (content-derived).
     again = run_recommendations(
