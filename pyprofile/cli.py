@@ -171,6 +171,9 @@ def _build(db: Path, select: list[str], vars_: dict | None, title: str):
         done = []
 
         def on_node(node):
+            if node.status == "started":  # what is running now, next to the count
+                progress.update(task, description=f"{title}: {node.name}")
+                return
             done.append(node)
             progress.update(task, completed=len(done))
             if node.status not in ("success", "pass", "skipped"):  # only what needs a look
@@ -179,7 +182,30 @@ def _build(db: Path, select: list[str], vars_: dict | None, title: str):
                     f"  [{style}]{node.status:>7}[/] {node.kind:<6} {node.name}", highlight=False
                 )
 
-        return run_dbt("build", db, select=select, vars=vars_, on_node=on_node)
+        run = run_dbt("build", db, select=select, vars=vars_, on_node=on_node)
+        progress.update(task, description=title)
+    return run
+
+
+def _timings(run, shown: int = 8) -> None:
+    """The slowest steps of a build (wall time) and the process's peak memory."""
+    import resource
+
+    models = sorted(
+        (n for n in run.nodes if n.kind in ("model", "snapshot", "seed")),
+        key=lambda n: n.seconds,
+        reverse=True,
+    )
+    table = Table(
+        title=f"slowest steps (all {len(run.nodes)} nodes: {sum(n.seconds for n in run.nodes):,.1f} s)"
+    )
+    for col in ("step", "seconds"):
+        table.add_column(col, justify="right" if col == "seconds" else "left")
+    for node in models[:shown]:
+        table.add_row(node.name, f"{node.seconds:,.1f}")
+    console.print(table)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    console.print(f"peak memory of this process: {peak:,.0f} MiB", highlight=False)
 
 
 def _summary(db: Path, schemas=("staging", "features", "ml", "marts")):
@@ -327,9 +353,10 @@ def demo(
     """Generate the demo warehouse and run the whole pipeline (dbt build) on it."""
     path = _db(db)
     _generate(path, customers=customers, seed=seed)
-    _build(path, [], _vars(var), "dbt build: everything")
+    build = _build(path, [], _vars(var), "dbt build: everything")
     _summary(path)
     _model_summary(path)
+    _timings(build)
     _readers(path)
 
 
@@ -564,9 +591,10 @@ def run(
 ):
     """Run the whole pipeline (dbt build: staging, features, ml, marts) and summarise it."""
     path = _existing(db)
-    _build(path, [], _vars(var, as_of=_iso(as_of)), "dbt build: everything")
+    build = _build(path, [], _vars(var, as_of=_iso(as_of)), "dbt build: everything")
     _summary(path)
     _model_summary(path)
+    _timings(build)
     _readers(path)
 
 

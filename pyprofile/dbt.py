@@ -143,7 +143,11 @@ def run_dbt(
     args = _arguments(command, select, full_refresh)
 
     def callback(event) -> None:
-        if on_node is None or event.info.name != "NodeFinished":
+        if on_node is None or event.info.name not in ("NodeStart", "NodeFinished"):
+            return
+        if event.info.name == "NodeStart":
+            node = event.data.node_info
+            on_node(NodeResult(node.node_name, node.resource_type, "started", 0.0))
             return
         info = event.data.run_result
         node = event.data.node_info

@@ -70,6 +70,8 @@ def pipeline_db(tmp_path_factory):
     out = CliRunner().invoke(app, ["demo", "--db", str(path), "--customers", "600", *FAST])
     assert out.exit_code == 0, out.output
     assert "ml.customer_scores" in out.output  # the closing summary lists what was written
+    assert "ml steps" in out.output and "slowest steps" in out.output  # status, wall time
+    assert "peak memory of this process" in out.output
     return path
 
 
