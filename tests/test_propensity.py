@@ -286,3 +286,12 @@ def test_unfitted_and_bad_params():
         PropensityModel().predict_proba(pd.DataFrame({"a": [1.0]}))
     with pytest.raises(InputError, match="model must be"):
         PropensityModel(model="forest").fit(make_customers(200), "churned")
+
+
+def test_training_is_capped_by_a_stratified_sample(data):
+    capped = PropensityModel(model="linear", max_rows=600, random_state=0).fit(data, "churned")
+    metrics = capped.metrics_
+    assert metrics["n_train"] + metrics["n_validation"] + metrics["n_test"] == 600
+    full_rate = data["churned"].mean()
+    assert metrics["base_rate"] == pytest.approx(full_rate, abs=0.02)  # proportions kept
+    assert len(capped.predict_proba(data)) == len(data)  # scoring covers every row

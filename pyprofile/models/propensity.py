@@ -138,6 +138,8 @@ class PropensityModel(Estimator):
     clip : preprocessed numeric values are clipped to ``[-clip, clip]``.
     validation_fraction : share of the non-test rows used for model choice and calibration.
     test_fraction : share of rows held out for the reported metrics.
+    max_rows : fit (and measure) on a stratified sample of at most this many rows, so that the
+        cost stops growing with the table; scoring still covers every row.
     gbm_max_iter, gbm_learning_rate, gbm_max_leaf_nodes : gradient boosting settings.
     threads : OpenMP threads for gradient boosting (None: the library default).
     random_state : seed of the splits and of the gradient boosting.
@@ -158,6 +160,7 @@ class PropensityModel(Estimator):
         clip: float = 10.0,
         validation_fraction: float = 0.25,
         test_fraction: float = 0.2,
+        max_rows: int | None = 200_000,
         gbm_max_iter: int = 300,
         gbm_learning_rate: float = 0.05,
         gbm_max_leaf_nodes: int = 15,
@@ -173,6 +176,7 @@ class PropensityModel(Estimator):
         self.clip = clip
         self.validation_fraction = validation_fraction
         self.test_fraction = test_fraction
+        self.max_rows = max_rows
         self.gbm_max_iter = gbm_max_iter
         self.gbm_learning_rate = gbm_learning_rate
         self.gbm_max_leaf_nodes = gbm_max_leaf_nodes
@@ -217,6 +221,7 @@ class PropensityModel(Estimator):
                 raise InputError(f"feature table ({len(frame)} rows) has no label column {y!r}")
             y = frame[y]
         yv = self._labels(y, label, len(frame))
+        frame, yv = self._capped(frame, yv)
         train, val, test = self._split(yv)
         D = self._fit_design(frame, self._feature_columns(frame, label), train)
         # the linear model is always fitted: it is the one exported to SQL
@@ -236,6 +241,21 @@ class PropensityModel(Estimator):
         )
         self._record_metrics(D, yv, train, val, test)
         return self
+
+    def _capped(self, frame: pd.DataFrame, yv: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+        """At most ``max_rows`` rows, sampled with the label's proportions kept."""
+        if self.max_rows is None or len(yv) <= self.max_rows:
+            return frame, yv
+        from sklearn.model_selection import train_test_split
+
+        keep, _ = train_test_split(
+            np.arange(len(yv)),
+            train_size=int(self.max_rows),
+            stratify=yv,
+            random_state=self.random_state,
+        )
+        keep = np.sort(keep)
+        return frame.iloc[keep].reset_index(drop=True), yv[keep]
 
     @staticmethod
     def _labels(y: Any, label: str, n_rows: int) -> np.ndarray:
