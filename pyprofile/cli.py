@@ -307,13 +307,16 @@ def load(
         guests=guests,
         replace=replace,
     )
-    table_ = Table(title=f"raw.{report.table} from {file}")
+    _load_summary(report, file)
+
+
+def _load_summary(report, file: Path) -> None:
+    table = Table(title=f"raw.{report.table} from {file}")
     for col in ("read", "loaded", "rejected", "already present"):
-        table_.add_column(col, justify="right")
-    table_.add_row(
-        f"{report.read:,}", f"{report.loaded:,}", f"{report.rejected:,}", f"{report.duplicates:,}"
-    )
-    console.print(table_)
+        table.add_column(col, justify="right")
+    counts = (report.read, report.loaded, report.rejected, report.duplicates)
+    table.add_row(*(f"{n:,}" for n in counts))
+    console.print(table)
     for reason, n in sorted(report.reasons.items()):
         console.print(f"  rejected {n:,} row(s): {reason} (see raw.load_rejects)")
     for note in report.notes:

@@ -53,7 +53,10 @@ def publish(
 
     Returns the rows written per table.
     """
-    typed = {name: conform(name, as_arrow(data)) for name, data in (tables or {}).items()}
+    typed = {
+        name: conform(name, data if isinstance(data, pa.RecordBatchReader) else as_arrow(data))
+        for name, data in (tables or {}).items()
+    }
     with wh.transaction():
         if drop:
             wh.drop(functions=drop)

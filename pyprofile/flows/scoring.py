@@ -31,20 +31,20 @@ with the customer's value and the typical customer's (``currency`` written with 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pyprofile.errors import InputError, PyprofileError
 from pyprofile.flows.publish import (
     ModelEntry,
-    check_unique,
     observation_date,
     publish,
-    read_frame,
     stamp,
 )
 from pyprofile.models.artifact import pack
@@ -55,7 +55,7 @@ from pyprofile.models.propensity import PropensityModel
 from pyprofile.warehouse import tables
 from pyprofile.warehouse.engine import Warehouse
 from pyprofile.warehouse.functions import LIFETIMES_COLUMNS, clv_functions, propensity_functions
-from pyprofile.warehouse.sql import split_name
+from pyprofile.warehouse.sql import qualified, quote, split_name
 
 __all__ = ["METRIC_COLUMNS", "SCORE_COLUMNS", "metrics_rows", "run_scoring"]
 
@@ -63,6 +63,8 @@ __all__ = ["METRIC_COLUMNS", "SCORE_COLUMNS", "metrics_rows", "run_scoring"]
 # (among repeat buyers) its expected values are flagged as unreliable.
 GG_MAX_CORRELATION = 0.3
 PROPENSITY_COLUMNS = ("churn_probability", "purchase_probability")
+TRAINING_ROWS = 200_000  # the propensity model trains on at most this many rows (a sample)
+SCORING_BATCH = 100_000  # customers scored per batch
 REASON_COLUMNS = ("churn_reason_1", "churn_reason_2", "churn_reason_3")
 CLV_COLUMNS = ("p_alive", "expected_purchases_90d", "expected_avg_order_value", "clv_12m")
 SCORE_COLUMNS = (*PROPENSITY_COLUMNS, *REASON_COLUMNS, *CLV_COLUMNS, "model_version")
@@ -118,18 +120,20 @@ def run_scoring(
     """Train, score every customer at ``as_of`` and publish (see the module docstring)."""
     wh = Warehouse.open(wh)
     split_name(output_table or tables.SCORES)  # a bad name fails before any work
-    scoring = read_frame(wh, scoring_table, [id_column])
-    training = read_frame(wh, training_table, [id_column]) if wh.exists(training_table) else None
+    columns = _scoring_columns(wh, scoring_table, id_column)
+    present = [c for c in LIFETIMES_COLUMNS if c in columns]
+    summary = wh.read(scoring_table, [id_column, *present]).to_pandas()  # small: CLV fits on it
+    training = _training_sample(wh, training_table, id_column, random_state)
     labels = dict(churn=churn_label, purchase=purchase_label, spend=spend_label, count=count_label)
     skipped: dict[str, str] = {}
-    inputs = (training, scoring, training_table, labels, {id_column, *exclude})
+    inputs = (training, list(columns), training_table, labels, {id_column, *exclude})
     propensity = _attempt(
         "propensity", skipped, lambda: _fit_propensity(*inputs, propensity_model, random_state)
     )
     lifetime = _attempt(
         "clv",
         skipped,
-        lambda: _fit_lifetime(scoring, scoring_table, training, horizon_days, labels),
+        lambda: _fit_lifetime(summary, scoring_table, training, horizon_days, labels),
     )
     if propensity is None and lifetime is None:
         raise InputError("; ".join(f"{part}: {reason}" for part, reason in skipped.items()))
@@ -137,16 +141,15 @@ def run_scoring(
     versions = {name: entry.version for name, entry in entries.items()}
     notes = _diagnostics(lifetime)
     bundle = _bundle(horizon_days, versions, skipped, notes)
-    out = _scores(scoring, id_column, propensity, lifetime, (discount_rate, currency))
-    out = stamp(out, observation_date(wh, scoring_table), bundle.version)
-    check_unique(out, [id_column], scoring_table)
+    stamps = (observation_date(wh, scoring_table), bundle.version, discount_rate, currency)
+    scores = _score_stream(wh, scoring_table, id_column, propensity, lifetime, stamps)
     functions, dropped = _functions(propensity, lifetime, discount_rate)
-    written = {output_table: out} if output_table is not None else None
+    written = {output_table: scores} if output_table is not None else None
     counts = publish(
         wh, models=[*entries.values(), bundle], tables=written, functions=functions, drop=dropped
     )
     return {
-        "rows": counts.get(output_table, len(out)),
+        "rows": counts.get(output_table, len(summary)),
         **{"output_table": output_table, "horizon_days": horizon_days},
         **{"model_version": bundle.version, "versions": versions},
         "metrics": _metric_rows(propensity, lifetime, versions),
@@ -154,8 +157,38 @@ def run_scoring(
         **_clv_summary(lifetime),
         "macros": {f.name: f.params for f in functions},
         "features": [] if propensity is None else propensity.features,
-        "scores": out,
     }
+
+
+def _scoring_columns(wh: Warehouse, table: str, id_column: str) -> dict[str, str]:
+    """The scoring table's columns; its ids must be unique and not null (checked in SQL)."""
+    columns = wh.require(table, [id_column])
+    key = quote(id_column)
+    n, dupes, nulls = (
+        wh.query(
+            f"select count(*), count({key}) - count(distinct {key}), count(*) - count({key}) "
+            f"from {qualified(table)}"
+        )
+        .to_pylist()[0]
+        .values()
+    )
+    if n == 0:
+        raise InputError(f"table {table} is empty (0 rows)")
+    if dupes or nulls:
+        raise InputError(
+            f"table {table} ({n} rows): key ({id_column}) has {nulls} null and {dupes} "
+            "duplicated row(s); nothing was written"
+        )
+    return columns
+
+
+def _training_sample(wh: Warehouse, table: str, id_column: str, seed: int) -> pd.DataFrame | None:
+    """The training table, or a seeded sample of TRAINING_ROWS rows of a larger one (the
+    propensity model trains on a capped sample: its cost stops growing with the table)."""
+    if not wh.exists(table):
+        return None
+    wh.require(table, [id_column])
+    return wh.sample(table, TRAINING_ROWS, key=id_column, seed=seed).to_pandas()
 
 
 def _diagnostics(lifetime: _Lifetime | None) -> list[str]:
@@ -211,7 +244,7 @@ def _attempt(part: str, skipped: dict[str, str], fit: Callable[[], Any]) -> Any:
 # ----------------------------------------------------------------------------- propensity
 def _fit_propensity(
     training: pd.DataFrame | None,
-    scoring: pd.DataFrame,
+    scoring_columns: list[str],
     table: str,
     labels: dict[str, str],
     skip: set[str],
@@ -229,7 +262,7 @@ def _fit_propensity(
             f"table {table}: label column {label} has {n_null} null(s) in {len(training)} rows"
         )
     skip = skip | set(labels.values())
-    features = [c for c in training.columns if c in set(scoring.columns) and c not in skip]
+    features = [c for c in training.columns if c in set(scoring_columns) and c not in skip]
     if not features:
         raise InputError(
             f"table {table} shares no feature column with the scoring table besides the id "
@@ -378,6 +411,35 @@ def _entries(
     return out
 
 
+def _score_stream(
+    wh: Warehouse,
+    table: str,
+    id_column: str,
+    propensity: _Propensity | None,
+    lifetime: _Lifetime | None,
+    stamps: tuple,
+) -> pa.RecordBatchReader:
+    """Every customer's scores, batch by batch (the scoring table is never read whole)."""
+    as_of, version, discount_rate, currency = stamps
+    columns = [id_column]
+    if propensity is not None:
+        columns += propensity.features
+    if lifetime is not None:
+        columns += list(LIFETIMES_COLUMNS)
+    columns = list(dict.fromkeys(columns))
+
+    def batches():
+        for batch in wh.batches(table, columns, batch_size=SCORING_BATCH):
+            frame = batch.to_pandas()
+            out = _scores(frame, id_column, propensity, lifetime, (discount_rate, currency))
+            yield pa.RecordBatch.from_pandas(stamp(out, as_of, version), preserve_index=False)
+
+    first = next(batches_iter := batches())
+    return pa.RecordBatchReader.from_batches(
+        first.schema, itertools.chain([first], (b.cast(first.schema) for b in batches_iter))
+    )
+
+
 def _scores(
     scoring: pd.DataFrame,
     id_column: str,
@@ -385,8 +447,9 @@ def _scores(
     lifetime: _Lifetime | None,
     settings: tuple[float, str],
 ) -> pd.DataFrame:
-    """One row per customer of the scoring table: the columns of ``ml.customer_scores``
-    (null where a part was skipped); ``settings``: the discount rate and the currency."""
+    """One row per customer of a batch of the scoring table: the columns of
+    ``ml.customer_scores`` (null where a part was skipped); ``settings``: the discount rate
+    and the currency."""
     discount_rate, currency = settings
     n = len(scoring)
     out = {id_column: scoring[id_column].to_numpy()}

@@ -82,14 +82,24 @@ def bi_type(arrow_type: pa.DataType) -> pa.DataType:
     return t  # anything else (lists: embeddings) is written as it is
 
 
-def conform(name: str, table: pa.Table) -> pa.Table:
-    """``table`` with the contract's types for ``name`` and BI-safe types elsewhere."""
+def conform(name: str, table: pa.Table | pa.RecordBatchReader):
+    """``table`` (or a stream of batches) with the contract's types for ``name`` and BI-safe
+    types elsewhere."""
+    schema = _schema(name, table.schema)
+    if isinstance(table, pa.RecordBatchReader):
+        if schema.equals(table.schema):
+            return table
+        batches = (batch.cast(schema) for batch in table)
+        return pa.RecordBatchReader.from_batches(schema, batches)
+    return table if schema.equals(table.schema) else table.cast(schema)
+
+
+def _schema(name: str, source: pa.Schema) -> pa.Schema:
     contract = CONTRACTS.get(name, {})
     fields = []
-    for field in table.schema:
+    for field in source:
         target = contract.get(field.name) or bi_type(field.type)
         if pa.types.is_timestamp(field.type) and field.type.tz is not None:
             target = pa.timestamp("us", tz=field.type.tz)  # keep the zone: TIMESTAMPTZ
         fields.append(pa.field(field.name, target))
-    schema = pa.schema(fields)
-    return table if schema.equals(table.schema) else table.cast(schema)
+    return pa.schema(fields)

@@ -156,10 +156,15 @@ class DuckDBWarehouse(Warehouse):
         self, name: str, columns: Sequence[str] | None = None, *, batch_size: int = 100_000
     ) -> Iterator[pa.RecordBatch]:
         self.require(name, columns or ())
-        expr = self.table(name)
-        if columns:
-            expr = expr.select(*columns)
-        yield from expr.to_pyarrow_batches(chunk_size=batch_size)
+        selected = ", ".join(quote(c) for c in columns) if columns else "*"
+        # a cursor of its own: the stream stays valid while this connection runs other
+        # statements (e.g. writing what the batches become)
+        cursor = self.con.cursor()
+        try:
+            result = cursor.execute(f"select {selected} from {qualified(name)}")
+            yield from result.to_arrow_reader(batch_size)
+        finally:
+            cursor.close()
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         try:
@@ -216,25 +221,24 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(f"writing to warehouse {self.path or ''} failed: {exc}") from exc
 
     def write_many(self, tables: dict[str, Any]) -> dict[str, int]:
-        views, statements, counts = [], [], {}
+        views, statements = [], []
         try:
             for i, (name, data) in enumerate(tables.items()):
                 schema, _ = split_name(name)
-                arrow = as_arrow(data)
+                source = data if isinstance(data, pa.RecordBatchReader) else as_arrow(data)
                 view = f"__pyprofile_src_{threading.get_ident()}_{i}"
-                self.con.register(view, arrow)
+                self.con.register(view, source)  # a reader is scanned once, batch by batch
                 views.append(view)
                 statements += [
                     f"create schema if not exists {quote(schema)}",
                     f"create or replace table {qualified(name)} as select * from {quote(view)}",
                 ]
-                counts[name] = arrow.num_rows
-            with _lock:
+            with _lock, self.transaction():
                 self._atomic(statements)
+                return {name: self.count(name) for name in tables}
         finally:
             for view in views:
                 self.con.unregister(view)
-        return counts
 
     def drop(self, tables: Sequence[str] = (), functions: Sequence[str] = ()) -> None:
         kinds = dict(

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from pyprofile.errors import InputError, WarehouseError
 from pyprofile.models.data import as_arrow
-from pyprofile.warehouse.sql import qualified
+from pyprofile.warehouse.sql import qualified, quote
 
 DEFAULT_DB = "pyprofile.duckdb"
 DB_ENV = "PYPROFILE_DB"
@@ -116,6 +116,17 @@ class Warehouse(abc.ABC):
     ) -> Iterator[pa.RecordBatch]:
         """A table streamed as Arrow record batches."""
 
+    def sample(self, name: str, rows: int, *, key: str, seed: int = 0) -> pa.Table:
+        """At most ``rows`` rows of a table, chosen by a seeded hash of ``key`` (the same rows
+        whatever the engine's threads); the whole table when it is smaller."""
+        if self.count(name) <= rows:
+            return self.read(name)
+        return self.query(
+            f"select * from {qualified(name)} order by hash(cast(? as bigint), {quote(key)}) "
+            "limit ?",
+            [seed, rows],
+        )
+
     @abc.abstractmethod
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """The result of a query (values bound as ``?`` parameters) as Arrow."""
@@ -136,7 +147,8 @@ class Warehouse(abc.ABC):
 
     @abc.abstractmethod
     def write_many(self, tables: dict[str, Any]) -> dict[str, int]:
-        """Create or replace several tables in one transaction; returns rows per table."""
+        """Create or replace several tables in one transaction; returns rows per table. A
+        ``pyarrow.RecordBatchReader`` is streamed, never held in memory whole."""
 
     def write(self, name: str, data: Any, *, primary_key: Sequence[str] = ()) -> int:
         """Create or replace ``schema.table`` from Arrow/pandas data in one transaction.
