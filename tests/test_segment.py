@@ -1,4 +1,5 @@
-"""Segmenter: recovery, determinism, stable ids, SQL macro = Python, bad input, the flow."""
+"""Segmenter: recovery, model selection in one space, stability, determinism, stable ids,
+SQL macro = Python, bad input, the flow."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.spatial.distance import cdist
-from sklearn.metrics import adjusted_rand_score
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from pyprofile.errors import InputError, NotFittedError
+from pyprofile.models.clustering import (
+    choose,
+    finalists,
+    pairwise_distances,
+    silhouette,
+    stability,
+)
 from pyprofile.models.preprocessing import apply_preprocessing
 from pyprofile.models.segment import Segmenter
 from pyprofile.warehouse import Warehouse, quote
@@ -23,7 +32,14 @@ from pyprofile.warehouse.functions import (
 )
 from pyprofile.warehouse.scoring_sql import segment_of_sql
 
-FAST = {"epochs": 20, "cluster_epochs": 10, "n_init": 2, "batch_size": 128}
+FAST = {
+    "epochs": 20,
+    "cluster_epochs": 10,
+    "n_init": 2,
+    "batch_size": 128,
+    "stability_refits": 3,
+    "selection_epochs": 5,
+}
 CENTERS = np.array(
     [[2.5, 2.0, -2.0, 2.0], [-2.5, 2.0, 2.0, -2.0], [2.5, -2.0, 2.0, 2.0], [-2.5, -2.0, -2.0, -2.0]]
 )
@@ -65,6 +81,34 @@ def fitted(data):
         return Segmenter(k_range=(3, 5), random_state=0, **FAST).fit(frame)
 
 
+@pytest.fixture(scope="module")
+def spied(data):
+    """The autoencoder at k=4 (with plain k-means refitted next to it as its baseline), and every
+    matrix the selection criteria were computed on while fitting it."""
+    import pyprofile.models.segment as segment
+
+    frame, _ = data
+    seen: list[np.ndarray] = []
+    real_criteria, real_distances = segment.criteria, segment.pairwise_distances
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            segment, "criteria", lambda x, d, lab: seen.append(x) or real_criteria(x, d, lab)
+        )
+        mp.setattr(segment, "pairwise_distances", lambda x: seen.append(x) or real_distances(x))
+        model = _fit(frame, k=4, method="autoencoder")
+    return model, seen
+
+
+@pytest.fixture(scope="module")
+def autoencoder_model(spied):
+    return spied[0]
+
+
+@pytest.fixture(scope="module")
+def kmeans_model(data):
+    return _fit(data[0], k=4, method="kmeans")
+
+
 def _fit(frame, previous=None, previous_centroids=None, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -78,11 +122,34 @@ def test_recovers_known_types_and_reports_all_criteria(data, fitted):
     assert fitted.k_ == 4
     assert adjusted_rand_score(y, fitted.predict(frame)) > 0.95
     assert set(fitted.scores_["method"]) == {"autoencoder", "kmeans"}
-    assert {"silhouette", "davies_bouldin", "calinski_harabasz"} <= set(fitted.scores_.columns)
+    assert {"silhouette", "davies_bouldin", "calinski_harabasz", "stability"} <= set(
+        fitted.scores_.columns
+    )
+    assert set(fitted.scores_["space"]) == {"preprocessed features"}
+    assert len(fitted.scores_) == 2 * 3  # both representations, k = 3, 4, 5
+    assert fitted.scores_["chosen"].sum() == 1
+    chosen = fitted.scores_[fitted.scores_["chosen"]].iloc[0]
+    assert (chosen["method"], chosen["k"]) == (fitted.method_, fitted.k_)
     assert fitted.comparison_["kept"] == fitted.method_
     assert set(fitted.comparison_) == {"autoencoder", "kmeans", "kept"}
-    assert [h["epoch"] for h in fitted.history_][:3] == [1, 2, 3]
-    assert all(np.isfinite(h["loss"]) for h in fitted.history_)
+    assert fitted.selection_["k"] == fitted.k_ and fitted.selection_["refits"] == 3
+    comparison = fitted.baseline_comparison_
+    assert comparison["baseline"]["method"] == "kmeans"
+    assert comparison["chosen"]["k"] == comparison["baseline"]["k"] == fitted.k_
+    if fitted.method_ == "kmeans":  # the chosen model is the baseline itself
+        assert comparison["agreement_ari"] == 1.0
+        assert comparison["chosen"] == comparison["baseline"]
+        assert fitted.history_ == [] and fitted.encoder_layers_ == []
+
+
+def test_autoencoder_training_is_recorded(data, autoencoder_model):
+    frame, y = data
+    model = autoencoder_model
+    assert model.method_ == "autoencoder" and len(model.encoder_layers_) == 2
+    assert [h["epoch"] for h in model.history_][:3] == [1, 2, 3]
+    assert {h["phase"] for h in model.history_} == {"pretrain", "cluster k=4"}
+    assert all(np.isfinite(h["loss"]) for h in model.history_)
+    assert adjusted_rand_score(y, model.predict(frame)) > 0.95
 
 
 def test_preprocessing_choices_are_documented_and_visible(data, fitted):
@@ -126,11 +193,17 @@ def test_same_seed_same_model(data, fitted):
     assert segment_of_sql(again) == segment_of_sql(fitted)
 
 
-def test_ids_stable_across_retrain_on_shuffled_rows(data, fitted):
+@pytest.fixture(scope="module")
+def retrained(data, fitted):
+    """Refitted at k=4 on the shuffled rows, another seed, ids matched to ``fitted``."""
+    shuffled = data[0].sample(frac=1.0, random_state=7).reset_index(drop=True)
+    return _fit(shuffled, k=4, random_state=3, previous=fitted)
+
+
+def test_ids_stable_across_retrain_on_shuffled_rows(data, fitted, retrained):
     frame, _ = data
     shuffled = frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
     before = fitted.predict(frame)
-    retrained = _fit(shuffled, k=4, random_state=3, previous=fitted)
     assert (retrained.predict(frame) == before).mean() > 0.97
     by_centroids = _fit(shuffled, k=4, random_state=5, previous_centroids=fitted.profile_centers_)
     assert (by_centroids.predict(frame) == before).mean() > 0.97
@@ -144,11 +217,9 @@ def test_ids_stable_across_retrain_on_shuffled_rows(data, fitted):
     assert pd.Series(before[~kept]).value_counts(normalize=True).iloc[0] > 0.9
 
 
-def test_drift_from_previous(data, fitted):
+def test_drift_from_previous(data, fitted, retrained):
     frame, _ = data
     assert fitted.drift_from(fitted, frame) == {int(s): 0.0 for s in fitted.segment_ids_}
-    shuffled = frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
-    retrained = _fit(shuffled, k=4, random_state=3, previous=fitted)
     drift = retrained.drift_from(fitted, frame)
     assert sorted(drift) == sorted(retrained.segment_ids_.tolist())
     z = apply_preprocessing(frame, retrained.preprocessing_)
@@ -169,6 +240,136 @@ def test_score_matches_independent_reference(data, fitted):
     assert scores[["map_x", "map_y"]].notna().all().all()
 
 
+# --------------------------------------------------------------------------- model selection
+def shop(n: int, shares: tuple[float, ...], seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """A small shop with planted groups and customer_features columns: 0 sign-ups without a
+    purchase, 1 one-order guests (signed up at their order), 2 regular buyers, 3 big spenders
+    (a few large, full-price orders)."""
+    rng = np.random.default_rng(seed)
+    group = rng.choice(len(shares), n, p=np.array(shares) / sum(shares))
+    tenure = rng.integers(1, 720, n)
+    orders = np.select(
+        [group == 0, group == 1, group == 2], [0, 1, 3 + rng.poisson(8, n)], 2 + rng.poisson(2, n)
+    )
+    amount = np.exp(np.where(group == 3, rng.normal(6.0, 0.4, n), rng.normal(3.8, 0.6, n)))
+    bought = orders > 0
+    recency = np.where(group == 1, tenure, np.minimum(tenure, rng.integers(0, 90, n)))
+    discount = np.where(group == 3, rng.beta(1, 30, n), rng.beta(2, 10, n))
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"S{i:05d}" for i in range(n)],
+            "recency_days": np.where(bought, recency, np.nan),
+            "order_count": orders,
+            "monetary_amount": orders * amount,
+            "avg_order_amount": np.where(bought, amount, np.nan),
+            "tenure_days": tenure,
+            "frequency": np.where(bought, orders - 1, np.nan),
+            "discount_share": np.where(bought, discount, np.nan),
+            "has_purchased": bought,
+        }
+    )
+    return frame, group
+
+
+def test_candidates_are_scored_in_the_preprocessed_space_not_their_own(data, spied, kmeans_model):
+    frame, _ = data
+    ae, seen = spied
+    km = kmeans_model
+    # 600 rows <= selection_rows: the selection sample is every (preprocessed) training row
+    z = apply_preprocessing(frame, ae.preprocessing_)
+    assert set(ae.scores_["method"]) == {"autoencoder", "kmeans"}  # the baseline's refits too
+    assert len(seen) == 1 + 2 * 3 + 2  # distances; 2 representations x 3 refits; 2 final
+    for x in seen:
+        np.testing.assert_array_equal(x, z)  # never an embedding (4 columns)
+    labels = ae.predict(frame)
+    in_features = silhouette_score(z, labels)
+    in_embedding = silhouette_score(ae.transform(frame), labels)
+    recorded = ae.baseline_comparison_["chosen"]["silhouette"]
+    assert recorded == pytest.approx(in_features, rel=1e-9)
+    assert in_embedding - recorded > 0.05  # its own space would flatter it
+    # The autoencoder's baseline is plain k-means at the same k, scored in the same space.
+    assert ae.baseline_comparison_["baseline"] == km.baseline_comparison_["chosen"]
+    assert km.baseline_comparison_["chosen"]["silhouette"] == pytest.approx(
+        silhouette_score(z, km.predict(frame)), rel=1e-9
+    )
+
+
+def test_stability_is_the_mean_ari_between_bootstrap_refits():
+    # The helper: mean pairwise ARI and its jackknife standard error, by hand.
+    parts = [
+        np.array([0, 0, 1, 1, 2, 2]),
+        np.array([0, 0, 1, 1, 1, 2]),
+        np.array([1, 1, 0, 0, 2, 2]),
+    ]
+    ari = {p: adjusted_rand_score(parts[p[0]], parts[p[1]]) for p in [(0, 1), (0, 2), (1, 2)]}
+    loo = np.array([ari[(1, 2)], ari[(0, 2)], ari[(0, 1)]])  # leave partition 0, 1, 2 out
+    mean, se = stability(parts)
+    assert mean == pytest.approx(np.mean(list(ari.values())), abs=1e-15)
+    assert se == pytest.approx(np.sqrt(2 / 3 * ((loo - loo.mean()) ** 2).sum()), abs=1e-15)
+    assert stability(parts[:2]) == (pytest.approx(ari[(0, 1)]), 0.0)
+    # In the estimator: refits on bootstrap samples (seeded as documented), each partitioning
+    # every sample row by its nearest center, compared pairwise.
+    frame, _ = customers(60, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Segmenter(k=3, method="kmeans", stability_refits=4, n_init=2, random_state=5)
+        model.fit(frame)
+    z = apply_preprocessing(frame, model.preprocessing_)
+    rng = np.random.default_rng(5)
+    refits = []
+    for _ in range(4):
+        boot = rng.choice(len(z), len(z), replace=True)
+        km = KMeans(3, n_init=2, random_state=int(rng.integers(2**31 - 1))).fit(z[boot])
+        refits.append(cdist(z, km.cluster_centers_).argmin(axis=1))
+    pairs = [adjusted_rand_score(a, b) for i, a in enumerate(refits) for b in refits[i + 1 :]]
+    row = model.scores_.set_index(["method", "k"]).loc[("kmeans", 3)]
+    assert row["stability"] == pytest.approx(np.mean(pairs), abs=1e-12)
+    assert row["silhouette"] == pytest.approx(
+        np.mean([silhouette_score(z, r) for r in refits]), abs=1e-12
+    )
+
+
+def test_silhouette_and_selection_rule():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    labels = np.r_[np.zeros(19, int), np.ones(20, int), [2]]  # with a one-row cluster
+    assert silhouette(pairwise_distances(x), labels) == pytest.approx(
+        silhouette_score(x, labels), abs=1e-12
+    )
+    rows = [
+        {"method": "kmeans", "k": 3, "stability": 0.99, "silhouette": 0.30},
+        {"method": "kmeans", "k": 6, "stability": 0.97, "silhouette": 0.35},
+        {"method": "autoencoder", "k": 6, "stability": 0.98, "silhouette": 0.34},  # less separated
+        {"method": "kmeans", "k": 5, "stability": 0.70, "silhouette": 0.40},
+        {"method": "autoencoder", "k": 5, "stability": 0.96, "silhouette": 0.41},  # dominates
+        {"method": "autoencoder", "k": 4, "stability": 0.99, "silhouette": 0.50},  # less stable:
+        {"method": "kmeans", "k": 4, "stability": 0.995, "silhouette": 0.38},  # ... not a finalist
+    ]
+    assert finalists(rows) == [rows[0], rows[1], rows[4], rows[6]]
+    assert choose(rows, 0.05) is rows[4]
+    assert choose(rows, 0.02) is rows[6]  # only k-means 3 and 4 count as stable
+    assert choose(rows, 0.001) is rows[6]
+    assert choose([rows[0], {**rows[0], "k": 4}], 0.05) is rows[0]  # a tie: fewer segments
+
+
+def test_chosen_model_recovers_planted_groups_at_least_as_well_as_the_baseline():
+    frame, group = shop(800, (0.15, 0.40, 0.30, 0.15), seed=1)
+    model = _fit(frame, k_range=(3, 6))
+    baseline = _fit(frame, k=model.k_, method="kmeans")
+    # the recorded baseline is exactly this k-means model, scored the same way
+    assert baseline.baseline_comparison_["chosen"] == model.baseline_comparison_["baseline"]
+    ours, theirs = (adjusted_rand_score(group, m.predict(frame)) for m in (model, baseline))
+    assert ours >= theirs
+    assert model.k_ == 4 and ours > 0.9
+
+
+def test_one_order_guests_and_non_buyers_are_not_split_by_noise():
+    frame, group = shop(700, (0.15, 0.75, 0.10), seed=2)
+    model = _fit(frame, k_range=(2, 6))
+    assert model.k_ == 3
+    assert adjusted_rand_score(group, model.predict(frame)) > 0.95
+
+
 def _scoring_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Training rows plus awkward ones: nulls everywhere, an unseen level, negative money."""
     extra = frame.head(3).copy()
@@ -179,9 +380,9 @@ def _scoring_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("method", ["autoencoder", "kmeans"])
-def test_sql_macro_equals_python_on_every_row(data, method):
+def test_sql_macro_equals_python_on_every_row(data, method, request):
     frame, _ = data
-    model = _fit(frame, k=4, method=method)
+    model = request.getfixturevalue(f"{method}_model")
     rows = _scoring_rows(frame).astype({"order_count": "Int64"})
     con = duckdb.connect()
     con.register("rows_view", rows)

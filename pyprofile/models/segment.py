@@ -1,22 +1,44 @@
-"""Learned customer segments: an autoencoder embedding of the features, then k-means on it.
+"""Learned customer segments: k-means on the scaled features or on an autoencoder embedding.
 
 :class:`Segmenter` is a scikit-learn estimator (``fit`` / ``predict`` / ``fit_predict`` /
 ``transform``) that takes a feature table (pandas DataFrame or Arrow table, one row per
 customer), never a connection. Features are prepared by :mod:`pyprofile.models.preprocessing`
 (median imputation, log of heavy tails, robust scaling, clipping, one-hot categories).
 
-Model: plain k-means runs on the scaled features for each ``k`` in ``k_range`` (its ``k`` is
-the majority vote of silhouette on a sample, Davies-Bouldin and Calinski-Harabasz). A small
-ReLU autoencoder (torch, seeded with a local generator, device ``"auto"``) maps the scaled
-features to ``embedding_dim`` numbers and is fine-tuned with a deep-clustering loss
-(reconstruction + ``cluster_weight`` x squared distance to the nearest center, DCN-style)
-starting from the plain k-means centers; the embedding is standardised (folded into the last
-layer) and k-means runs on it. The autoencoder's ``k`` starts from the plain k-means choice
-(which does not depend on the network's random start, so it is stable across retrains) and is
-refined within ``k_refine``: each candidate is fine-tuned briefly on a sample and the three
-criteria, measured in the learned space, vote. The path (autoencoder or plain k-means) that
-wins at least two of the three criteria, each measured in the space it clustered, is kept.
-Every score is in ``scores_`` (per method, k and stage) and ``comparison_``.
+Two representations compete: plain k-means on the scaled features, and k-means on the
+embedding of a small ReLU autoencoder (torch, seeded with a local generator, device
+``"auto"``) fine-tuned with a deep-clustering loss (reconstruction + ``cluster_weight`` x
+squared distance to the nearest center, DCN-style) from the plain k-means centers.
+
+**Selection: one space, and stability.** The representation and the number of segments are
+chosen together, by criteria that are computed the same way for every candidate:
+
+1. A seeded sample of ``selection_rows`` training rows is drawn. Each of ``stability_refits``
+   refits draws a bootstrap sample of it (with replacement, same size) and runs every
+   candidate procedure on it (k-means for each ``k``; the autoencoder trained on the same
+   bootstrap sample, fine-tuned for each ``k``, then k-means on its embedding). Each refit
+   then assigns *all* sample rows to its nearest center.
+2. Every partition is scored **in the preprocessed-feature space** (never in the space it was
+   clustered in, which would flatter the embedding): silhouette (exact, from the sample's
+   distance matrix), Davies-Bouldin and Calinski-Harabasz, averaged over the refits; and
+   **stability**, the mean adjusted Rand index between the refits' partitions of the same rows
+   (over all pairs; with its jackknife standard error).
+3. Rule. Per ``k``, the autoencoder replaces plain k-means only when it is both better separated
+   (silhouette) and at least as stable: the model that costs more to train and to score in SQL
+   has to win on both counts in the common space. Of these finalists, the ones whose stability is within
+   ``stability_margin`` of the most stable count as stable, and the most separated of them
+   (silhouette) wins (ties: fewer segments). A ``k`` that cuts a tight group (customers
+   without purchases, one-order guests) along noise is cut differently by each refit, so it
+   loses stability, and two halves of one group are no better separated than the group is from
+   the others, so it gains no silhouette.
+
+The chosen candidate is then fitted on all training rows, next to the **baseline** (k-means on
+the scaled features at the same ``k``); the criteria of both on the selection sample, their
+stability and their agreement are kept in ``baseline_comparison_``; every candidate's scores in
+``scores_``; each representation's best candidate in ``comparison_``; the rule in
+``selection_``. Cost does not grow with the customers: the refits run on the sample, the final
+fit trains once on at most ``max_train_rows`` rows, and k-means runs on one thread (``threads``),
+which on a busy machine is an order of magnitude faster than scikit-learn's OpenMP default.
 
 Scoring is done in float64 numpy with sums accumulated in a fixed order, the same order as the
 SQL that :func:`pyprofile.warehouse.scoring_sql.segment_of_sql` writes, so the persisted
@@ -26,6 +48,7 @@ SQL that :func:`pyprofile.warehouse.scoring_sql.segment_of_sql` writes, so the p
 from __future__ import annotations
 
 import warnings
+from collections import defaultdict
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,14 +57,39 @@ import pandas as pd
 from pyprofile.errors import InputError
 from pyprofile.models.autoencoder import Autoencoder, encode, standardize_last
 from pyprofile.models.base import Estimator
-from pyprofile.models.clustering import best_k, cluster_scores, squared_distances, votes
+from pyprofile.models.clustering import (
+    choose,
+    criteria,
+    finalists,
+    kmeans,
+    limit_threads,
+    nearest,
+    pairwise_distances,
+    squared_distances,
+    stability,
+)
 from pyprofile.models.data import as_frame
 from pyprofile.models.preprocessing import apply_preprocessing, fit_preprocessing, output_names
+
+SPACE = "preprocessed features"
+RULE = (
+    "per k, plain k-means unless the autoencoder is both better separated (silhouette) and at "
+    "least as stable; of these, the ones whose stability (mean ARI between bootstrap refits) is "
+    "within the margin of the most stable; of those, the highest silhouette (ties: fewer "
+    "segments); every criterion in the preprocessed-feature space"
+)
+
+
+def _criteria_only(row: dict[str, Any]) -> dict[str, Any]:
+    """A scores row without its labels (method, space, flags): what the CLI tabulates."""
+    skip = ("method", "space", "finalist", "stable", "chosen")
+    return {k: v for k, v in row.items() if k not in skip}
 
 
 # --------------------------------------------------------------------------- estimator
 class Segmenter(Estimator):
-    """Autoencoder + k-means customer segmentation with SQL export and stable segment ids.
+    """Customer segmentation (k-means on scaled features or on an autoencoder embedding, chosen
+    by criteria in one space) with SQL export and stable segment ids.
 
     Parameters
     ----------
@@ -50,27 +98,27 @@ class Segmenter(Estimator):
     noise : std of Gaussian input noise while training (denoising autoencoder; 0 = off).
     cluster_epochs, cluster_weight : deep-clustering fine-tune (epochs; weight of the squared
         distance to the nearest center next to the reconstruction loss); 0 epochs = off.
-    selection_epochs, selection_rows : the short fine-tune and the sample used to score each
-        candidate k of the autoencoder path.
-    k_refine : the autoencoder path considers the plain k-means choice of k plus or minus this
-        many and lets the three criteria, measured in the learned space, vote.
+    selection_rows : the sample the refits are drawn from and every candidate is scored on.
+    selection_epochs : the deep-clustering fine-tune's epochs inside each refit.
+    stability_refits : bootstrap refits per candidate (stability is the mean ARI over their
+        pairs); at least 2.
+    stability_margin : candidates this close to the most stable one count as stable; the most
+        separated of them (silhouette) is kept.
     standardize_embedding : give every embedding dimension unit variance (folded into the
         encoder's last layer, so SQL needs no extra step).
-    method : ``"auto"`` (keep the better of autoencoder + k-means and plain k-means),
-        ``"autoencoder"`` or ``"kmeans"``.
+    method : ``"auto"`` (both representations compete), ``"autoencoder"`` or ``"kmeans"``.
     columns : feature columns to use (None: every usable column except ``exclude``).
     exclude : columns never used as features (ids are always excluded).
     max_categories : string columns with more distinct values are dropped.
     clip : scaled features are clipped to ``[-clip, clip]``.
-    n_init : k-means restarts per k.
-    silhouette_sample : rows used for the silhouette score.
+    n_init : k-means restarts (every k-means: refits, final model, baseline).
     max_train_rows : train on a seeded sample of at most this many rows (predict scores all).
-    threads : torch threads while training on CPU (restored afterwards); None leaves
-        torch's setting. One thread is fastest for this small network.
+    threads : CPU threads of torch and of k-means while fitting (restored afterwards); None
+        leaves the libraries' settings. One thread is fastest for this small work.
     """
 
     fitted_attribute: ClassVar[str] = "cluster_centers_"
-    artifact_format: ClassVar[str] = "pyprofile.segmenter/2"
+    artifact_format: ClassVar[str] = "pyprofile.segmenter/3"
 
     def __init__(
         self,
@@ -85,9 +133,10 @@ class Segmenter(Estimator):
         noise: float = 0.0,
         cluster_epochs: int = 20,
         cluster_weight: float = 0.1,
+        selection_rows: int = 3000,
         selection_epochs: int = 10,
-        selection_rows: int = 5000,
-        k_refine: int = 1,
+        stability_refits: int = 4,
+        stability_margin: float = 0.05,
         standardize_embedding: bool = True,
         method: str = "auto",
         columns: list[str] | None = None,
@@ -95,7 +144,6 @@ class Segmenter(Estimator):
         max_categories: int = 12,
         clip: float = 5.0,
         n_init: int = 4,
-        silhouette_sample: int = 5000,
         max_train_rows: int = 200_000,
         random_state: int = 0,
         device: str = "auto",
@@ -112,9 +160,10 @@ class Segmenter(Estimator):
         self.noise = noise
         self.cluster_epochs = cluster_epochs
         self.cluster_weight = cluster_weight
-        self.selection_epochs = selection_epochs
         self.selection_rows = selection_rows
-        self.k_refine = k_refine
+        self.selection_epochs = selection_epochs
+        self.stability_refits = stability_refits
+        self.stability_margin = stability_margin
         self.standardize_embedding = standardize_embedding
         self.method = method
         self.columns = columns
@@ -122,7 +171,6 @@ class Segmenter(Estimator):
         self.max_categories = max_categories
         self.clip = clip
         self.n_init = n_init
-        self.silhouette_sample = silhouette_sample
         self.max_train_rows = max_train_rows
         self.random_state = random_state
         self.device = device
@@ -135,6 +183,8 @@ class Segmenter(Estimator):
             raise InputError(
                 f"method must be 'auto', 'autoencoder' or 'kmeans', not {self.method!r}"
             )
+        if self.stability_refits < 2:
+            raise InputError(f"stability_refits must be at least 2, got {self.stability_refits}")
         if self.k is not None:
             k_values = [int(self.k)]
             if self.k < 2:
@@ -171,7 +221,7 @@ class Segmenter(Estimator):
         previous: Segmenter | None = None,
         previous_centroids: pd.DataFrame | None = None,
     ) -> Segmenter:
-        """Fit preprocessing, autoencoder and k-means; match ids to a previous version if given.
+        """Fit preprocessing, choose and fit the segments; match ids to a previous version.
 
         ``previous`` is a fitted Segmenter (e.g. loaded from the registry): its assignment of
         the training rows defines the previous segments. ``previous_centroids`` is a DataFrame
@@ -190,12 +240,16 @@ class Segmenter(Estimator):
             else np.arange(n)
         )
         z = z_all[train_idx]
-        seed = int(rng.integers(2**31 - 1))
-        kept = self._choose(z, k_values, seed)
-        space = kept["space_fn"](z_all)
-        labels = np.argmin(squared_distances(space, kept["centers"]), axis=1)
-        self._assign_ids(z_all, labels, kept["centers"], previous, previous_centroids, frame)
-        self._fit_map(space[train_idx])
+        with limit_threads(self.threads), warnings.catch_warnings():
+            # k-means on bootstrap samples with many tied rows may find fewer distinct clusters
+            warnings.filterwarnings("ignore", message="Number of distinct clusters")
+            sample, distances, chosen = self._select(z, k_values, rng)
+            final = self._fit_final(z, chosen["method"], chosen["k"], int(rng.integers(2**31 - 1)))
+            self._compare(final, sample, distances)
+            space = encode(z_all, final["layers"])
+            labels = nearest(space, final["centers"])
+            self._assign_ids(z_all, labels, final["centers"], previous, previous_centroids, frame)
+            self._fit_map(space[train_idx])
         return self
 
     def _fit_preprocessing(self, frame: pd.DataFrame) -> np.ndarray:
@@ -216,64 +270,109 @@ class Segmenter(Estimator):
         self.feature_names_out_ = output_names(spec)
         return apply_preprocessing(frame, spec)
 
-    def _choose(self, z: np.ndarray, k_values: list[int], seed: int) -> dict[str, Any]:
-        """Fit the candidate paths (autoencoder, plain k-means) and keep the better one."""
-        results: dict[str, dict[str, Any]] = {}
-        self.history_: list[dict[str, float]] = []
-        plain = self._search(z, k_values, seed, [])  # also the autoencoder's starting centers
-        if self.method in ("auto", "autoencoder"):
-            # k: the plain k-means choice (stable: it does not depend on the network), refined
-            # by +-1 in the learned space.
-            k_plain = int(plain["best"]["k"])
-            near = [k for k in plain["all_centers"] if abs(k - k_plain) <= max(self.k_refine, 0)]
-            results["autoencoder"] = self._fit_autoencoder(z, near, seed, plain["all_centers"])
-        if self.method in ("auto", "kmeans"):
-            results["kmeans"] = plain
-        if len(results) == 2:
-            ae, km = results["autoencoder"]["best"], results["kmeans"]["best"]
-            chosen = "autoencoder" if votes(ae, km) >= 2 else "kmeans"
-        else:
-            chosen = next(iter(results))
-        kept = results[chosen]
-        self.method_ = chosen
-        self.encoder_layers_ = kept["layers"]
-        self.k_ = int(kept["best"]["k"])
-        self.scores_ = pd.DataFrame(
-            [{"method": m, **row} for m, res in results.items() for row in res["rows"]]
-        )
-        self.comparison_ = {m: dict(res["best"]) for m, res in results.items()}
-        self.comparison_["kept"] = chosen
-        return kept
+    # ------------------------------------------------------------------ selection
+    def _methods(self) -> list[str]:
+        return ["kmeans", "autoencoder"] if self.method == "auto" else [self.method]
 
-    def _fit_autoencoder(
-        self, z: np.ndarray, k_values: list[int], seed: int, z_centers: dict[int, np.ndarray]
+    def _select(
+        self, z: np.ndarray, k_values: list[int], rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Refit every candidate on bootstrap samples of one sample, score every partition in
+        the preprocessed-feature space, apply the rule. Returns (sample, its distances, the
+        chosen candidate's scores)."""
+        m = min(self.selection_rows, len(z))
+        sample = z[np.sort(rng.choice(len(z), m, replace=False))] if len(z) > m else z
+        distances = pairwise_distances(sample)
+        partitions: dict[tuple[str, int], list[np.ndarray]] = defaultdict(list)
+        for _ in range(self.stability_refits):
+            boot = sample[rng.choice(m, m, replace=True)]
+            refit = self._refit(boot, sample, k_values, int(rng.integers(2**31 - 1)))
+            for key, labels in refit.items():
+                partitions[key].append(labels)
+        rows = [
+            self._score(sample, distances, method, k, parts)
+            for (method, k), parts in sorted(partitions.items(), key=lambda kv: kv[0][::-1])
+        ]
+        candidates = [r for r in rows if r["method"] in self._methods()]
+        margin = self.stability_margin
+        chosen = choose(candidates, margin)
+        final = finalists(candidates)
+        top = max(r["stability"] for r in final)
+        for r in rows:
+            r["finalist"] = any(r is f for f in final)
+            r["stable"] = r["finalist"] and r["stability"] >= top - margin
+            r["chosen"] = r is chosen
+        self.scores_ = pd.DataFrame(rows)
+        self.comparison_ = {  # each representation's best candidate, by the same rule
+            method: _criteria_only(choose([r for r in candidates if r["method"] == method], margin))
+            for method in self._methods()
+        }
+        self.comparison_["kept"] = chosen["method"]
+        self.selection_ = {
+            "rule": RULE,
+            "space": SPACE,
+            "sample_rows": int(m),
+            "refits": int(self.stability_refits),
+            "margin": float(margin),
+            "max_stability": float(top),
+            "method": chosen["method"],
+            "k": int(chosen["k"]),
+        }
+        return sample, distances, chosen
+
+    def _refit(
+        self, boot: np.ndarray, sample: np.ndarray, k_values: list[int], seed: int
+    ) -> dict[tuple[str, int], np.ndarray]:
+        """One refit of every candidate on ``boot``; each partitions all ``sample`` rows."""
+        out: dict[tuple[str, int], np.ndarray] = {}
+        ae = None
+        if "autoencoder" in self._methods():
+            ae = self._autoencoder(boot.shape[1], seed)
+            ae.train(boot, epochs=self.epochs, **self._train_options())
+        for k in k_values:
+            centers, labels = kmeans(boot, k, n_init=self.n_init, seed=seed)
+            out[("kmeans", k)] = nearest(sample, centers)
+            if ae is not None:
+                layers, _ = self._tune(
+                    ae, boot, labels, k, self.selection_epochs, seed, exact=False
+                )
+                embedded = encode(boot, layers, exact=False)
+                e_centers, _ = kmeans(embedded, k, n_init=self.n_init, seed=seed)
+                out[("autoencoder", k)] = nearest(encode(sample, layers, exact=False), e_centers)
+        return out
+
+    def _score(
+        self,
+        sample: np.ndarray,
+        distances: np.ndarray,
+        method: str,
+        k: int,
+        partitions: list[np.ndarray],
     ) -> dict[str, Any]:
-        """Pretrain; choose k; fine-tune towards k centers (DCN-style); k-means on the result.
+        """A candidate's criteria: means over its refits, all in the preprocessed space."""
+        scored = [criteria(sample, distances, labels) for labels in partitions]
+        mean_stability, se = stability(partitions)
+        row: dict[str, Any] = {"method": method, "k": int(k), "space": SPACE}
+        for name in ("silhouette", "davies_bouldin", "calinski_harabasz"):
+            values = [s[name] for s in scored if s[name] is not None]
+            row[name] = float(np.mean(values)) if values else None
+        row["stability"] = mean_stability
+        row["stability_se"] = se
+        row["smallest_share"] = float(
+            np.mean([np.bincount(p, minlength=k).min() / len(p) for p in partitions])
+        )
+        return row
 
-        The fine-tune starts from the centers of plain k-means on the scaled features (mapped
-        into the embedding), which makes it stable across seeds. With several candidate k,
-        each is fine-tuned briefly on a sample and scored, and the criteria vote.
-        """
-        ae = Autoencoder(
-            z.shape[1],
+    # ------------------------------------------------------------------ final fit
+    def _autoencoder(self, n_in: int, seed: int) -> Autoencoder:
+        return Autoencoder(
+            n_in,
             hidden_dim=self.hidden_dim,
             embedding_dim=self.embedding_dim,
             seed=seed,
             device=self.device,
             threads=self.threads,
         )
-        self.history_ = ae.train(z, epochs=self.epochs, **self._train_options())
-        rows: list[dict[str, Any]] = []
-        k = k_values[0]
-        if len(k_values) > 1:
-            rows = self._score_candidates(ae, z, k_values, seed, z_centers)
-            if rows:
-                k = best_k(rows)
-        layers, history = self._tune(ae, k, z, self.cluster_epochs, seed, z_centers)
-        self.history_ += history
-        final = self._search(encode(z, layers), [k], seed, layers)
-        final["rows"] = rows + [{**r, "stage": "final"} for r in final["rows"]]
-        return final
 
     def _train_options(self) -> dict[str, Any]:
         return {
@@ -286,18 +385,19 @@ class Segmenter(Estimator):
     def _tune(
         self,
         ae: Autoencoder,
-        k: int,
         data: np.ndarray,
+        labels: np.ndarray,
+        k: int,
         epochs: int,
         seed: int,
-        z_centers: dict[int, np.ndarray],
+        *,
+        exact: bool = True,
     ) -> tuple[list, list]:
-        """Encoder layers fine-tuned towards ``k`` centers for ``epochs`` (a copy of ``ae``)."""
-        pretrained = ae.layers()
-        layers, history = pretrained, []
+        """Encoder layers fine-tuned (a copy of ``ae``) towards the embedded means of the k
+        groups in ``labels`` for ``epochs``, standardised; and the training records."""
+        layers, history = ae.layers(), []
         if epochs > 0:
-            labels = np.argmin(squared_distances(data, z_centers[k]), axis=1)
-            emb = encode(data, pretrained)
+            emb = encode(data, layers, exact=exact)
             init = np.vstack(
                 [
                     emb[labels == c].mean(axis=0) if (labels == c).any() else emb.mean(axis=0)
@@ -315,61 +415,63 @@ class Segmenter(Estimator):
             )
             layers = tuned.layers()
         if self.standardize_embedding:
-            layers = standardize_last(layers, encode(data, layers))
+            layers = standardize_last(layers, encode(data, layers, exact=exact))
         return layers, history
 
-    def _score_candidates(
-        self,
-        ae: Autoencoder,
-        z: np.ndarray,
-        k_values: list[int],
-        seed: int,
-        z_centers: dict[int, np.ndarray],
-    ) -> list[dict[str, Any]]:
-        """Each candidate k fine-tuned briefly on a sample and scored in its learned space."""
-        rng = np.random.default_rng(seed)
-        sample = (
-            z[np.sort(rng.choice(len(z), self.selection_rows, replace=False))]
-            if len(z) > self.selection_rows
-            else z
-        )
-        epochs = min(self.cluster_epochs, self.selection_epochs)
-        rows: list[dict[str, Any]] = []
-        for k in k_values:
-            layers_k, _ = self._tune(ae, k, sample, epochs, seed, z_centers)
-            scored, _ = cluster_scores(
-                encode(sample, layers_k),
-                [k],
-                n_init=self.n_init,
-                seed=seed,
-                silhouette_sample=self.silhouette_sample,
-            )
-            rows += [{**r, "stage": "selection"} for r in scored]
-        return rows
-
-    def _search(
-        self, space: np.ndarray, k_values: list[int], seed: int, layers: list
-    ) -> dict[str, Any]:
-        rows, centers = cluster_scores(
-            space,
-            k_values,
-            n_init=self.n_init,
-            seed=seed,
-            silhouette_sample=self.silhouette_sample,
-        )
-        if not rows:
+    def _fit_final(self, z: np.ndarray, method: str, k: int, seed: int) -> dict[str, Any]:
+        """The chosen candidate and the baseline (k-means on the scaled features at the same
+        k) fitted on all training rows."""
+        centers, labels = kmeans(z, k, n_init=self.n_init, seed=seed)
+        if len(np.unique(labels)) < 2:
             raise InputError(
                 "k-means found fewer than 2 distinct segments: the features do not vary"
             )
-        k = best_k(rows)
-        best = next(r for r in rows if r["k"] == k)
-        return {
-            "rows": rows,
-            "best": best,
-            "centers": centers[k],
-            "all_centers": centers,
-            "layers": layers,
-            "space_fn": (lambda z: encode(z, layers)) if layers else (lambda z: z),
+        final = {
+            "layers": [],
+            "centers": centers,
+            "labels": labels,
+            "baseline": centers,
+            "baseline_labels": labels,
+        }
+        self.history_: list[dict[str, Any]] = []
+        if method == "autoencoder":
+            ae = self._autoencoder(z.shape[1], seed)
+            self.history_ = ae.train(z, epochs=self.epochs, **self._train_options())
+            layers, history = self._tune(ae, z, labels, k, self.cluster_epochs, seed)
+            self.history_ += history
+            e_centers, e_labels = kmeans(encode(z, layers), k, n_init=self.n_init, seed=seed)
+            final.update(layers=layers, centers=e_centers, labels=e_labels)
+        self.method_ = method
+        self.k_ = int(k)
+        self.encoder_layers_ = final["layers"]
+        return final
+
+    def _compare(self, final: dict[str, Any], sample: np.ndarray, distances: np.ndarray) -> None:
+        """The fitted model against the baseline at the same k: their criteria on the selection
+        sample (preprocessed space), their stability, and how much they agree."""
+        from sklearn.metrics import adjusted_rand_score
+
+        table = self.scores_.set_index(["method", "k"])
+
+        def entry(method: str, labels: np.ndarray) -> dict[str, Any]:
+            row = table.loc[(method, self.k_)]
+            return {
+                "method": method,
+                "k": self.k_,
+                **criteria(sample, distances, labels),
+                "stability": float(row["stability"]),
+                "stability_se": float(row["stability_se"]),
+            }
+
+        self.baseline_comparison_ = {
+            "space": SPACE,
+            "sample_rows": int(len(sample)),
+            "chosen": entry(
+                self.method_, nearest(encode(sample, final["layers"]), final["centers"])
+            ),
+            "baseline": entry("kmeans", nearest(sample, final["baseline"])),
+            # on all training rows: 1.0 when the chosen model is the baseline
+            "agreement_ari": float(adjusted_rand_score(final["labels"], final["baseline_labels"])),
         }
 
     def _assign_ids(
@@ -518,6 +620,8 @@ class Segmenter(Estimator):
             "n_layers": len(self.encoder_layers_),
             "segment_sizes": {str(k): v for k, v in self.segment_sizes_.items()},
             "comparison": self.comparison_,
+            "baseline_comparison": self.baseline_comparison_,
+            "selection": self.selection_,
             "score_columns": list(self.scores_.columns),
             "scores": self.scores_.to_dict(orient="records"),
             "history": self.history_,
@@ -532,6 +636,8 @@ class Segmenter(Estimator):
         self.method_ = state["method"]
         self.k_ = state["k"]
         self.comparison_ = state["comparison"]
+        self.baseline_comparison_ = state["baseline_comparison"]
+        self.selection_ = state["selection"]
         self.scores_ = pd.DataFrame.from_records(state["scores"], columns=state["score_columns"])
         self.history_ = state["history"]
         self.segment_sizes_ = {int(k): v for k, v in state["segment_sizes"].items()}
