@@ -162,3 +162,24 @@ def test_technical_columns_never_name_or_describe_a_segment():
     for row in out.itertuples():
         facts = json.loads(row.facts)
         assert {t["feature"] for t in facts["top_features"]}.isdisjoint({"T", "frequency"})
+
+
+def test_non_buyers_and_one_order_customers_are_named_for_it():
+    rng = np.random.default_rng(4)
+    n = 300
+    seg = np.repeat([0, 1, 2], n)
+    orders = np.select([seg == 0, seg == 1], [0, 1], rng.poisson(6, 3 * n) + 2)
+    frame = pd.DataFrame(
+        {
+            "customer_id": np.arange(3 * n),
+            "order_count": orders,
+            "recency_days": np.where(orders > 0, rng.uniform(1, 300, 3 * n), np.nan),
+            "session_count": rng.poisson(np.where(seg == 0, 12, 3)),
+        }
+    )
+    segments = pd.DataFrame({"customer_id": frame["customer_id"], "segment_id": seg})
+    names = build_profiles(frame, segments).set_index("segment_id")["segment_name"]
+    assert names[0].startswith("Not yet buying")
+    assert names[1].startswith("One-order")
+    assert not names[2].startswith(("Not yet", "One-order"))
+    assert len(set(names)) == 3

@@ -104,16 +104,10 @@ def run_segmentation(
     segmenter = Segmenter(k, tuple(k_range), exclude=excluded, **options, **segmenter_params)
     segmenter.fit(frame, previous=previous)
     fit_seconds = time.perf_counter() - started
-    entry = ModelEntry(
-        tables.SEGMENTER_MODEL,
-        segmenter.to_artifact(),
-        params={
-            **segmenter.get_params(),
-            "features": features,
-            "feature_columns": segmenter.feature_names_in_,
-        },
-        metrics=_metrics(segmenter, frame, previous, previous_version, fit_seconds),
-    )
+    params = {**segmenter.get_params(), "features": features}
+    params["feature_columns"] = segmenter.feature_names_in_
+    metrics = _metrics(segmenter, frame, previous, previous_version, fit_seconds)
+    entry = ModelEntry(tables.SEGMENTER_MODEL, segmenter.to_artifact(), params, metrics)
     stamps = (entry.version, observation_date(wh, features), currency)
     segments, profiles = _outputs(segmenter, frame, id_column, stamps)
     functions = segment_functions(segmenter)
@@ -125,11 +119,10 @@ def run_segmentation(
         "n_customers": len(frame),
         "k": segmenter.k_,
         "method": segmenter.method_,
-        "segments": dict(
-            zip(profiles["segment_id"].tolist(), profiles["segment_name"], strict=True)
-        ),
+        "segments": profiles.set_index("segment_id")["segment_name"].to_dict(),
         "sizes": segmenter.segment_sizes_,
         "comparison": segmenter.comparison_,
+        "baseline_comparison": segmenter.baseline_comparison_,
         "rows": counts[tables.SEGMENTS],
         "tables": counts,
         "macro": functions[0].call(),
@@ -143,6 +136,8 @@ def _metrics(segmenter: Segmenter, frame, previous, previous_version, fit_second
         "k": segmenter.k_,
         "method": segmenter.method_,
         "comparison": segmenter.comparison_,
+        "baseline_comparison": segmenter.baseline_comparison_,
+        "selection": segmenter.selection_,
         "scores": segmenter.scores_.to_dict(orient="records"),
         "segment_sizes": segmenter.segment_sizes_,
         "dropped_columns": segmenter.dropped_columns_,
@@ -191,15 +186,28 @@ def format_summary(summary: dict[str, Any]) -> list[tuple[str, list[tuple[str, A
     for method in ("autoencoder", "kmeans"):
         if method in summary["comparison"]:
             c = summary["comparison"][method]
-            run.append(
-                (
-                    f"{method} (k={c['k']})",
-                    f"silhouette {c['silhouette']:.3f}, Davies-Bouldin "
-                    f"{c['davies_bouldin']:.3f}, Calinski-Harabasz {c['calinski_harabasz']:,.0f}",
-                )
+            run.append((f"{method} (k={c['k']})", _criteria_text(c)))
+    b = summary.get("baseline_comparison")
+    if b:
+        run.append(
+            (
+                f"chosen vs k-means baseline (k={b['baseline']['k']})",
+                f"{_criteria_text(b['chosen'])} | baseline {_criteria_text(b['baseline'])}"
+                f" | agreement ARI {b['agreement_ari']:.2f} ({b['space']})",
             )
+        )
     segments = [
         (f"{sid} {name}", f"{summary['sizes'].get(sid, 0):,}")
         for sid, name in summary["segments"].items()
     ]
     return [("segmentation", run), ("segments (customers)", segments)]
+
+
+def _criteria_text(c: dict[str, Any]) -> str:
+    db = c.get("davies_bouldin")
+    stability = c.get("stability")
+    return (
+        f"silhouette {c['silhouette']:.3f}, "
+        f"stability {'n/a' if stability is None else f'{stability:.3f}'}, "
+        f"Davies-Bouldin {'n/a' if db is None else f'{db:.3f}'}"
+    )

@@ -201,8 +201,21 @@ def _segment_facts(base: _Base, mask: np.ndarray, rfm_column: str, demographics,
         "dominant_rfm_segment": None if rfm is None else {"name": rfm[0], "share": rfm[1]},
         "demographics": _demographics(data, mask, demographics, base.num_cols),
         "features_z": {f: float(z[f]) for f in base.num_cols},
+        **_buying(data, mask),
     }
     return facts, z, seg_mean
+
+
+def _buying(data: pd.DataFrame, mask: np.ndarray) -> dict[str, float]:
+    """The segment's share of customers who bought, and of those who bought exactly once."""
+    if "order_count" not in data.columns:
+        return {}
+    orders = pd.to_numeric(data.loc[mask, "order_count"].astype("Float64"), errors="coerce")
+    orders = orders.fillna(0).to_numpy(dtype=float)
+    return {
+        "buyer_share": float(np.mean(orders > 0)),
+        "one_order_share": float(np.mean(orders == 1)),
+    }
 
 
 def _favourites(base: _Base, mask: np.ndarray) -> list[dict[str, Any]]:
@@ -236,18 +249,26 @@ def _demographics(data: pd.DataFrame, mask: np.ndarray, columns, num_cols) -> di
     return demo
 
 
+NOT_BUYING, ONE_ORDER = 0.05, 0.9  # buyer shares that name a segment by its buying
+_BUYING_WORDS = {"frequent", "occasional", "buying", "non-buying"}
+
+
 def _name(z: pd.Series, facts: dict[str, Any]) -> str:
     """Two adjectives of the most distinguishing features (|z| >= MIN_Z) that have one in the
-    feature dictionary."""
-    words: list[str] = []
+    feature dictionary; a segment of customers who have not bought, or bought once, is named
+    for that first."""
+    prefix = None
+    if facts.get("buyer_share", 1.0) <= NOT_BUYING:
+        prefix = "not yet buying"
+    elif facts.get("one_order_share", 0.0) >= ONE_ORDER:
+        prefix = "one-order"
+    words: list[str] = [prefix] if prefix else []
     for name in z.abs().sort_values(ascending=False, kind="stable").index:
-        if abs(z[name]) < MIN_Z:
+        if abs(z[name]) < MIN_Z or len(words) == 2:
             break
         word = adjective(name, z[name] > 0) if feature(name).describe else None
-        if word and word not in words:
+        if word and word not in words and not (prefix and word in _BUYING_WORDS):
             words.append(word)
-        if len(words) == 2:
-            break
     if not words:
         return "Typical customers"
     return f"{', '.join(words)} customers".capitalize()

@@ -391,6 +391,28 @@ def component_record(src: Source, component: str, model: str) -> ModelRecord:
     return load_model(src.wh, model, version)
 
 
+def segment_selection(src: Source) -> tuple[dict[str, Any] | None, str]:
+    """How the segments behind ml.customer_segments were chosen against the k-means baseline,
+    as stored when the segmenter was trained; and a note saying so (or why it is missing)."""
+    if not src.exists(tables.REGISTRY):
+        return None, f"No model selection: {tables.REGISTRY} does not exist."
+    try:
+        record = load_model(src.wh, tables.SEGMENTER_MODEL, src.version(tables.SEGMENTS))
+    except PyprofileError as exc:
+        return None, f"No model selection: {exc}."
+    chosen = record.metrics.get("baseline_comparison")
+    if not isinstance(chosen, dict):
+        return None, (
+            f"No model selection: segmenter {record.version} predates it "
+            "(retrain with `pyprofile segment`)."
+        )
+    return chosen, (
+        f"Measured when segmenter {record.version} was trained, on {chosen['sample_rows']:,} "
+        f"customers in the {chosen['space']} space; stability = mean ARI between bootstrap "
+        "refits. The baseline is k-means on the same scaled features at the same k."
+    )
+
+
 LIFETIME_CHECK_COLUMNS = ("frequency", "customers", "predicted", "actual")
 
 

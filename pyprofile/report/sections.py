@@ -39,6 +39,7 @@ from pyprofile.report.data import (
     rfm_cells,
     rfm_segments,
     segment_profiles,
+    segment_selection,
     segment_sizes,
     segment_stats,
     synthetic_quality,
@@ -144,7 +145,26 @@ def segments(src: Source, aggregates: Aggregates) -> list[Block]:
         blocks.append(
             note(f"{tables.SEGMENT_PROFILES} is missing: persona descriptions are not shown.")
         )
+    chosen, said = segment_selection(src)
+    if chosen:
+        c, b = chosen["chosen"], chosen["baseline"]
+        blocks.append(
+            tiles(
+                [
+                    (f"chosen: {c['method']}, k = {c['k']}", _criteria(c)),
+                    (f"baseline: k-means, k = {b['k']}", _criteria(b)),
+                    ("agreement with the baseline (ARI)", f"{chosen['agreement_ari']:.2f}"),
+                ]
+            )
+        )
+    blocks.append(note(said))
     return blocks
+
+
+def _criteria(c: dict[str, Any]) -> str:
+    stability = c.get("stability")
+    shown = "n/a" if stability is None else f"{stability:.2f}"
+    return f"silhouette {c['silhouette']:.3f} · stability {shown}"
 
 
 def persona_cards(
