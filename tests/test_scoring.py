@@ -100,6 +100,32 @@ def test_scores_table_has_one_row_per_customer(warehouse):
     assert summary["metrics"][0]["roc_auc"] > 0.65
 
 
+def test_scores_do_not_depend_on_the_batch_size(warehouse, monkeypatch):
+    """The scoring table is streamed: batches much smaller than the table (with customers
+    whose lifetimes summary is missing in some of them) give exactly the same scores."""
+    import pyprofile.flows.scoring as scoring_flow
+
+    wh, _, training, scoring = warehouse
+    scoring = scoring.copy()
+    scoring.loc[scoring.index[::7], ["frequency", "recency", "T"]] = np.nan
+    small = Warehouse.open(":memory:")
+    small.write_many(
+        {"features.customer_training": training, "features.customer_features": scoring}
+    )
+    columns = ["customer_id", "churn_probability", "p_alive", "expected_avg_order_value", "clv_12m"]
+
+    def scores():
+        run_scoring(small, horizon_days=HORIZON)
+        frame = small.read("ml.customer_scores").to_pandas()[columns]
+        return frame.sort_values("customer_id").reset_index(drop=True)
+
+    whole = scores()
+    monkeypatch.setattr(scoring_flow, "SCORING_BATCH", 97)
+    batched = scores()
+    assert whole["clv_12m"].isna().sum() >= len(scoring) // 7
+    pd.testing.assert_frame_equal(whole, batched)
+
+
 def test_models_and_metrics_are_registered(warehouse):
     wh, summary, _, _ = warehouse
     names = {row["name"] for row in wh.query("select name from ml.model_registry").to_pylist()}

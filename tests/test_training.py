@@ -9,7 +9,7 @@ from pyprofile.dbt import run_dbt
 from pyprofile.demo import generate_demo
 from pyprofile.warehouse import Warehouse
 
-LABELS = ["churned", "purchased", "spend_in_window"]
+LABELS = ["churned", "purchased", "spend_in_window", "purchase_days_in_window"]
 VARS = {"as_of": "2025-12-31", "horizon_days": 90}
 
 

@@ -94,7 +94,6 @@ class _Propensity:
 class _Lifetime:
     bgnbd: BGNBD
     gamma_gamma: GammaGamma
-    known: np.ndarray  # scoring rows with a complete lifetimes summary
     holdout: dict[str, float]
     diagnostics: dict[str, Any]
 
@@ -314,7 +313,7 @@ def _fit_lifetime(
     holdout = {}
     if training is not None:
         holdout = _attempt_holdout(training, horizon_days, labels)
-    return _Lifetime(bg, gg, known, holdout, _gg_metrics(gg, scoring, known))
+    return _Lifetime(bg, gg, holdout, _gg_metrics(gg, scoring, known))
 
 
 def _attempt_holdout(training: pd.DataFrame, horizon_days: int, labels: dict[str, str]) -> dict:
@@ -494,7 +493,8 @@ def _in_words(model: PropensityModel, X: pd.DataFrame, codes: pd.Series, currenc
 def _lifetime_scores(scoring: pd.DataFrame, lifetime: _Lifetime, discount_rate: float) -> dict:
     cols = _summary_columns(scoring)
     f, r, T, m = (cols[c] for c in LIFETIMES_COLUMNS)
-    bg, gg, known = lifetime.bgnbd, lifetime.gamma_gamma, lifetime.known
+    bg, gg = lifetime.bgnbd, lifetime.gamma_gamma
+    known = ~(np.isnan(f) | np.isnan(r) | np.isnan(T))  # this batch's rows with a summary
     value = clv(bg, gg, f, r, T, np.nan_to_num(m), months=12, discount_rate=discount_rate)
     return {
         "p_alive": bg.p_alive(f, r, T),
