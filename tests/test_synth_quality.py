@@ -129,6 +129,18 @@ def test_cramers_v_and_contingency_against_scipy(wh, frames):
     assert score == pytest.approx(1 - 0.5 * jr.subtract(js, fill_value=0).abs().sum(), abs=1e-12)
 
 
+def test_pairs_in_small_batches_give_the_same_report(wh, monkeypatch):
+    """Wide tables are scored PAIR_BATCH column pairs per query: the batching changes nothing."""
+    whole = wq.quality_report(wh, "t.real", "t.syn", KINDS)
+    monkeypatch.setattr(wq, "PAIR_BATCH", 1)
+    batched = wq.quality_report(wh, "t.real", "t.syn", KINDS)
+    strip = [{k: v for k, v in d.items() if k != "score"} for d in whole.details]
+    assert [{k: v for k, v in d.items() if k != "score"} for d in batched.details] == strip
+    for a, b in zip(batched.details, whole.details, strict=True):
+        assert a["score"] == pytest.approx(b["score"], rel=1e-12, nan_ok=True)
+    assert batched.score == pytest.approx(whole.score, rel=1e-12)
+
+
 def test_identical_tables_score_one(wh):
     report = wq.quality_report(wh, "t.real", "t.real", KINDS)
     assert report.score == pytest.approx(1.0)

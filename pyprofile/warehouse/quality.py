@@ -26,6 +26,8 @@ from pyprofile.models.synth.quality import (
 )
 from pyprofile.warehouse.sql import qualified, quote
 
+PAIR_BATCH = 200  # column pairs per contingency query
+
 
 @dataclass
 class QualityReport:
@@ -117,7 +119,15 @@ def quality_report(
     return QualityReport(overall, shape_score, pair_score, details)
 
 
-def _unpivot(table, exprs: list[str], alias) -> str:
+def _unpivot(table, exprs: list[str], alias, dialect: str = "duckdb") -> str:
+    """Long form (col = c<i>, v), nulls dropped: DuckDB's UNPIVOT, elsewhere (Spark, whose
+    UNPIVOT syntax differs) the same rows as a union of one select per column."""
+    if dialect != "duckdb":
+        parts = " union all ".join(
+            f"select 'c{i}' as col, {e} as v from {table} where {e} is not null"
+            for i, e in enumerate(exprs)
+        )
+        return f"({parts}) as {alias}"
     cols = ", ".join(f"{e} as c{i}" for i, e in enumerate(exprs))
     names = ", ".join(f"c{i}" for i in range(len(exprs)))
     return f"(unpivot (select {cols} from {table}) on {names} into name col value v) as {alias}"
@@ -128,9 +138,10 @@ def _ks(wh, r, s, numeric, kinds) -> dict[str, float]:
     if not numeric:
         return {}
     exprs = [_numeric_expr(c, kinds[c]) for c in numeric]
+    dialect = getattr(wh, "dialect", "duckdb")
     sql = f"""
-    with rr as (select col, v from {_unpivot(r, exprs, "u")}),
-    ss as (select col, v from {_unpivot(s, exprs, "u")}),
+    with rr as (select col, v from {_unpivot(r, exprs, "u", dialect)}),
+    ss as (select col, v from {_unpivot(s, exprs, "u", dialect)}),
     nr as (select col, count(*) as n from rr group by col),
     ns as (select col, count(*) as n from ss group by col),
     pts as (
@@ -159,9 +170,10 @@ def _tv(wh, r, s, discrete) -> dict[str, float]:
     if not discrete:
         return {}
     exprs = [f"cast({quote(c)} as varchar)" for c in discrete]
+    dialect = getattr(wh, "dialect", "duckdb")
     sql = f"""
-    with rr as (select col, v from {_unpivot(r, exprs, "u")}),
-    ss as (select col, v from {_unpivot(s, exprs, "u")}),
+    with rr as (select col, v from {_unpivot(r, exprs, "u", dialect)}),
+    ss as (select col, v from {_unpivot(s, exprs, "u", dialect)}),
     fr as (select col, v, count(*) / sum(count(*)) over (partition by col) as p
            from rr group by col, v),
     fs as (select col, v, count(*) / sum(count(*)) over (partition by col) as p
@@ -175,12 +187,21 @@ def _tv(wh, r, s, discrete) -> dict[str, float]:
     return {discrete[int(row["col"][1:])]: _as_float(row["score"]) for row in out}
 
 
+def _corr(a: str, b: str, guard: bool) -> str:
+    """Pearson r; null for a constant column (``guard``: for Spark, whose ANSI mode fails the
+    query with a division by zero where DuckDB gives null)."""
+    if not guard:
+        return f"corr({a}, {b})"
+    return f"covar_pop({a}, {b}) / nullif(stddev_pop({a}) * stddev_pop({b}), 0)"
+
+
 def _correlations(wh, r, s, pairs, kinds) -> dict[tuple, float]:
     """(1 - |r_real - r_synthetic| / 2, r_real) per numeric pair (NaN for constant columns)."""
     if not pairs:
         return {}
+    guard = getattr(wh, "dialect", "duckdb") != "duckdb"
     exprs = ", ".join(
-        f"corr({_numeric_expr(a, kinds[a])}, {_numeric_expr(b, kinds[b])}) as p{i}"
+        f"{_corr(_numeric_expr(a, kinds[a]), _numeric_expr(b, kinds[b]), guard)} as p{i}"
         for i, (a, b) in enumerate(pairs)
     )
     real = wh.query(f"select {exprs} from {r}").to_pylist()[0]
@@ -219,7 +240,15 @@ def _binned(table, columns, kinds) -> str:
 
 def _contingency(wh, r, s, pairs, kinds) -> dict[tuple, float]:
     """(1 - total variation distance of the joint frequencies, real Cramer's V) per pair
-    (numeric columns of mixed pairs binned)."""
+    (numeric columns of mixed pairs binned), ``PAIR_BATCH`` pairs per query so that memory
+    stays bounded on wide tables (thousands of pairs)."""
+    out = {}
+    for lo in range(0, len(pairs), PAIR_BATCH):
+        out.update(_contingency_batch(wh, r, s, pairs[lo : lo + PAIR_BATCH], kinds))
+    return out
+
+
+def _contingency_batch(wh, r, s, pairs, kinds) -> dict[tuple, float]:
     if not pairs:
         return {}
     cols = sorted({c for p in pairs for c in p}, key=list(kinds).index)
