@@ -329,6 +329,34 @@ def test_stability_is_the_mean_ari_between_bootstrap_refits():
     )
 
 
+def test_large_tables_use_mini_batch_kmeans_at_full_quality(monkeypatch):
+    """Above MINIBATCH_ROWS, k-means runs on mini-batches: on well-separated blobs it finds the
+    same partition as full k-means (up to a few border rows), within 1 % of its inertia, labels = nearest center."""
+    from sklearn.datasets import make_blobs
+
+    from pyprofile.models import clustering
+
+    x, truth = make_blobs(6000, n_features=5, centers=4, cluster_std=1.0, random_state=2)
+    full_centers, full_labels = clustering.kmeans(x, 4, n_init=3, seed=0)
+    monkeypatch.setattr(clustering, "MINIBATCH_ROWS", 1000)
+    monkeypatch.setattr(clustering, "MINIBATCH_SIZE", 256)
+    calls = []
+    real = __import__("sklearn.cluster", fromlist=["MiniBatchKMeans"]).MiniBatchKMeans
+    monkeypatch.setattr(
+        "sklearn.cluster.MiniBatchKMeans", lambda **kw: calls.append(kw) or real(**kw)
+    )
+    centers, labels = clustering.kmeans(x, 4, n_init=3, seed=0)
+    assert calls and calls[0]["batch_size"] == 256
+    np.testing.assert_array_equal(labels, clustering.nearest(x, centers))
+    assert adjusted_rand_score(labels, full_labels) > 0.99
+    assert adjusted_rand_score(labels, truth) > 0.99
+
+    def inertia(c, lab):
+        return ((x - c[lab]) ** 2).sum()
+
+    assert inertia(centers, labels) <= 1.01 * inertia(full_centers, full_labels)
+
+
 def test_silhouette_and_selection_rule():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 3))

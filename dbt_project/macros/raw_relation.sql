@@ -15,6 +15,14 @@
         {%- endif -%}
     {%- endfor -%}
     {%- do plain_identifier(var('raw_schema', 'raw'), 'raw_schema') -%}
+    {#- DuckDB cannot create a view over schema X of a database file named X.duckdb
+        ("ambiguous reference to catalog or schema"): say so before anything runs -#}
+    {%- if target.type == 'duckdb'
+            and (var('raw_schema', 'raw') | lower) == (target.database | lower) -%}
+        {{ var_error('raw_schema', var('raw_schema', 'raw'),
+            "a schema not named like the warehouse file " ~ target.database
+            ~ ".duckdb (DuckDB cannot build views over it): rename the file or the schema") }}
+    {%- endif -%}
     {%- do plain_identifier(tables.get(table, table), 'raw_tables.' ~ table) -%}
     {{ return(source('shop', table)) }}
 {%- endmacro %}
