@@ -12,7 +12,11 @@ from pyprofile.resources import project_dir
 SCHEMA_MACRO = """\
 {#- pyprofile's layers keep their own schemas (staging, features, ml, marts) -#}
 {% macro generate_schema_name(custom_schema_name, node) -%}
-    {{ pyprofile.generate_schema_name(custom_schema_name, node) }}
+    {%- if node.package_name == 'pyprofile' -%}
+        {{ pyprofile.generate_schema_name(custom_schema_name, node) }}
+    {%- else -%}
+        {{ default__generate_schema_name(custom_schema_name, node) }}
+    {%- endif -%}
 {%- endmacro %}
 """
 
@@ -64,7 +68,12 @@ def _dbt(*args: str) -> None:
     from dbt.cli.main import dbtRunner
 
     result = dbtRunner().invoke(list(args))
-    assert result.success, f"dbt {args[0]} failed: {result.exception}"
+    failed = [
+        f"{r.node.name}: {r.message}"
+        for r in getattr(result.result, "results", None) or []
+        if str(r.status) in ("error", "fail")
+    ]
+    assert result.success, f"dbt {args[0]} failed: {result.exception or failed}"
 
 
 def test_a_fresh_project_installs_pyprofile_and_builds(tmp_path):
@@ -77,7 +86,7 @@ def test_a_fresh_project_installs_pyprofile_and_builds(tmp_path):
     common = ["--project-dir", str(root), "--profiles-dir", str(root)]
     common += ["--log-path", str(tmp_path / "logs"), "--log-level", "none"]
     _dbt("deps", *common)
-    _dbt("build", *common, "--select", "+loyal_customers")
+    _dbt("build", *common, "--select", "+loyal_customers", "+rejected_rows")
     wh = Warehouse.open(db)
     try:
         n = wh.scalar("select count(*) from features.customer_features")
