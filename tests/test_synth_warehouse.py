@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from typer.testing import CliRunner
 
+from pyprofile.cli import app
 from pyprofile.errors import InputError
 from pyprofile.flows.synth_warehouse import (
     MARK,
@@ -147,20 +149,30 @@ def test_quality_table(synth):
     assert lines["copied order sequences"] == "0"
 
 
-def test_deterministic_and_replaces_its_own_output(demo_db, tmp_path):
-    """A seed gives the same warehouse; a file this flow wrote may be replaced by a new run
-    (dbt building on the output is proved by the ``synth`` fixture: its evaluation runs
-    ``dbt build`` on staging and features, and a failed build raises)."""
-    a, c = tmp_path / "a.duckdb", tmp_path / "c.duckdb"
+def test_deterministic_and_replaces_its_own_output(synth, demo_db, tmp_path):
+    """A seed gives the same warehouse (as the ``synth`` fixture's, whose evaluation also
+    proved that the unchanged dbt project builds on it: a failed build raises); the CLI may
+    replace a file this flow wrote, and refuses the source with one error line."""
+    expected = {t: _query(synth[0], f"select * from raw.{t} order by all") for t in RAW}
+    a = tmp_path / "a.duckdb"
     _run(demo_db, a, evaluate=False)
-    first = {t: _query(a, f"select * from raw.{t} order by all") for t in RAW}
-    _run(demo_db, a, evaluate=False)  # replaces its own output
     for table in RAW:
-        assert _query(a, f"select * from raw.{table} order by all") == first[table], table
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run_synth_warehouse(demo_db, c, customers=300, random_state=1, evaluate=False, **FAST)
-    assert _query(c, "select * from raw.orders order by all") != first["orders"]
+        assert _query(a, f"select * from raw.{table} order by all") == expected[table], table
+    inode = a.stat().st_ino
+    args = ["--db", str(demo_db), "--out", str(a), "--customers", "300", "--seed", "0"]
+    args += ["--epochs", "2", "--batch-size", "100", "--no-evaluate"]
+    result = CliRunner().invoke(app, ["synth-warehouse", *args])
+    assert result.exit_code == 0, result.output
+    assert "raw.orders rows" in result.output
+    for table in RAW:
+        assert _query(a, f"select * from raw.{table} order by all") == expected[table], table
+    assert a.stat().st_ino != inode  # a new file, renamed into place
+    refused = CliRunner().invoke(
+        app, ["synth-warehouse", "--db", str(demo_db), "--out", str(demo_db)]
+    )
+    assert refused.exit_code == 1
+    assert "error:" in refused.output and "must be a new file" in refused.output
+    assert "Traceback" not in refused.output
 
 
 def test_bad_input(demo_db, tmp_path):
@@ -228,6 +240,8 @@ def test_estimator_round_trip_and_clone(shop):
     for name in a:
         assert a[name].equals(b[name]), name
         assert a[name].schema.names == shop[name].schema.names
+    other = model.sample(120, random_state=6)
+    assert not a["orders"].equals(other["orders"])  # another seed, another shop
     with pytest.raises(InputError, match="customers must be at least 1"):
         model.sample(0)
 

@@ -115,13 +115,13 @@ def order_checks(
     if "status" in real["orders"]:
         add("order_status", _tvd(real["orders"]["status"], synthetic["orders"]["status"]))
     if real.get("events") is not None and synthetic.get("events") is not None:
-        rows += _event_checks(
+        _event_checks(
             real["events"], synthetic["events"], view_event, cart_event, purchase_event, add
         )
     return rows
 
 
-def _event_checks(real, synthetic, view, cart, purchase, add) -> list:
+def _event_checks(real, synthetic, view, cart, purchase, add) -> None:
     add("event_type", _tvd(real["event_type"], synthetic["event_type"]))
     r_size = _sessions(real).value_counts().clip(upper=30)
     s_size = _sessions(synthetic).value_counts().clip(upper=30)
@@ -132,4 +132,3 @@ def _event_checks(real, synthetic, view, cart, purchase, add) -> list:
     r_t, s_t = _times(real, "event_at"), _times(synthetic, "event_at")
     add("event_hour", _tvd(r_t.dt.hour, s_t.dt.hour))
     add("event_month", _tvd(r_t.dt.to_period("M"), s_t.dt.to_period("M")))
-    return []

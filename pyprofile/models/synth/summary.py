@@ -10,12 +10,14 @@ sessions consistent with them. Columns (``tl_`` prefix; NaN where they do not ap
 - ``tl_orders``; ``tl_first_order_lag_days`` (start day to first order day);
   ``tl_order_recency_days`` (last order day to the history's last day: recency is what
   churn labels and RFM scores turn on, so it is learned directly rather than as a span);
-- ``tl_lines`` (order lines in all); ``tl_price_level`` (mean standardised log unit price of
+- ``tl_lines_per_order`` (the customer's mean order lines per order: a ratio, so that the
+  baskets' sizes do not hang on how well the generator pairs two counts; a customer with
+  few orders and many lines would otherwise get huge baskets); ``tl_price_level`` (mean standardised log unit price of
   the customer's lines within their category: cheap or premium taste);
 - ``tl_status_<k>_orders`` (orders with the k-th status, k >= 1; the most common status takes
   the rest); ``tl_discounted_orders`` (orders with a discount). Counts, not shares: the
   calibrated marginal of a count fixes its total over customers, so the shop's return rate
-  or lines per order come out right even where the generator pairs counts with order
+  comes out right even where the generator pairs counts with order
   numbers imperfectly (a share of 1 from a one-order customer would be multiplied by the
   order count of whatever customer it lands on);
 - ``tl_category_<k>_share`` (share of lines in the k-th category);
@@ -115,8 +117,12 @@ def _basket_columns(ix: Indexed, n: int) -> dict[str, np.ndarray]:
     """Lines, price level and category shares per customer."""
     cust = ix.o_cust[ix.i_order]
     z, _ = line_z(ix)
+    orders = np.bincount(ix.o_cust, minlength=n)
+    lines = np.bincount(cust, minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_order = np.where(orders > 0, lines / orders, np.nan)
     out = {
-        "tl_lines": np.bincount(cust, minlength=n).astype(np.int64),
+        "tl_lines_per_order": per_order,
         "tl_price_level": _per_customer(cust, z, n),
     }
     if len(ix.categories) > 1:

@@ -216,7 +216,9 @@ class TimelineModel:
         b = self.baskets
         cust = orders["customer"]
         n_orders = np.bincount(cust, minlength=len(s))
-        extra = np.where(n_orders > 0, np.maximum(_counts(s, "tl_lines") - n_orders, 0), 0)
+        per_order = _filled(s, "tl_lines_per_order", 1.0)
+        wanted = np.maximum(per_order - 1, 0) * n_orders  # lines beyond one per order
+        extra = np.floor(wanted + rng.random(len(s))).astype(np.int64)
         # each order has one line; the customer's extra lines go to its orders
         n_lines = 1 + spread_lines(extra, n_orders, float(b.dispersion), rng)
         line_order = np.repeat(np.arange(len(cust)), n_lines)
