@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 
 from pyprofile.errors import InputError, PyprofileError
 from pyprofile.flows.publish import observation_date, publish
+from pyprofile.flows.synthesizer import QUALITY_SCHEMA
 from pyprofile.models.synth import checks
 from pyprofile.models.synth import privacy as priv
 from pyprofile.models.synth import quality as q
@@ -446,21 +447,6 @@ def _metric(scope, group, name, value) -> dict:
     }
 
 
-QUALITY_COLUMNS = [
-    ("model_version", pa.string()),
-    ("as_of_date", pa.date32()),
-    ("source_table", pa.string()),
-    ("scope", pa.string()),
-    ("created_at", pa.timestamp("us")),
-    ("metric_group", pa.string()),
-    ("metric", pa.string()),
-    ("column_1", pa.string()),
-    ("column_2", pa.string()),
-    ("score", pa.float64()),
-    ("counted", pa.bool_()),
-]
-
-
 def _quality_table(rows: list[dict], summary: dict) -> pa.Table:
     created = datetime.now(UTC).replace(tzinfo=None)
     common = {
@@ -469,8 +455,8 @@ def _quality_table(rows: list[dict], summary: dict) -> pa.Table:
         "created_at": created,
     }
     frame = pd.DataFrame([{**common, **r} for r in rows])
-    frame = frame[[c for c, _ in QUALITY_COLUMNS]]
-    return pa.Table.from_pandas(frame, schema=pa.schema(QUALITY_COLUMNS), preserve_index=False)
+    frame = frame[QUALITY_SCHEMA.names]
+    return pa.Table.from_pandas(frame, schema=QUALITY_SCHEMA, preserve_index=False)
 
 
 def format_warehouse(summary: dict) -> list[tuple[str, str]]:
