@@ -109,6 +109,10 @@ def run_synth_warehouse(
 
     ``holdout`` customers are kept out of training for the utility and privacy
     metrics. Other keyword arguments go to the customer model (:class:`Synthesizer`).
+
+    Known limit: dbt-duckdb keeps its connection to the file it built open for the rest of
+    the process, so a process that evaluated ``out`` must not write the same ``out`` again
+    (it would go on reading the replaced file); the CLI runs one flow per process.
     """
     src_path, out_path = _paths(src, out)
     with Warehouse.open(src_path, read_only=True) as wh:
