@@ -471,6 +471,38 @@ def synth(
     _publish(path)
 
 
+@app.command("synth-warehouse")
+@friendly
+def synth_warehouse(
+    out: Annotated[
+        Path,
+        typer.Option(metavar="PATH", help="The new warehouse file to write (never the source)"),
+    ],
+    db: DbOption = None,
+    customers: Annotated[
+        int | None,
+        typer.Option(metavar="N", help="Synthetic customers (default: as many as real)"),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(metavar="N", help="Training epochs")] = None,
+    batch_size: Annotated[int | None, typer.Option(metavar="N", help="Batch size")] = None,
+    evaluate: Annotated[
+        bool, typer.Option(help="Build features on the copy and write ml.synthetic_quality")
+    ] = True,
+    seed: SeedOption = None,
+):
+    """Write a synthetic copy of raw.* (customers, orders, items, products, events) to --out."""
+    from pyprofile.flows.synth_warehouse import format_warehouse, run_synth_warehouse
+
+    with _status("learning the shop and writing the synthetic warehouse"):
+        summary = run_synth_warehouse(
+            _existing(db),
+            out,
+            evaluate=evaluate,
+            **_given(customers=customers, epochs=epochs, batch_size=batch_size, random_state=seed),
+        )
+    console.print(_kv_table("synthetic warehouse", format_warehouse(summary)))
+
+
 @app.command("segment")
 @friendly
 def segment(

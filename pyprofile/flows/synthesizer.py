@@ -172,7 +172,7 @@ def _publish(wh, model: Synthesizer, schema, synthetic, metric_rows, summary) ->
     as_of = observation_date(wh, summary["table"])
     common = {"model_version": entry.version, "as_of_date": as_of, "created_at": created}
     quality = pa.Table.from_pylist(
-        [{**common, "source_table": summary["table"], **r} for r in metric_rows],
+        [{**common, "source_table": summary["table"], "scope": "table", **r} for r in metric_rows],
         schema=QUALITY_SCHEMA,
     )
     output = _output(schema, synthetic, entry.version, as_of)
@@ -194,6 +194,7 @@ QUALITY_SCHEMA = pa.schema(
         ("model_version", pa.string()),
         ("as_of_date", pa.date32()),
         ("source_table", pa.string()),
+        ("scope", pa.string()),  # "table": one table imitated; "warehouse": a whole warehouse
         ("created_at", pa.timestamp("us")),
         ("metric_group", pa.string()),
         ("metric", pa.string()),

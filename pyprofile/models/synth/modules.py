@@ -78,6 +78,9 @@ class Generator(nn.Module):
             valid[b, :w] = True
         member = np.zeros((total, len(widths)), dtype=np.float32)
         member[np.arange(total), block_of] = 1.0
+        # per-category logit offsets, fitted after training so that sampled category
+        # frequencies match the real ones (used at sampling only: ``hard=True``)
+        self.register_buffer("bias", torch.zeros(total))
         for name, value in (
             ("pad_index", index),
             ("pad_valid", valid),
@@ -98,7 +101,8 @@ class Generator(nn.Module):
         values = torch.tanh(acc[:, :n])
         if not self.widths:
             return values, acc, torch.zeros((len(acc), 0), dtype=torch.long, device=acc.device)
-        noisy = self._noisy(acc[:, n:], generator)
+        logits = acc[:, n:] + self.bias if hard else acc[:, n:]
+        noisy = self._noisy(logits, generator)
         with torch.no_grad():
             padded = noisy[:, self.pad_index].masked_fill(~self.pad_valid, float("-inf"))
             top, codes = padded.max(-1)

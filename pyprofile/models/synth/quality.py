@@ -228,7 +228,7 @@ class QualityEstimator:
         for k, c in enumerate(self.names):
             if c in self.numeric:
                 x = _dropna(_to_float(synthetic[c]))
-                shapes.append(1 - _ks_statistic(self.real_numeric[c], x) if len(x) else np.nan)
+                shapes.append(1 - ks_statistic(self.real_numeric[c], x) if len(x) else np.nan)
             else:
                 real = np.bincount(self.real_codes[:, k], minlength=self.width)[:-1]
                 syn = np.bincount(syn_codes[:, k], minlength=self.width)[:-1]
@@ -255,10 +255,37 @@ def _dropna(x: np.ndarray) -> np.ndarray:
     return x[~np.isnan(x)]
 
 
-def _ks_statistic(sorted_real: np.ndarray, x: np.ndarray) -> float:
+def ks_statistic(sorted_real: np.ndarray, x: np.ndarray) -> float:
     """Two-sample KS statistic (as scipy's ks_2samp, exact for ties)."""
     x = np.sort(x)
     grid = np.concatenate([sorted_real, x])
     cdf_r = np.searchsorted(sorted_real, grid, side="right") / len(sorted_real)
     cdf_s = np.searchsorted(x, grid, side="right") / len(x)
     return float(np.max(np.abs(cdf_r - cdf_s)))
+
+
+def column_kinds(table, *, exclude=(), max_discrete_integers: int = 10) -> dict[str, str]:
+    """SDMetrics kind of every column of an Arrow table, by the synthesizer's own rules: text
+    is categorical, booleans boolean, dates and timestamps datetime, integers with at most
+    ``max_discrete_integers`` values categorical, other numbers numerical. Columns that are
+    null everywhere, and ``exclude``, are left out."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kinds = {}
+    for field in table.schema:
+        name, t = field.name, field.type
+        if name in exclude or table[name].null_count == table.num_rows:
+            continue
+        if pa.types.is_boolean(t):
+            kinds[name] = "boolean"
+        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+            kinds[name] = "categorical"
+        elif pa.types.is_date(t) or pa.types.is_timestamp(t):
+            kinds[name] = "datetime"
+        elif pa.types.is_integer(t):
+            few = pc.count_distinct(table[name]).as_py() <= max_discrete_integers
+            kinds[name] = "categorical" if few else "numerical"
+        elif pa.types.is_floating(t) or pa.types.is_decimal(t):
+            kinds[name] = "numerical"
+    return kinds

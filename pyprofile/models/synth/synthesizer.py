@@ -13,6 +13,7 @@ from pyprofile.errors import InputError
 from pyprofile.models.base import Estimator
 from pyprofile.models.data import as_arrow
 from pyprofile.models.device import resolve_device, torch_threads
+from pyprofile.models.synth.calibration import category_offsets
 from pyprofile.models.synth.modules import Discriminator, Generator, init_
 from pyprofile.models.synth.quality import QualityEstimator
 from pyprofile.models.synth.train import ConditionSampler, Nets, TrainConfig, train
@@ -21,6 +22,7 @@ from pyprofile.models.synth.transformer import DataTransformer, warn_excluded
 SAMPLE_CHUNK = 16384
 TAU = 0.2
 CALIBRATION_ROWS = 20_000  # enough for 1001 quantile knots, whatever the table's size
+CATEGORY_ROWS = 10_000  # generated rows the category offsets are fitted on
 
 
 class Synthesizer(Estimator):
@@ -38,8 +40,9 @@ class Synthesizer(Estimator):
     - **One pass per step**: critic and generator are updated from one generator forward
       and one backward (gradient reversal); lazy gradient penalty every ``gp_every`` steps.
     - **Calibration**: after training, every numeric column's generated distribution is
-      mapped onto the real quantiles, so marginals match while the joint structure stays
-      the generator's. The best checkpoint (quality estimate every ``eval_every`` epochs)
+      mapped onto the real quantiles, and per-category logit offsets bring every category's
+      (and null flag's) sampled frequency to the real one (``calibrate_categories``), so
+      marginals match while the joint structure stays the generator's. The best checkpoint (quality estimate every ``eval_every`` epochs)
       is kept.
 
     >>> synth = Synthesizer(epochs=300, random_state=0).fit(df, label="churn")
@@ -50,7 +53,7 @@ class Synthesizer(Estimator):
     """
 
     fitted_attribute: ClassVar[str] = "nets_"
-    artifact_format: ClassVar[str] = "pyprofile.synthesizer/2"
+    artifact_format: ClassVar[str] = "pyprofile.synthesizer/3"
 
     def __init__(
         self,
@@ -77,6 +80,7 @@ class Synthesizer(Estimator):
         eval_every: int = 10,
         eval_rows: int = 5000,
         amp: bool = False,
+        calibrate_categories: bool = True,
         random_state: int = 0,
         device: str = "auto",
         threads: int | None = 1,
@@ -87,8 +91,7 @@ class Synthesizer(Estimator):
         self.noise_dim = noise_dim
         self.generator_dim = generator_dim
         self.discriminator_dim = discriminator_dim
-        self.generator_lr = generator_lr
-        self.discriminator_lr = discriminator_lr
+        self.generator_lr, self.discriminator_lr = generator_lr, discriminator_lr
         self.weight_decay = weight_decay
         self.discriminator_steps = discriminator_steps
         self.pac = pac
@@ -100,10 +103,9 @@ class Synthesizer(Estimator):
         self.gumbel = gumbel
         self.moment_weight = moment_weight
         self.gp_every = gp_every
-        self.select_best = select_best
-        self.eval_every = eval_every
-        self.eval_rows = eval_rows
+        self.select_best, self.eval_every, self.eval_rows = select_best, eval_every, eval_rows
         self.amp = amp
+        self.calibrate_categories = calibrate_categories
         self.random_state = random_state
         self.device = device
         self.threads = threads
@@ -174,8 +176,8 @@ class Synthesizer(Estimator):
 
         return evaluate
 
-    def _train(self, matrix, rng, gen, evaluate):
-        config = TrainConfig(
+    def _config(self) -> TrainConfig:
+        return TrainConfig(
             epochs=self.epochs,
             batch_size=self.batch_size,
             lr_g=self.generator_lr,
@@ -190,11 +192,13 @@ class Synthesizer(Estimator):
             gp_every=self.gp_every,
             eval_every=self.eval_every,
         )
+
+    def _train(self, matrix, rng, gen, evaluate):
         return train(
             self.nets_,
             torch.as_tensor(matrix, device=self.device_),
             self.sampler_,
-            config,
+            self._config(),
             rng=rng,
             generator=gen,
             evaluate=evaluate,
@@ -285,32 +289,54 @@ class Synthesizer(Estimator):
         return self.transformer_.inverse_transform(*self._generate(n, forced, seed))
 
     def _calibrate(self) -> None:
-        """Fit the transformer's quantile mapping on a large unconditional generated sample
-        (same seed every time, so a fit stays deterministic)."""
+        """Fit the category offsets, then the transformer's quantile mapping, on large
+        generated samples (same seed every time, so a fit stays deterministic)."""
+        if self.calibrate_categories:
+            self._fit_category_bias()
         self.transformer_.calibration_ = None
         self.transformer_.calibrate(*self._generate(CALIBRATION_ROWS, {}, self.random_state + 3))
 
-    def _generate(self, n: int, forced: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Generated scaled values (rows, n_values) and block codes (rows, blocks)."""
+    def _fit_category_bias(self) -> None:
+        """Per-category logit offsets that bring the sampled frequency of every category (and
+        null flag) to the real one (:func:`.calibration.category_offsets`).
+
+        The argmax output gives each category the part of noise space where its logit wins;
+        a rare category can lose everywhere, and on wide tables with many small categorical
+        columns these per-column losses add up. Like the numeric calibration, this fixes the
+        marginals after training; which rows get which category stays the generator's."""
+        g = self.nets_.generator
+        _, _, logits, forced = self._generate(CATEGORY_ROWS, {}, self.random_state + 4, logits=True)
+        offsets = category_offsets(
+            logits, forced, g.widths, self.transformer_.block_targets(), gumbel=self.gumbel
+        )
+        with torch.no_grad():
+            g.bias.copy_(torch.as_tensor(offsets, dtype=g.bias.dtype, device=g.bias.device))
+
+    def _conditions(self, n: int, forced: dict, rng) -> tuple[np.ndarray, np.ndarray]:
+        """The condition column and category of every row, chosen up front so that chunks do
+        not change the rows: the forced one, the label stratified, or the real frequencies."""
+        t, sampler = self.transformer_, self.sampler_
+        if forced:
+            col = next(iter(forced))
+            return np.full(n, col, dtype=np.int64), np.full(n, forced[col], dtype=np.int64)
+        if self.label_ is not None:
+            col = t.discrete_.index(self.label_)
+            return np.full(n, col, dtype=np.int64), sampler.stratified(col, n, rng)
+        return sampler.sample_original(n, rng)
+
+    def _generate(self, n: int, forced: dict, seed: int, *, logits: bool = False):
+        """Generated scaled values (rows, n_values) and block codes (rows, blocks); with
+        ``logits``, also the one-hot logits (rows, one-hot width, before the category
+        offsets) and which blocks each row had forced (rows, blocks)."""
         rng = np.random.default_rng(seed)
         gen = torch.Generator(device=self.device_).manual_seed(seed)
         t, sampler = self.transformer_, self.sampler_
-        # the condition column of every row, chosen up front so chunks do not change the rows
-        if forced:
-            col = next(iter(forced))
-            cols = np.full(n, col, dtype=np.int64)
-            cats = np.full(n, forced[col], dtype=np.int64)
-        elif self.label_ is not None:
-            col = t.discrete_.index(self.label_)
-            cols = np.full(n, col, dtype=np.int64)
-            cats = sampler.stratified(col, n, rng)
-        else:
-            cols, cats = sampler.sample_original(n, rng)
+        cols, cats = self._conditions(n, forced, rng)
         block_of = np.array([i for i, b in enumerate(t.blocks_) if b.kind == "category"])
         g = self.nets_.generator
         was_training = g.training
         g.eval()
-        values, codes = [], []
+        parts = ([], [], [], [])
         try:
             with torch.no_grad():  # all cores: batched sampling gains from threads
                 for lo in range(0, n, SAMPLE_CHUNK):
@@ -322,20 +348,26 @@ class Synthesizer(Estimator):
                         forced_t[np.arange(len(c)), block_of[c]] = k  # the condition holds
                     for column, category in forced.items():
                         forced_t[:, block_of[column]] = category
-                    v, _, code = g(
+                    v, acc, code = g(
                         torch.cat([z, cond], 1),
                         tau=TAU,
                         generator=gen,
                         forced=torch.as_tensor(forced_t, device=self.device_),
                         hard=True,
                     )
-                    values.append(v.cpu().numpy())
-                    codes.append(code.cpu().numpy())
+                    parts[0].append(v.cpu().numpy())
+                    parts[1].append(code.cpu().numpy())
+                    if logits:
+                        parts[2].append(acc[:, t.n_values_ :].cpu().numpy())
+                        parts[3].append(forced_t >= 0)
         finally:
             g.train(was_training)
-        if not values:
-            return np.zeros((0, t.n_values_), np.float32), np.zeros((0, len(t.blocks_)), np.int64)
-        return np.concatenate(values), np.concatenate(codes)
+        if not parts[0]:
+            empty = (np.zeros((0, t.n_values_), np.float32), np.zeros((0, len(t.blocks_)), int))
+            return (*empty, np.zeros((0, t.n_onehot_)), np.zeros((0, len(t.blocks_)), bool))[
+                : 4 if logits else 2
+            ]
+        return tuple(np.concatenate(p) for p in parts[: 4 if logits else 2])
 
     def _forced(self, conditions: dict) -> dict[int, int]:
         """{discrete column index: category code} for the requested conditions."""

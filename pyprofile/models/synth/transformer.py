@@ -262,6 +262,7 @@ class DataTransformer:
             x = _numeric(table[c], specs[c]["kind"])
             valid = x[~np.isnan(x)]
             specs[c]["has_null"] = bool(np.isnan(x).any())
+            specs[c]["null_share"] = float(np.isnan(x).mean())
             specs[c]["decimals"] = 0 if specs[c]["kind"] != "float" else _decimals(valid)
             self.bounds_[j] = valid.min(), valid.max()
             self.quantiles_[j] = np.quantile(valid, np.linspace(0, 1, QUANTILES))
@@ -321,6 +322,22 @@ class DataTransformer:
             v = z[~nulls[:, j], j]
             knots[j] = np.quantile(v, grid) if len(v) else ndtri(np.clip(grid, 1e-6, 1 - 1e-6))
         self.calibration_ = knots
+
+    def block_targets(self) -> list[np.ndarray | None]:
+        """The real frequency of every category of each one-hot block (categories and null
+        flags; None for mode blocks), in block order."""
+        specs = {s["name"]: s for s in self.columns_}
+        out = []
+        for b in self.blocks_:
+            spec = specs[b.column]
+            if b.kind == "category":
+                counts = np.asarray(spec["counts"], dtype=float)
+                out.append(counts / counts.sum())
+            elif b.kind == "null" and "null_share" in spec:
+                out.append(np.array([1 - spec["null_share"], spec["null_share"]]))
+            else:
+                out.append(None)
+        return out
 
     def _layout(self):
         """Blocks of the one-hot part, in order: categories (table order), then numeric modes
