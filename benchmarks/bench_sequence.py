@@ -42,6 +42,8 @@ customer types with and without embeddings of the events up to as_of.
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import tempfile
 import time
@@ -173,7 +175,10 @@ class Ours:
 
     def fit(self, events: pd.DataFrame, pairs: pd.DataFrame) -> Ours:
         seen = "is_purchased" if "event_type" in events else None
-        self.model = Recommender(random_state=0, threads=THREADS, seen_column=seen, **self.params)
+        verbose = self.params["method"] == "sequence"  # progress of the long fits
+        self.model = Recommender(
+            random_state=0, threads=THREADS, seen_column=seen, verbose=verbose, **self.params
+        )
         self.model.fit(pairs, sequences=events if self.params["method"] == "sequence" else None)
         return self
 
@@ -486,7 +491,17 @@ def main() -> None:
     parser.add_argument("--sections", default="loo,time,demo,features")
     parser.add_argument("--demo-customers", type=int, default=5000)
     parser.add_argument("--feature-customers", type=int, default=3000)
+    parser.add_argument(
+        "--sequence",
+        type=json.loads,
+        default={},
+        help="override sequence settings: '{\"steps\": 300}'",
+    )
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for grid in (SEQUENCE_GRID_ML, SEQUENCE_GRID_DEMO):
+        for params in grid:
+            params.update(args.sequence)
     sections = args.sections.split(",")
     print(f"{os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
     for split in ("loo", "time"):

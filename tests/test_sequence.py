@@ -10,7 +10,11 @@ import pytest
 import torch
 
 from pyprofile.errors import InputError, NotFittedError
-from pyprofile.flows.recommendations import run_recommendations
+from pyprofile.flows.recommendations import (
+    PIPELINE_SEQUENCE_PARAMS,
+    pipeline_inputs,
+    run_recommendations,
+)
 from pyprofile.models.ranking import ranking_metrics
 from pyprofile.models.recommend import Recommender
 from pyprofile.models.sequence import SequenceRecommender
@@ -233,6 +237,23 @@ def test_auto_picks_the_sequence_model_only_where_it_wins(events):
     assert Recommender("auto", min_support=1).fit(data).sequence_model_ is None
 
 
+def test_auto_considers_the_sequence_model_when_given_events(events):
+    data = events.assign(weight=1.0)
+    auto = Recommender("auto", min_support=1, sequence_params=FAST, random_state=0, **RUN)
+    auto.fit(data, sequences=events)
+    methods = [r["method"] for r in auto.validation_]
+    assert methods == ["popularity", "itemknn", "ease", "als", "sequence"]
+    scores = {r["method"]: r["ndcg@10"] for r in auto.validation_}
+    assert auto.method_ == max(scores, key=scores.get) == "sequence"
+    # Events too short to train one before the validation part: the candidate is skipped
+    # with its reason and the others compete as before.
+    firsts = events.drop_duplicates("customer_id")
+    auto.fit(data, sequences=firsts)
+    skipped = [r for r in auto.validation_ if r["method"] == "sequence"]
+    assert skipped[0]["ndcg@10"] is None and "single event" in skipped[0]["skipped"]
+    assert auto.method_ != "sequence" and auto.sequence_model_ is None
+
+
 def test_harness_on_a_time_split(events):
     data = events.assign(weight=1.0)
     test = data.groupby("customer_id").tail(1)
@@ -296,6 +317,29 @@ def test_flow_publishes_sequence_recommendations_and_embeddings(warehouse):
     assert {"model_ndcg@3", "popularity_ndcg@3"} <= set(
         registry.load_model(warehouse, "recommender").metrics
     )
+
+
+def test_flow_auto_selects_among_all_candidates_and_publishes_the_chosen_model(warehouse):
+    summary = run_recommendations(
+        warehouse,
+        k=3,
+        method="auto",
+        sequences="features.customer_event_sequences",
+        time_column="last_interaction_at",
+        sequence_params=FAST,
+        min_support=1,
+        threads=1,
+    )
+    scores = {r["method"]: r["ndcg@10"] for r in summary["validation"]}
+    assert set(scores) == {"popularity", "itemknn", "ease", "als", "sequence"}
+    assert summary["method"] == max(scores, key=scores.get) == "sequence"
+    # The embeddings come from the very model that recommends, registered once more.
+    rec = Recommender.from_artifact(registry.load_model(warehouse, "recommender").artifact)
+    stored = registry.load_model(warehouse, "sequence_recommender").artifact
+    assert rec.sequence_model_.to_artifact() == stored
+    inputs = pipeline_inputs(warehouse)  # (closes the warehouse: last)
+    assert inputs["sequences"] == "features.customer_event_sequences"
+    assert inputs["sequence_params"] == PIPELINE_SEQUENCE_PARAMS
 
 
 def test_flow_without_a_trainable_sequence_table_skips_embeddings(warehouse, events):

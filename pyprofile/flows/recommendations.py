@@ -52,10 +52,16 @@ from pyprofile.warehouse import tables
 from pyprofile.warehouse.engine import Warehouse
 from pyprofile.warehouse.sql import split_name
 
+# The bundled pipeline's sequence model: a deliberate exception to the library's defaults
+# (like the pipeline's synth_epochs), small enough that `dbt build` stays quick on two cores
+# (seconds per fit on the demo); run_recommendations(..., sequence_params=...) trains longer.
+PIPELINE_SEQUENCE_PARAMS = {"steps": 200, "dim": 32, "max_length": 20}
+
 
 def pipeline_inputs(wh: Warehouse | str) -> dict[str, Any]:
     """The bundled dbt project's inputs for :func:`run_recommendations`: interactions, customers,
-    and the segments and product catalogue when they exist (for the CLI and the dbt model)."""
+    and the segments, product catalogue and event sequences when they exist (for the CLI and
+    the dbt model); with sequences, the pipeline's small sequence-model budget."""
     with Warehouse.open(wh) as w:
         segments = tables.SEGMENTS if w.exists(tables.SEGMENTS) else None
         products = tables.PRODUCTS if w.exists(tables.PRODUCTS) else None
@@ -68,6 +74,7 @@ def pipeline_inputs(wh: Warehouse | str) -> dict[str, Any]:
         "sequences": sequences,
         "time_column": "last_interaction_at",
         "seen_column": "is_purchased",
+        **({"sequence_params": dict(PIPELINE_SEQUENCE_PARAMS)} if sequences else {}),
     }
 
 

@@ -24,9 +24,10 @@ products per customer with a score and a readable reason. Methods:
 * ``auto`` - each of ``candidates`` is fitted on an inner time split of the training data (the
   latest ``validation_fraction`` of every customer's interactions held out) and the one with
   the best validation NDCG@10 is refitted on everything. The default candidates are
-  popularity, item-kNN, EASE and ALS: ``sequence`` trains a network (a minute or more on two
-  CPU cores, against seconds) and joins only when named in ``candidates``; its inner fit sees
-  only the events before each customer's held-out part. Segments take part in the selection
+  popularity, item-kNN, EASE and ALS, and ``sequence`` when events are given
+  (``fit(..., sequences=...)``): it trains a network (a minute or more on two CPU cores,
+  against seconds), so without them it joins only when named in ``candidates``; its inner fit
+  sees only the events before each customer's held-out part. Segments take part in the selection
   only with ``select_with_segments=True``: a segment table computed from the whole history
   would let segment popularity see the validation period.
 
@@ -160,13 +161,14 @@ class Recommender(Estimator):
         frame = _aggregate(interactions, self.seen_column)
         catalogue = _catalogue(products, frame)
         seg = _segments(segments)
+        candidates = self._candidates(sequences is not None)
         events = None
-        if "sequence" in self._methods_considered():
+        if any(_method_of(c) == "sequence" for c in candidates):
             events = _sequence_events(interactions, sequences, catalogue, products is not None)
         method = self.method
         self.validation_ = []
         if method == "auto":
-            method, chosen = self._select(frame, catalogue, seg, events)
+            method, chosen = self._select(frame, catalogue, seg, events, candidates)
         else:
             chosen = {}
         params = {**self.get_params(), **chosen}
@@ -204,11 +206,14 @@ class Recommender(Estimator):
             raise InputError("history_half_life must be positive or None")
         _check_sequence_params(self.sequence_params)
 
-    def _methods_considered(self) -> list[str]:
+    def _candidates(self, with_sequences: bool) -> list[Any]:
+        """What this fit may train: the method, or auto's candidates (by default
+        ``AUTO_CANDIDATES``, plus ``sequence`` when events are given as ``sequences``)."""
         if self.method != "auto":
             return [self.method]
-        specs = self.candidates or AUTO_CANDIDATES
-        return [c if isinstance(c, str) else dict(c).get("method") for c in specs]
+        if self.candidates:
+            return list(self.candidates)
+        return [*AUTO_CANDIDATES, "sequence"] if with_sequences else list(AUTO_CANDIDATES)
 
     def _fit_data(
         self,
@@ -289,13 +294,17 @@ class Recommender(Estimator):
             )
 
     def _select(
-        self, frame: pd.DataFrame, catalogue: np.ndarray, seg: pd.Series | None, events: Any
+        self,
+        frame: pd.DataFrame,
+        catalogue: np.ndarray,
+        seg: pd.Series | None,
+        events: Any,
+        candidates: list[Any],
     ) -> tuple[str, dict[str, Any]]:
         """Fit every candidate on an inner time split; keep the best validation NDCG@10
         (popularity when no customer has enough history for a validation part). The sequence
         candidate sees each customer's events before their validation part only."""
         inner, valid = time_split(frame, self.validation_fraction)
-        candidates = list(self.candidates or AUTO_CANDIDATES)
         best, best_score = ("popularity", {}), -1.0
         users = valid[USER].unique()
         for cand in candidates:
@@ -308,13 +317,16 @@ class Recommender(Estimator):
                 raise InputError("auto cannot be one of its own candidates")
             # Segments are usually computed from the whole history, validation part included:
             # segment popularity would see the future, so selection ignores them by default.
-            model.fit(
+            skipped = _fit_candidate(
+                model,
                 inner,
                 segments=seg if self.select_with_segments else None,
                 products=catalogue,
                 sequences=None if events is None else tokens_before(events, valid),
             )
-            if len(users) == 0:  # nobody has enough history to hold some out
+            if skipped:  # events too short for a sequence model before the validation part
+                score = {"ndcg@10": None, "skipped": skipped}
+            elif len(users) == 0:  # nobody has enough history to hold some out
                 score = {"ndcg@10": None}
             else:
                 recs = model.recommend(users, 10, reasons=False)
@@ -577,6 +589,22 @@ class Recommender(Estimator):
 # ---------------------------------------------------------------------- input handling
 # The sequence model's settings that come from the Recommender's own parameters.
 _SHARED_SEQUENCE_PARAMS = ("random_state", "device", "threads", "verbose")
+
+
+def _fit_candidate(model: Recommender, inner: pd.DataFrame, **inputs: Any) -> str | None:
+    """Fit one of auto's candidates; a sequence candidate whose events cannot train a model
+    (e.g. every customer has one event before the validation part) is skipped: the reason."""
+    try:
+        model.fit(inner, **inputs)
+    except InputError as exc:
+        if model.method != "sequence":
+            raise
+        return str(exc)
+    return None
+
+
+def _method_of(candidate: Any) -> str | None:
+    return candidate if isinstance(candidate, str) else dict(candidate).get("method")
 
 
 def _check_sequence_params(params: Any) -> None:
