@@ -83,6 +83,13 @@ def test_learns_the_order_of_events(model, events):
     assert model.validation_ndcg_ is not None and model.best_step_ >= FAST["eval_every"]
 
 
+def test_sampled_softmax_learns_the_order_too(events):
+    sampled = SequenceRecommender(loss="sampled", negatives=4, random_state=0, **FAST, **RUN)
+    top = sampled.fit(events).recommend(k=1).set_index("customer_id").product_id
+    assert sampled._loss() == "sampled"
+    assert (top == _next_of(events).reindex(top.index)).mean() >= 0.8
+
+
 def test_seeded_fits_are_identical(events, model):
     again = SequenceRecommender(random_state=0, **FAST, **RUN).fit(events)
     assert again.to_artifact() == model.to_artifact()

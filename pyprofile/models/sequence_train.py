@@ -104,8 +104,9 @@ def batch_loss(net: SequenceNet, batch, budget: Budget, generator) -> torch.Tens
     if budget.loss == "full":
         return F.cross_entropy(net.logits(h), targets)
     n_items = net.bias.shape[0]
-    negatives = torch.randint(0, n_items, (budget.negatives,), generator=generator)
-    negatives = negatives.to(h.device)
+    negatives = torch.randint(
+        0, n_items, (budget.negatives,), generator=generator, device=generator.device
+    ).to(h.device)
     positive = (h * net.item.weight[targets + 2]).sum(-1) + net.bias[targets]
     negative = net.logits(h, negatives)
     negative = negative.masked_fill(negatives[None, :] == targets[:, None], -math.inf)
