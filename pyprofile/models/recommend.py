@@ -1,4 +1,5 @@
-"""Implicit-feedback recommendations: popularity, item-kNN, EASE and ALS behind one estimator.
+"""Implicit-feedback recommendations: popularity, item-kNN, EASE, ALS and a sequence model
+behind one estimator.
 
 ``Recommender(method=...)`` fits on interactions (customer_id, product_id, weight, timestamp),
 one row per event or per customer x product pair, and ``recommend`` returns the top K unseen
@@ -14,9 +15,19 @@ products per customer with a score and a readable reason. Methods:
   ``ease_lambda`` times the mean diagonal of ``X'X``, so one value suits many data sizes.
 * ``als`` - implicit-feedback matrix factorisation (Hu, Koren & Volinsky, 2008) by alternating
   least squares with a few conjugate-gradient steps per sweep, seeded.
+* ``sequence`` - :class:`~pyprofile.models.sequence.SequenceRecommender`, causal
+  self-attention over each customer's time-ordered events, trained to predict the next
+  product; its settings go in ``sequence_params`` (a dict), its seed is ``random_state``. It
+  reads the events given as ``fit(..., sequences=...)`` (one row per event: customer_id,
+  product_id, timestamp, optional event_type), else the interaction rows themselves (each row
+  one event at its timestamp); scores are next-product probabilities.
 * ``auto`` - each of ``candidates`` is fitted on an inner time split of the training data (the
   latest ``validation_fraction`` of every customer's interactions held out) and the one with
-  the best validation NDCG@10 is refitted on everything. Segments take part in the selection
+  the best validation NDCG@10 is refitted on everything. The default candidates are
+  popularity, item-kNN, EASE and ALS, and ``sequence`` when events are given
+  (``fit(..., sequences=...)``): it trains a network (a minute or more on two CPU cores,
+  against seconds), so without them it joins only when named in ``candidates``; its inner fit
+  sees only the events before each customer's held-out part. Segments take part in the selection
   only with ``select_with_segments=True``: a segment table computed from the whole history
   would let segment popularity see the validation period.
 
@@ -42,8 +53,13 @@ from pyprofile.errors import InputError
 from pyprofile.models.base import Estimator
 from pyprofile.models.data import as_frame, require_columns
 from pyprofile.models.ranking import ranking_metrics, time_split
+from pyprofile.models.sequence import SequenceRecommender
+from pyprofile.models.sequence_data import read_tokens, tokens_before
 
-METHODS = ("popularity", "itemknn", "ease", "als")
+METHODS = ("popularity", "itemknn", "ease", "als", "sequence")
+# What auto compares unless told otherwise: the closed-form and few-sweep models (seconds);
+# the sequence model is opt-in (candidates=[..., "sequence"]) because it trains a network.
+AUTO_CANDIDATES = ("popularity", "itemknn", "ease", "als")
 # How a customer x product's summed weight enters the models: dampened by default, so that
 # a product bought many times or viewed a hundred times does not drown the rest.
 WEIGHTINGS = {"log": lambda w: np.log2(1.0 + w), "binary": np.ones_like, "raw": lambda w: w}
@@ -83,7 +99,10 @@ class Recommender(Estimator):
         select_with_segments: bool = False,
         exclude_seen: bool = True,
         seen_column: str | None = None,
+        sequence_params: dict[str, Any] | None = None,
         random_state: int | None = None,
+        device: str = "auto",
+        threads: int | None = 1,
         verbose: bool = False,
     ):
         self.method = method
@@ -104,7 +123,10 @@ class Recommender(Estimator):
         self.select_with_segments = select_with_segments
         self.exclude_seen = exclude_seen
         self.seen_column = seen_column
+        self.sequence_params = sequence_params
         self.random_state = random_state
+        self.device = device
+        self.threads = threads
         self.verbose = verbose
 
     @property
@@ -116,7 +138,14 @@ class Recommender(Estimator):
         return self._similarity
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, interactions: Any, *, segments: Any = None, products: Any = None) -> Recommender:
+    def fit(
+        self,
+        interactions: Any,
+        *,
+        segments: Any = None,
+        products: Any = None,
+        sequences: Any = None,
+    ) -> Recommender:
         """Learn from interactions (customer_id, product_id, weight, timestamp).
 
         ``segments``: optional customer_id -> segment table (columns ``customer_id`` and
@@ -124,24 +153,47 @@ class Recommender(Estimator):
         without interactions (they get their segment's popular products). ``products``: optional
         catalogue (a table with ``product_id`` or a sequence of ids); interactions naming other
         products are rejected, and catalogue products without interactions count as products.
+        ``sequences``: optional events for the ``sequence`` method (customer_id, product_id,
+        timestamp, optional event_type; one row per event); without them it reads the
+        interaction rows as events.
         """
         self._validate_params()
         frame = _aggregate(interactions, self.seen_column)
         catalogue = _catalogue(products, frame)
         seg = _segments(segments)
+        candidates = self._candidates(sequences is not None)
+        events = None
+        if any(_method_of(c) == "sequence" for c in candidates):
+            events = _sequence_events(interactions, sequences, catalogue, products is not None)
         method = self.method
         self.validation_ = []
         if method == "auto":
-            method, chosen = self._select(frame, catalogue, seg)
+            method, chosen = self._select(frame, catalogue, seg, events, candidates)
         else:
             chosen = {}
         params = {**self.get_params(), **chosen}
         frame[WEIGHT] = WEIGHTINGS[params["weighting"]](frame[WEIGHT].to_numpy(np.float64))
         self._fit_data(frame, catalogue, seg, params["history_half_life"])
-        self._fit_model(method, params)
+        self._fit_model(method, params, events)
         self.method_ = method
         self.selected_params_ = chosen
+        self._map_sequence_products()
         return self
+
+    def sequence_estimator(self) -> SequenceRecommender:
+        """An unfitted :class:`~pyprofile.models.sequence.SequenceRecommender` with this
+        recommender's sequence settings (``sequence_params``, ``random_state``, ``device``,
+        ``threads``, ``verbose``): what ``method="sequence"`` fits."""
+        return _sequence_model(self.get_params())
+
+    def _map_sequence_products(self) -> None:
+        """Column of each of the sequence model's products among ``products_`` (-1: none)."""
+        model = getattr(self, "sequence_model_", None)
+        self._sequence_columns = (
+            np.zeros(0, np.int64)
+            if model is None
+            else self._item_index.get_indexer(model.products_)
+        )
 
     def _validate_params(self) -> None:
         if self.method not in (*METHODS, "auto"):
@@ -152,6 +204,16 @@ class Recommender(Estimator):
             raise InputError(f"unknown weighting {self.weighting!r}; use one of {WEIGHTINGS}")
         if self.history_half_life is not None and self.history_half_life <= 0:
             raise InputError("history_half_life must be positive or None")
+        _check_sequence_params(self.sequence_params)
+
+    def _candidates(self, with_sequences: bool) -> list[Any]:
+        """What this fit may train: the method, or auto's candidates (by default
+        ``AUTO_CANDIDATES``, plus ``sequence`` when events are given as ``sequences``)."""
+        if self.method != "auto":
+            return [self.method]
+        if self.candidates:
+            return list(self.candidates)
+        return [*AUTO_CANDIDATES, "sequence"] if with_sequences else list(AUTO_CANDIDATES)
 
     def _fit_data(
         self,
@@ -202,7 +264,8 @@ class Recommender(Estimator):
         )
         self.segment_popularity_ = np.asarray((onehot @ self.matrix_).todense())
 
-    def _fit_model(self, method: str, params: dict[str, Any]) -> None:
+    def _fit_model(self, method: str, params: dict[str, Any], events: Any = None) -> None:
+        self.sequence_model_ = None
         self.ease_items_ = np.array([], dtype=np.int64)
         self.ease_weights_ = np.zeros((0, 0), np.float32)
         self.user_factors_ = np.zeros((0, 0), np.float32)
@@ -217,6 +280,8 @@ class Recommender(Estimator):
             self.ease_items_, self.ease_weights_ = _ease(
                 self.matrix_, params["ease_lambda"], params["min_support"], params["max_items"]
             )
+        elif method == "sequence":
+            self.sequence_model_ = _sequence_model(params).fit(events)
         elif method == "als":
             rng = np.random.default_rng(params["random_state"])
             self.user_factors_, self.item_factors_ = _als(
@@ -229,12 +294,17 @@ class Recommender(Estimator):
             )
 
     def _select(
-        self, frame: pd.DataFrame, catalogue: np.ndarray, seg: pd.Series | None
+        self,
+        frame: pd.DataFrame,
+        catalogue: np.ndarray,
+        seg: pd.Series | None,
+        events: Any,
+        candidates: list[Any],
     ) -> tuple[str, dict[str, Any]]:
         """Fit every candidate on an inner time split; keep the best validation NDCG@10
-        (popularity when no customer has enough history for a validation part)."""
+        (popularity when no customer has enough history for a validation part). The sequence
+        candidate sees each customer's events before their validation part only."""
         inner, valid = time_split(frame, self.validation_fraction)
-        candidates = list(self.candidates or METHODS)
         best, best_score = ("popularity", {}), -1.0
         users = valid[USER].unique()
         for cand in candidates:
@@ -247,10 +317,16 @@ class Recommender(Estimator):
                 raise InputError("auto cannot be one of its own candidates")
             # Segments are usually computed from the whole history, validation part included:
             # segment popularity would see the future, so selection ignores them by default.
-            model.fit(
-                inner, segments=seg if self.select_with_segments else None, products=catalogue
+            skipped = _fit_candidate(
+                model,
+                inner,
+                segments=seg if self.select_with_segments else None,
+                products=catalogue,
+                sequences=None if events is None else tokens_before(events, valid),
             )
-            if len(users) == 0:  # nobody has enough history to hold some out
+            if skipped:  # events too short for a sequence model before the validation part
+                score = {"ndcg@10": None, "skipped": skipped}
+            elif len(users) == 0:  # nobody has enough history to hold some out
                 score = {"ndcg@10": None}
             else:
                 recs = model.recommend(users, 10, reasons=False)
@@ -270,6 +346,12 @@ class Recommender(Estimator):
         m = self.method_
         if m == "popularity":
             return np.zeros((len(rows), len(self.products_)))
+        if m == "sequence":
+            out = np.zeros((len(rows), len(self.products_)))
+            probs = self.sequence_model_.next_item_scores(self.customers_[rows])
+            known = self._sequence_columns >= 0
+            out[:, self._sequence_columns[known]] = probs[:, known]
+            return out
         if m == "als":
             return self.user_factors_[rows] @ self.item_factors_.T
         profile = self.profile_[rows]
@@ -446,6 +528,9 @@ class Recommender(Estimator):
             "user_factors": self.user_factors_,
             "item_factors": self.item_factors_,
         }
+        if self.sequence_model_ is not None:  # its own pickle-free artifact, as bytes
+            blob = self.sequence_model_.to_artifact()
+            arrays["sequence_model"] = np.frombuffer(blob, dtype=np.uint8)
         for name in ("matrix_", "profile_", "seen_", "similarity_", "knn_"):
             m = getattr(self, name).tocsr()
             arrays.update(
@@ -493,9 +578,76 @@ class Recommender(Estimator):
         self.method_ = state["method_"]
         self.selected_params_ = state["selected_params_"]
         self.validation_ = state["validation_"]
+        self.sequence_model_ = None
+        if "sequence_model" in arrays:
+            self.sequence_model_ = SequenceRecommender.from_artifact(
+                arrays["sequence_model"].tobytes(), device=self.device, threads=self.threads
+            )
+        self._map_sequence_products()
 
 
 # ---------------------------------------------------------------------- input handling
+# The sequence model's settings that come from the Recommender's own parameters.
+_SHARED_SEQUENCE_PARAMS = ("random_state", "device", "threads", "verbose")
+
+
+def _fit_candidate(model: Recommender, inner: pd.DataFrame, **inputs: Any) -> str | None:
+    """Fit one of auto's candidates; a sequence candidate whose events cannot train a model
+    (e.g. every customer has one event before the validation part) is skipped: the reason."""
+    try:
+        model.fit(inner, **inputs)
+    except InputError as exc:
+        if model.method != "sequence":
+            raise
+        return str(exc)
+    return None
+
+
+def _method_of(candidate: Any) -> str | None:
+    return candidate if isinstance(candidate, str) else dict(candidate).get("method")
+
+
+def _check_sequence_params(params: Any) -> None:
+    if params is None:
+        return
+    if not isinstance(params, dict):
+        raise InputError(f"sequence_params must be a dict or None, got {type(params).__name__}")
+    allowed = set(SequenceRecommender().get_params()) - set(_SHARED_SEQUENCE_PARAMS)
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise InputError(
+            f"sequence_params: unknown setting(s) {', '.join(unknown)}; "
+            f"use {', '.join(sorted(allowed))} (random_state, device, threads and verbose are "
+            "the Recommender's own)"
+        )
+
+
+def _sequence_model(params: dict[str, Any]) -> SequenceRecommender:
+    shared = {name: params[name] for name in _SHARED_SEQUENCE_PARAMS}
+    return SequenceRecommender(**{**(params.get("sequence_params") or {}), **shared})
+
+
+def _sequence_events(
+    interactions: Any, sequences: Any, catalogue: np.ndarray, check_catalogue: bool
+) -> pd.DataFrame:
+    """The sequence model's events: ``sequences`` when given (products checked against an
+    explicit catalogue), else the interaction rows with a positive weight."""
+    if sequences is None:
+        frame = as_frame(interactions, "interactions")
+        if WEIGHT in frame.columns:
+            frame = frame[pd.to_numeric(frame[WEIGHT], errors="coerce") > 0]
+        return read_tokens(frame, "interactions")
+    events = read_tokens(sequences, "sequences")
+    unknown = ~events[ITEM].isin(catalogue)
+    if check_catalogue and unknown.any():
+        examples = ", ".join(map(str, pd.unique(events.loc[unknown, ITEM])[:5]))
+        raise InputError(
+            f"sequences ({len(events)} rows): {int(unknown.sum())} row(s) name product ids "
+            f"absent from the products catalogue ({len(catalogue)} products), e.g. {examples}"
+        )
+    return events
+
+
 def _as_list(values: Any) -> list[Any]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         return [values]

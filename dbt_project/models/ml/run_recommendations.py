@@ -12,6 +12,7 @@ def model(dbt, session):
     dbt.config(materialized="table")
     dbt.ref("customer_product_interactions")  # lineage: run after these
     dbt.ref("customer_features")
+    dbt.ref("customer_event_sequences")  # the sequence model's events (ml.customer_embeddings)
     dbt.ref("run_segmentation")
     from pyprofile.dbt import config_value, run_step
     from pyprofile.flows.recommendations import pipeline_inputs, run_recommendations
