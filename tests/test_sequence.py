@@ -244,12 +244,18 @@ def test_auto_picks_the_sequence_model_only_where_it_wins(events):
     assert Recommender("auto", min_support=1).fit(data).sequence_model_ is None
 
 
-def test_auto_considers_the_sequence_model_when_given_events(events):
+def test_auto_considers_the_sequence_model_when_named(events):
     data = events.assign(weight=1.0)
-    auto = Recommender("auto", min_support=1, sequence_params=FAST, random_state=0, **RUN)
+    default = Recommender("auto", min_support=1, sequence_params=FAST, random_state=0, **RUN)
+    default.fit(data, sequences=events)  # opt-in: events alone do not add the network
+    assert [r["method"] for r in default.validation_] == ["popularity", "itemknn", "ease", "als"]
+    named = ["popularity", "itemknn", "ease", "als", "sequence"]
+    auto = Recommender(
+        "auto", candidates=named, min_support=1, sequence_params=FAST, random_state=0, **RUN
+    )
     auto.fit(data, sequences=events)
     methods = [r["method"] for r in auto.validation_]
-    assert methods == ["popularity", "itemknn", "ease", "als", "sequence"]
+    assert methods == named
     scores = {r["method"]: r["ndcg@10"] for r in auto.validation_}
     assert auto.method_ == max(scores, key=scores.get) == "sequence"
     # Events too short to train one before the validation part: the candidate is skipped
@@ -331,6 +337,7 @@ def test_flow_auto_selects_among_all_candidates_and_publishes_the_chosen_model(w
         warehouse,
         k=3,
         method="auto",
+        candidates=["popularity", "itemknn", "ease", "als", "sequence"],
         sequences="features.customer_event_sequences",
         time_column="last_interaction_at",
         sequence_params=FAST,

@@ -24,10 +24,11 @@ products per customer with a score and a readable reason. Methods:
 * ``auto`` - each of ``candidates`` is fitted on an inner time split of the training data (the
   latest ``validation_fraction`` of every customer's interactions held out) and the one with
   the best validation NDCG@10 is refitted on everything. The default candidates are
-  popularity, item-kNN, EASE and ALS, and ``sequence`` when events are given
-  (``fit(..., sequences=...)``): it trains a network (a minute or more on two CPU cores,
-  against seconds), so without them it joins only when named in ``candidates``; its inner fit
-  sees only the events before each customer's held-out part. Segments take part in the selection
+  popularity, item-kNN, EASE and ALS; ``sequence`` joins only when named in ``candidates``:
+  it trains a network (a minute or more on two CPU cores, against seconds) and, measured
+  (``benchmarks/results/sequence.md``), loses to item-kNN and EASE on MovieLens and on the
+  demo's held-out part even where it edged them on the inner split. Its inner fit sees only
+  the events before each customer's held-out part. Segments take part in the selection
   only with ``select_with_segments=True``: a segment table computed from the whole history
   would let segment popularity see the validation period.
 
@@ -161,7 +162,7 @@ class Recommender(Estimator):
         frame = _aggregate(interactions, self.seen_column)
         catalogue = _catalogue(products, frame)
         seg = _segments(segments)
-        candidates = self._candidates(sequences is not None)
+        candidates = self._candidates()
         events = None
         if any(_method_of(c) == "sequence" for c in candidates):
             events = _sequence_events(interactions, sequences, catalogue, products is not None)
@@ -206,14 +207,14 @@ class Recommender(Estimator):
             raise InputError("history_half_life must be positive or None")
         _check_sequence_params(self.sequence_params)
 
-    def _candidates(self, with_sequences: bool) -> list[Any]:
+    def _candidates(self) -> list[Any]:
         """What this fit may train: the method, or auto's candidates (by default
-        ``AUTO_CANDIDATES``, plus ``sequence`` when events are given as ``sequences``)."""
+        ``AUTO_CANDIDATES``; the sequence model only when named in ``candidates``)."""
         if self.method != "auto":
             return [self.method]
         if self.candidates:
             return list(self.candidates)
-        return [*AUTO_CANDIDATES, "sequence"] if with_sequences else list(AUTO_CANDIDATES)
+        return list(AUTO_CANDIDATES)
 
     def _fit_data(
         self,
