@@ -398,25 +398,32 @@ def _engine(engine: str, spark_dir: Path | None) -> str:
 
 def _spark_demo(spark_dir: Path, options: dict, vars_: dict | None) -> None:
     """The demo on a local Spark warehouse under ``spark_dir``: load it, run the pipeline."""
-    from pyprofile.spark import load_demo
+    from pyprofile.spark import run_demo
 
-    with _status(f"loading the demo into the Spark warehouse {spark_dir}"):
-        counts = load_demo(spark_dir, **options)
-    table = Table(title=f"demo Spark warehouse {spark_dir}")
-    table.add_column("table")
-    table.add_column("rows", justify="right")
-    for name, rows in counts.items():
-        table.add_row(name, f"{rows:,}")
-    console.print(table)
-    _spark_run(spark_dir, vars_)
+    def loaded(counts: dict[str, int]) -> None:
+        table = Table(title=f"demo Spark warehouse {spark_dir}")
+        table.add_column("table")
+        table.add_column("rows", justify="right")
+        for name, rows in counts.items():
+            table.add_row(name, f"{rows:,}")
+        console.print(table)
+
+    with _status("Spark: demo data, dbt build, ml steps, marts"):
+        result = run_demo(spark_dir, vars=vars_, on_loaded=loaded, **options)
+    _spark_summary(result)
 
 
 def _spark_run(spark_dir: Path | None, vars_: dict | None) -> None:
-    """``run_spark`` with a short summary: dbt nodes that need a look, ml steps, timings."""
+    """``run_spark`` on the profile's Spark target (local under ``spark_dir`` when given)."""
     from pyprofile.spark import run_spark
 
     with _status("Spark: dbt build, ml steps, marts"):
         result = run_spark(spark_dir, vars=vars_)
+    _spark_summary(result)
+
+
+def _spark_summary(result) -> None:
+    """dbt nodes that need a look, the ml steps, functions Spark cannot hold, the timings."""
     for node in result.nodes:
         if node.status not in ("success", "pass", "skipped"):
             console.print(f"  {node.status:>7} {node.kind:<6} {node.name}", highlight=False)
