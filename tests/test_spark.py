@@ -37,7 +37,7 @@ def _missing() -> str | None:
             return f"{module} is not installed: pip install 'pyprofile[spark]'"
     java_home = os.environ.get("JAVA_HOME")
     if shutil.which("java") is None and not (java_home and os.path.exists(java_home)):
-        return "no Java for Spark: apt-get install openjdk-17-jre-headless"
+        return "no Java for Spark: bash scripts/install_java.sh"
     return None
 
 
