@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
-from pyprofile.errors import PyprofileError
+from pyprofile.errors import InputError, PyprofileError
 from pyprofile.warehouse import default_db_path
 
 app = typer.Typer(
@@ -59,6 +59,22 @@ DbOption = Annotated[
 
 
 SeedOption = Annotated[int | None, typer.Option(metavar="SEED", help="Random seed")]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        metavar="ENGINE",
+        help="duckdb (the --db file) or spark (dbt-spark + the ml flows on a SparkSession)",
+    ),
+]
+SparkDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--spark-dir",
+        metavar="DIR",
+        help="Local Spark warehouse directory (Parquet tables, metastore); --engine spark only",
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -352,8 +368,15 @@ def demo(
     ] = None,
     seed: SeedOption = None,
     var: VarOption = None,
+    engine: EngineOption = "duckdb",
+    spark_dir: SparkDirOption = None,
 ):
     """Generate the demo warehouse and run the whole pipeline (dbt build) on it."""
+    if _engine(engine, spark_dir) == "spark":
+        if spark_dir is None:
+            raise InputError("--engine spark needs --spark-dir DIR for the demo warehouse")
+        _spark_demo(spark_dir, _given(customers=customers, seed=seed), _vars(var))
+        return
     path = _db(db)
     _generate(path, customers=customers, seed=seed)
     build = _build(path, [], _vars(var), "dbt build: everything")
@@ -361,6 +384,62 @@ def demo(
     _model_summary(path)
     _timings(build)
     _readers(path)
+
+
+def _engine(engine: str, spark_dir: Path | None) -> str:
+    """The engine named by --engine (checked), and --spark-dir only with spark."""
+    name = engine.strip().lower()
+    if name not in ("duckdb", "spark"):
+        raise InputError(f"--engine {engine!r}: use duckdb or spark")
+    if spark_dir is not None and name != "spark":
+        raise InputError("--spark-dir is for --engine spark")
+    return name
+
+
+def _spark_demo(spark_dir: Path, options: dict, vars_: dict | None) -> None:
+    """The demo on a local Spark warehouse under ``spark_dir``: load it, run the pipeline."""
+    from pyprofile.spark import run_demo
+
+    def loaded(counts: dict[str, int]) -> None:
+        table = Table(title=f"demo Spark warehouse {spark_dir}")
+        table.add_column("table")
+        table.add_column("rows", justify="right")
+        for name, rows in counts.items():
+            table.add_row(name, f"{rows:,}")
+        console.print(table)
+
+    with _status("Spark: demo data, dbt build, ml steps, marts"):
+        result = run_demo(spark_dir, vars=vars_, on_loaded=loaded, **options)
+    _spark_summary(result)
+
+
+def _spark_run(spark_dir: Path | None, vars_: dict | None) -> None:
+    """``run_spark`` on the profile's Spark target (local under ``spark_dir`` when given)."""
+    from pyprofile.spark import run_spark
+
+    with _status("Spark: dbt build, ml steps, marts"):
+        result = run_spark(spark_dir, vars=vars_)
+    _spark_summary(result)
+
+
+def _spark_summary(result) -> None:
+    """dbt nodes that need a look, the ml steps, functions Spark cannot hold, the timings."""
+    for node in result.nodes:
+        if node.status not in ("success", "pass", "skipped"):
+            console.print(f"  {node.status:>7} {node.kind:<6} {node.name}", highlight=False)
+    steps = Table(title="ml steps (Spark)")
+    for col in ("step", "status", "rows", "model version", "note"):
+        steps.add_column(col)
+    for log, row in result.steps.items():
+        rows = "" if row.get("rows_written") is None else f"{row['rows_written']:,}"
+        steps.add_row(
+            log, row["status"], rows, row.get("model_version") or "", row.get("message") or ""
+        )
+    console.print(steps)
+    for name, why in result.skipped_functions.items():
+        console.print(f"scoring function {name} not on Spark: {why}", highlight=False)
+    timings = ", ".join(f"{k} {v:,.1f}" for k, v in result.seconds.items())
+    console.print(f"seconds: {timings}", highlight=False)
 
 
 def _pairs(items: list[str] | None, option: str, form: str = "column=value") -> dict[str, str]:
@@ -623,8 +702,13 @@ def run(
         str | None, typer.Option(metavar="YYYY-MM-DD", help="Observation date")
     ] = None,
     var: VarOption = None,
+    engine: EngineOption = "duckdb",
+    spark_dir: SparkDirOption = None,
 ):
     """Run the whole pipeline (dbt build: staging, features, ml, marts) and summarise it."""
+    if _engine(engine, spark_dir) == "spark":
+        _spark_run(spark_dir, _vars(var, as_of=_iso(as_of)))
+        return
     path = _existing(db)
     build = _build(path, [], _vars(var, as_of=_iso(as_of)), "dbt build: everything")
     _summary(path)

@@ -36,7 +36,7 @@ select
         'a.as_of_date', 'day') }} as tenure_days,
     r.frequency,
     r.recency,
-    r."T",
+    r.{{ adapter.quote('T') }},
     r.monetary_value,
     r.r_score,
     r.f_score,

@@ -72,7 +72,7 @@ rfm as (
         -- lifetimes-style summary (freq="D"): repeat purchase days, their span, the age
         purchase_days - 1 as frequency,
         {{ dbt.datediff('first_order_date', 'last_order_date', 'day') }} as recency,
-        {{ dbt.datediff('first_order_date', 'as_of_date', 'day') }} as "T",
+        {{ dbt.datediff('first_order_date', 'as_of_date', 'day') }} as {{ adapter.quote('T') }},
         case
             when purchase_days > 1
                 then cast(monetary_amount - first_day_amount as double) / (purchase_days - 1)

@@ -5,28 +5,13 @@
 -#}
 {% macro ml_source(table, columns) -%}
     {%- set relation = source('ml', table) -%}
-    {#- ask the database, not dbt's relation cache: the library writes these tables itself;
-        the names are values here, so they go in as escaped string literals -#}
-    {%- set missing = false -%}
-    {%- if execute -%}
-        {%- set query -%}
-            select count(*)
-            from information_schema.tables
-            where
-                table_schema = {{ sql_string(relation.schema) }}
-                and table_name = {{ sql_string(relation.identifier) }}
-                {%- if relation.database %}
-                and table_catalog = {{ sql_string(relation.database) }}
-                {%- endif %}
-        {%- endset -%}
-        {%- set missing = run_query(query).columns[0].values()[0] == 0 -%}
-    {%- endif -%}
+    {%- set missing = execute and not ml_table_exists(relation) -%}
     {%- if missing -%}
         {{ log("pyprofile: " ~ relation ~ " does not exist; its columns are null in the marts", info=true) }}
         (
             select
             {%- for col in columns %}
-                cast(null as {{ col[1] }}) as {{ adapter.quote(col[0]) }}{{ "," if not loop.last }}
+                cast(null as {{ dbt.type_string() if col[1] == 'varchar' else col[1] }}) as {{ adapter.quote(col[0]) }}{{ "," if not loop.last }}
             {%- endfor %}
             where 1 = 0
         )

@@ -5,6 +5,10 @@
     this, changing e.g. event_types or non_purchase_statuses would leave old days stale.
 -#}
 {% macro reset_changed_settings() -%}
+    {{ return(adapter.dispatch('reset_changed_settings', 'pyprofile')()) }}
+{%- endmacro %}
+
+{% macro default__reset_changed_settings() -%}
     {%- if is_incremental() -%}
         {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name')
             | map('lower') | list -%}

@@ -13,7 +13,7 @@
         when {{ r }} = 4 and {{ fm }} = 1 then 'Promising'
         when {{ r }} = 3 and {{ fm }} = 3 then 'Need Attention'
         when {{ r }} = 3 and {{ fm }} <= 2 then 'About to Sleep'
-        when {{ r }} <= 2 and {{ fm }} = 5 then 'Can''t Lose Them'
+        when {{ r }} <= 2 and {{ fm }} = 5 then {{ sql_string("Can't Lose Them") }}
         when {{ r }} <= 2 and {{ fm }} between 3 and 4 then 'At Risk'
         when {{ r }} = 1 and {{ fm }} = 1 then 'Lost'
         else 'Hibernating'

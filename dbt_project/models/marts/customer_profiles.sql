@@ -1,9 +1,9 @@
 -- One row per customer for BI: features, RFM segment, learned segment and persona, scores and
 -- the top three recommended products. Contracted (marts/_marts.yml): every column has a BI-safe
 -- type, so the ml columns are cast whatever type the library wrote them with.
--- depends_on: {{ ref('run_segmentation') }}
--- depends_on: {{ ref('run_scoring') }}
--- depends_on: {{ ref('run_recommendations') }}
+{% if target.type != 'spark' %}-- depends_on: {{ ref('run_segmentation') }}{% endif %}
+{% if target.type != 'spark' %}-- depends_on: {{ ref('run_scoring') }}{% endif %}
+{% if target.type != 'spark' %}-- depends_on: {{ ref('run_recommendations') }}{% endif %}
 with features as (
     select * from {{ ref('customer_features') }}
 ),
@@ -43,11 +43,11 @@ select
     f.income_band,
     f.region,
     f.channel,
-    f.tenure_days,
+    cast(f.tenure_days as bigint) as tenure_days,
     f.has_purchased,
     f.first_order_date,
     f.last_order_date,
-    f.recency_days,
+    cast(f.recency_days as bigint) as recency_days,
     cast(f.order_count as bigint) as order_count,
     f.monetary_amount,
     f.avg_order_amount,
@@ -57,28 +57,28 @@ select
     f.return_rate,
     f.discount_share,
     f.session_count,
-    f.days_since_last_visit,
+    cast(f.days_since_last_visit as bigint) as days_since_last_visit,
     cast(f.r_score as bigint) as r_score,
     cast(f.f_score as bigint) as f_score,
     cast(f.m_score as bigint) as m_score,
     f.rfm_segment,
     cast(s.segment_id as bigint) as segment_id,
-    cast(s.segment_name as varchar) as segment_name,
+    cast(s.segment_name as {{ dbt.type_string() }}) as segment_name,
     cast(s.distance_to_centroid as double) as segment_distance,
     cast(s.map_x as double) as segment_map_x,
     cast(s.map_y as double) as segment_map_y,
     cast(sc.churn_probability as double) as churn_probability,
     cast(sc.purchase_probability as double) as purchase_probability,
-    cast(sc.churn_reason_1 as varchar) as churn_reason_1,
-    cast(sc.churn_reason_2 as varchar) as churn_reason_2,
-    cast(sc.churn_reason_3 as varchar) as churn_reason_3,
+    cast(sc.churn_reason_1 as {{ dbt.type_string() }}) as churn_reason_1,
+    cast(sc.churn_reason_2 as {{ dbt.type_string() }}) as churn_reason_2,
+    cast(sc.churn_reason_3 as {{ dbt.type_string() }}) as churn_reason_3,
     cast(sc.p_alive as double) as p_alive,
     cast(sc.expected_purchases_90d as double) as expected_purchases_90d,
     cast(sc.expected_avg_order_value as double) as expected_avg_order_value,
     cast(sc.clv_12m as double) as clv_12m,
-    cast(t.top_product_1 as varchar) as top_product_1,
-    cast(t.top_product_2 as varchar) as top_product_2,
-    cast(t.top_product_3 as varchar) as top_product_3
+    cast(t.top_product_1 as {{ dbt.type_string() }}) as top_product_1,
+    cast(t.top_product_2 as {{ dbt.type_string() }}) as top_product_2,
+    cast(t.top_product_3 as {{ dbt.type_string() }}) as top_product_3
 from features as f
 left join segments as s on f.customer_id = s.customer_id
 left join scores as sc on f.customer_id = sc.customer_id

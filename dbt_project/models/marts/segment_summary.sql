@@ -1,6 +1,6 @@
 -- One row per learned segment for dashboards: size, revenue, value and risk, and its persona.
 -- Contracted (marts/_marts.yml): the persona columns are cast to BI-safe types.
--- depends_on: {{ ref('run_segmentation') }}
+{% if target.type != 'spark' %}-- depends_on: {{ ref('run_segmentation') }}{% endif %}
 with profiles as (
     select * from {{ ref('customer_profiles') }}
 ),
@@ -47,7 +47,7 @@ rfm_mode as (
 
 select
     p.segment_id,
-    cast(n.segment_name as varchar) as segment_name,
+    cast(n.segment_name as {{ dbt.type_string() }}) as segment_name,
     p.customers,
     cast(p.customers as double) / t.customers as customer_share,
     p.revenue_amount,
@@ -59,7 +59,7 @@ select
     p.avg_clv_12m,
     p.total_clv_12m,
     r.rfm_segment as dominant_rfm_segment,
-    cast(n.description as varchar) as persona
+    cast(n.description as {{ dbt.type_string() }}) as persona
 from per_segment as p
 cross join totals as t
 left join personas as n on p.segment_id = n.segment_id
