@@ -46,10 +46,11 @@ def publish(
     tables: dict[str, Any] | None = None,
     functions: Sequence[Function] = (),
     drop: Sequence[str] = (),
+    drop_tables: Sequence[str] = (),
 ) -> dict[str, int]:
     """Register ``models``, replace ``tables`` (cast to their contracts' BI-safe types),
-    persist ``functions`` and drop the functions named in ``drop`` (stale ones of a part that
-    was skipped), in one transaction.
+    persist ``functions`` and drop the functions named in ``drop`` and the tables named in
+    ``drop_tables`` that exist (stale outputs of a part that was skipped), in one transaction.
 
     Returns the rows written per table.
     """
@@ -60,6 +61,8 @@ def publish(
     with wh.transaction():
         if drop:
             wh.drop(functions=drop)
+        if drop_tables:
+            wh.drop(list(drop_tables))
         for model in models:
             save_model(wh, model.name, model.artifact, params=model.params, metrics=model.metrics)
         counts = wh.write_many(typed) if typed else {}

@@ -198,10 +198,8 @@ def _publish(wh: Warehouse, entry: ModelEntry, outputs: dict, extra: dict, table
     if "frame" in extra:
         check_unique(extra["frame"], [USER], table)
         outputs = {**outputs, table: extra["frame"]}
-    with wh.transaction():
-        if "skipped" in extra and wh.exists(table):
-            wh.drop([table])
-        publish(wh, models=entries, tables=outputs)
+    stale = [table] if "skipped" in extra else []
+    publish(wh, models=entries, tables=outputs, drop_tables=stale)
 
 
 def _settings(method: str, model: Recommender, chosen_params: dict, options: dict) -> dict:
