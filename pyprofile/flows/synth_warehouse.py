@@ -300,16 +300,19 @@ def _refuse_real_ids(real: dict, synthetic: dict) -> None:
 
 
 # ---------------------------------------------------------------------- writing
-def _as_raw(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` in the raw table's column types where they can hold its values."""
-    arrays, fields = [], []
+def _as_raw(name: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in the types of the source's ``raw.<name>``: the copy has the source's schema,
+    or the run stops with one line naming the column (never a silently different type)."""
+    arrays = []
     for field in schema:
-        col = table[field.name]
-        with suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            col = col.cast(field.type, safe=False)
-        arrays.append(col)
-        fields.append(pa.field(field.name, col.type))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+        try:
+            arrays.append(table[field.name].cast(field.type, safe=False))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InputError(
+                f"synthetic raw.{name}.{field.name} cannot be written as {field.type} "
+                f"(the source's type): {exc}"
+            ) from exc
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _write(out_path: Path, synthetic: dict[str, pa.Table], schemas) -> float:
@@ -320,7 +323,7 @@ def _write(out_path: Path, synthetic: dict[str, pa.Table], schemas) -> float:
     try:
         wh = Warehouse.open(tmp)
         try:
-            data = {f"raw.{k}": _as_raw(v, schemas[k]) for k, v in synthetic.items()}
+            data = {f"raw.{k}": _as_raw(k, v, schemas[k]) for k, v in synthetic.items()}
             with wh.transaction():
                 wh.write_many(data)
                 for name in data:
