@@ -55,7 +55,13 @@ from pyprofile.models.base import Estimator
 from pyprofile.models.data import as_frame, require_columns
 from pyprofile.models.ranking import ranking_metrics, time_split
 from pyprofile.models.sequence import SequenceRecommender
-from pyprofile.models.sequence_data import read_tokens, tokens_before
+from pyprofile.models.sequence_data import (
+    from_id_array,
+    id_array,
+    read_tokens,
+    timestamps,
+    tokens_before,
+)
 
 METHODS = ("popularity", "itemknn", "ease", "als", "sequence")
 # What auto compares unless told otherwise: the closed-form and few-sweep models (seconds);
@@ -517,13 +523,13 @@ class Recommender(Estimator):
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays: dict[str, np.ndarray] = {
-            "customers": _id_array(self.customers_),
-            "products": _id_array(self.products_),
+            "customers": id_array(self.customers_),
+            "products": id_array(self.products_),
             "popularity": self.popularity_,
             "segment_popularity": self.segment_popularity_,
-            "segments": _id_array(self.segments_),
-            "segment_customers": _id_array(np.array(list(self.segment_of_), dtype=object)),
-            "segment_values": _id_array(np.array(list(self.segment_of_.values()), dtype=object)),
+            "segments": id_array(self.segments_),
+            "segment_customers": id_array(np.array(list(self.segment_of_), dtype=object)),
+            "segment_values": id_array(np.array(list(self.segment_of_.values()), dtype=object)),
             "ease_items": self.ease_items_,
             "ease_weights": self.ease_weights_,
             "user_factors": self.user_factors_,
@@ -545,17 +551,17 @@ class Recommender(Estimator):
         return arrays, state
 
     def _set_state(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
-        self.customers_ = _from_id_array(arrays["customers"])
-        self.products_ = _from_id_array(arrays["products"])
+        self.customers_ = from_id_array(arrays["customers"])
+        self.products_ = from_id_array(arrays["products"])
         self._user_index = pd.Index(self.customers_)
         self._item_index = pd.Index(self.products_)
         self.popularity_ = arrays["popularity"]
         self.segment_popularity_ = arrays["segment_popularity"]
-        self.segments_ = _from_id_array(arrays["segments"])
+        self.segments_ = from_id_array(arrays["segments"])
         self.segment_of_ = dict(
             zip(
-                _from_id_array(arrays["segment_customers"]).tolist(),
-                _from_id_array(arrays["segment_values"]).tolist(),
+                from_id_array(arrays["segment_customers"]).tolist(),
+                from_id_array(arrays["segment_values"]).tolist(),
                 strict=True,
             )
         )
@@ -669,7 +675,7 @@ def _aggregate(interactions: Any, seen_column: str | None) -> pd.DataFrame:
             USER: frame[USER],
             ITEM: frame[ITEM],
             WEIGHT: weight,
-            TIME: _timestamps(frame[TIME]),
+            TIME: timestamps(frame[TIME]),
             "_seen": frame[seen_column].fillna(0).astype(float) > 0 if seen_column else True,
         }
     )
@@ -692,13 +698,6 @@ def _aggregate(interactions: Any, seen_column: str | None) -> pd.DataFrame:
         .agg({WEIGHT: "sum", TIME: "max", "_seen": "max"})
         .reset_index(drop=True)
     )
-
-
-def _timestamps(values: pd.Series) -> pd.Series:
-    """Datetimes (naive UTC); numbers are read as Unix seconds."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return pd.to_datetime(values, unit="s", errors="coerce")
-    return pd.to_datetime(values, errors="coerce", utc=True).dt.tz_localize(None)
 
 
 def _catalogue(products: Any, frame: pd.DataFrame) -> np.ndarray:
@@ -747,19 +746,6 @@ def _empty_recs() -> pd.DataFrame:
             "reason": pd.Series([], dtype=object),
         }
     )
-
-
-def _id_array(values: np.ndarray) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.dtype == object:
-        if len(arr) and all(isinstance(v, (int, np.integer)) for v in arr):
-            return arr.astype(np.int64)
-        return arr.astype(str)
-    return arr
-
-
-def _from_id_array(arr: np.ndarray) -> np.ndarray:
-    return arr.astype(object) if arr.dtype.kind == "U" else arr
 
 
 def _jsonable_params(value: Any) -> Any:

@@ -99,7 +99,7 @@ def read_tokens(data: Any, what: str = "sequences") -> pd.DataFrame:
     require_columns(frame, [USER, ITEM], what)
     out = pd.DataFrame({USER: frame[USER], ITEM: frame[ITEM]})
     if TIME in frame.columns:
-        out[TIME] = _timestamps(frame[TIME])
+        out[TIME] = timestamps(frame[TIME])
     else:
         out[TIME] = pd.Timestamp(0)
     out[TYPE] = frame[TYPE].astype(object) if TYPE in frame.columns else DEFAULT_TYPE
@@ -113,7 +113,7 @@ def read_tokens(data: Any, what: str = "sequences") -> pd.DataFrame:
     return out.sort_values([USER, TIME, ITEM, TYPE], kind="stable").reset_index(drop=True)
 
 
-def _timestamps(values: pd.Series) -> pd.Series:
+def timestamps(values: pd.Series) -> pd.Series:
     """Datetimes (naive UTC); numbers are read as Unix seconds."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return pd.to_datetime(values, unit="s", errors="coerce")
@@ -131,7 +131,7 @@ def tokens_before(tokens: Any, held_out: Any, what: str = "sequences") -> pd.Dat
     require_columns(held, [USER, TIME], "held-out rows")
     if held.empty:
         return events
-    cutoff = _timestamps(held[TIME]).groupby(held[USER].to_numpy()).min()
+    cutoff = timestamps(held[TIME]).groupby(held[USER].to_numpy()).min()
     limit = events[USER].map(cutoff)
     return events[limit.isna() | (events[TIME] < limit)].reset_index(drop=True)
 
