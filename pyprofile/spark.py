@@ -44,8 +44,10 @@ DEMO_TABLES = [
     "demo_truth.customer_types",
 ]
 # dbt_project.yml's run_synthesizer config: the bundled pipeline trains the GAN for 100 epochs
-# unless the synth_epochs var says otherwise (the library's own default is longer).
+# of at most 2000 steps in all unless the synth_epochs / synth_max_steps vars say otherwise (the
+# library's own defaults are longer).
 PIPELINE_SYNTH_EPOCHS = 100
+PIPELINE_SYNTH_MAX_STEPS = 2000
 # The Spark demo's synthesizer learns raw.customers unless the synth_source_table var says
 # otherwise: the quality report's column-pair queries over the wide feature table take Spark
 # (Catalyst) many minutes to plan, where DuckDB runs them in seconds.
@@ -137,6 +139,7 @@ def _settings(vars: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "table": value("synth_source_table"),
             "rows": value("synth_rows", int),
             "epochs": value("synth_epochs", int, PIPELINE_SYNTH_EPOCHS),
+            "max_steps": value("synth_max_steps", int, PIPELINE_SYNTH_MAX_STEPS),
             "batch_size": value("synth_batch_size", int),
             "label": value("synth_label"),
             "random_state": seed,

@@ -295,3 +295,18 @@ def test_training_is_capped_by_a_stratified_sample(data):
     full_rate = data["churned"].mean()
     assert metrics["base_rate"] == pytest.approx(full_rate, abs=0.02)  # proportions kept
     assert len(capped.predict_proba(data)) == len(data)  # scoring covers every row
+
+
+def test_sample_rows_keeps_every_stratum_share():
+    from pyprofile.models.data import sample_rows
+
+    strata = np.array(["a"] * 700 + ["b"] * 290 + ["c"] * 10)
+    assert sample_rows(len(strata), 1000, 0, strata) is None
+    keep = sample_rows(len(strata), 100, 0, strata)
+    assert len(keep) == 100 and len(np.unique(keep)) == 100 and (np.diff(keep) > 0).all()
+    counts = pd.Series(strata[keep]).value_counts().to_dict()
+    assert counts == {"a": 70, "b": 29, "c": 1}
+    np.testing.assert_array_equal(keep, sample_rows(len(strata), 100, 0, strata))
+    assert not np.array_equal(keep, sample_rows(len(strata), 100, 1, strata))
+    plain = sample_rows(50, 20, 0)
+    assert len(plain) == 20 and len(np.unique(plain)) == 20 and plain.max() < 50

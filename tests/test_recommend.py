@@ -309,3 +309,21 @@ def test_run_recommendations_reports_missing_tables(warehouse):
     warehouse.write("features.empty", block_data().iloc[:0])
     with pytest.raises(InputError, match="0 rows"):
         run_recommendations(warehouse, "features.empty")
+
+
+def test_auto_chooses_on_a_sample_of_customers_and_fits_the_winner_on_all(data):
+    from pyprofile.models.data import sample_rows
+
+    cheap = {"min_support": 1, "factors": 4, "iterations": 5, "random_state": 3}
+    sampled = Recommender("auto", selection_customers=12, **cheap).fit(data)
+    users = np.unique(data["customer_id"])
+    chosen = users[sample_rows(len(users), 12, 3)]
+    on_those = Recommender("auto", selection_customers=None, **cheap).fit(
+        data[data["customer_id"].isin(chosen)]
+    )
+    assert sampled.validation_ == on_those.validation_  # the same comparison, on 12 of 40
+    assert len(sampled.customers_) == len(users)  # the winner sees everyone
+    direct = Recommender(sampled.method_, **cheap).fit(data)
+    pd.testing.assert_frame_equal(sampled.recommend(k=5), direct.recommend(k=5))
+    with pytest.raises(InputError, match="selection_customers"):
+        Recommender("auto", selection_customers=0).fit(data)

@@ -395,3 +395,42 @@ def test_category_calibration_matches_real_frequencies():
     assert bias.abs().sum() > 0 and plain.nets_.generator.bias.abs().sum() == 0
     loaded = Synthesizer.from_artifact(calibrated.to_artifact())
     assert loaded.sample(50).equals(calibrated.sample(50))
+
+
+@pytest.mark.parametrize(("max_steps", "calls"), [(None, 5 * 4), (10, 5 * 2), (3, 5 * 1)])
+def test_training_takes_at_most_max_steps(data, monkeypatch, max_steps, calls):
+    """400 rows in batches of 100 are 4 steps an epoch; a budget cuts every epoch alike (at
+    least one step each), so the cost stops growing with the table."""
+    import pyprofile.models.synth.train as train_module
+
+    counted = []
+    step = train_module.train_step
+
+    def counting(*args, **kwargs):
+        counted.append(1)
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_step", counting)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Synthesizer(
+            epochs=5, batch_size=100, max_steps=max_steps, select_best=False, device="cpu"
+        ).fit(data[["age", "income", "region"]])
+    assert len(counted) == calls
+    assert [h["epoch"] for h in model.history_] == [1, 2, 3, 4, 5]
+
+
+def test_tables_over_max_rows_are_learnt_from_a_stratified_sample(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Synthesizer(epochs=1, batch_size=50, max_rows=150, device="cpu").fit(
+            data, label="has_purchased"
+        )
+    assert model.n_training_rows_ == 150
+    # the label's rate in the sample is the table's (to one row), and samples reproduce it
+    rate = model.sample(1500)["has_purchased"].mean()
+    assert rate == pytest.approx(data["has_purchased"].mean(), abs=1 / 150)
+    with pytest.raises(InputError, match="max_rows"):
+        Synthesizer(epochs=1, max_rows=5).fit(data)
+    with pytest.raises(InputError, match="max_steps"):
+        Synthesizer(epochs=1, max_steps=0).fit(data)

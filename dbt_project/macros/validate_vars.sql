@@ -28,8 +28,8 @@
     {%- do sql_integer(var('horizon_days', 90), 'horizon_days', 1, 36500) -%}
     {#- the ml models' settings (none, or the text 'none'/'null', when unset) -#}
     {%- set unset = [none, '', 'none', 'None', 'null'] -%}
-    {%- for name in ['synth_rows', 'synth_epochs', 'synth_batch_size', 'segments_k',
-                     'segment_epochs', 'recommendations_k'] -%}
+    {%- for name in ['synth_rows', 'synth_epochs', 'synth_max_steps', 'synth_batch_size',
+                     'segments_k', 'segment_epochs', 'recommendations_k'] -%}
         {%- if var(name, none) not in unset -%}
             {%- do sql_integer(var(name), name, 1, 1000000000) -%}
         {%- endif -%}

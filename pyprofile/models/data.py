@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -45,3 +46,23 @@ def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> N
             f"{what} ({len(frame)} rows) lacks column(s) {', '.join(missing)}; "
             f"it has {', '.join(map(str, frame.columns))}"
         )
+
+
+def sample_rows(n: int, cap: int | None, seed: int, strata: Any = None) -> np.ndarray | None:
+    """Sorted indices of a seeded sample of at most ``cap`` of ``n`` rows, or None when all fit.
+
+    With ``strata`` (one value per row) every stratum keeps its share of the rows (largest
+    remainders get the rounding), so a rare class is neither lost nor inflated."""
+    if cap is None or n <= cap:
+        return None
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        return np.sort(rng.choice(n, int(cap), replace=False))
+    codes = np.unique(pd.Series(strata).astype(str).to_numpy(), return_inverse=True)[1]
+    counts = np.bincount(codes)
+    quota = counts * (cap / n)
+    take = np.floor(quota).astype(np.int64)
+    rest = np.argsort(-(quota - take), kind="stable")[: int(cap) - take.sum()]
+    take[rest] += 1
+    rows = [rng.choice(np.flatnonzero(codes == c), t, replace=False) for c, t in enumerate(take)]
+    return np.sort(np.concatenate(rows))

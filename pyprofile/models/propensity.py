@@ -37,7 +37,7 @@ import pandas as pd
 
 from pyprofile.errors import InputError
 from pyprofile.models.base import Estimator
-from pyprofile.models.data import as_frame
+from pyprofile.models.data import as_frame, sample_rows
 from pyprofile.models.metrics import (
     binary_labels,
     brier_score,
@@ -244,17 +244,9 @@ class PropensityModel(Estimator):
 
     def _capped(self, frame: pd.DataFrame, yv: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
         """At most ``max_rows`` rows, sampled with the label's proportions kept."""
-        if self.max_rows is None or len(yv) <= self.max_rows:
+        keep = sample_rows(len(yv), self.max_rows, self.random_state, strata=yv)
+        if keep is None:
             return frame, yv
-        from sklearn.model_selection import train_test_split
-
-        keep, _ = train_test_split(
-            np.arange(len(yv)),
-            train_size=int(self.max_rows),
-            stratify=yv,
-            random_state=self.random_state,
-        )
-        keep = np.sort(keep)
         return frame.iloc[keep].reset_index(drop=True), yv[keep]
 
     @staticmethod

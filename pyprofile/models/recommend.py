@@ -23,7 +23,8 @@ products per customer with a score and a readable reason. Methods:
   one event at its timestamp); scores are next-product probabilities.
 * ``auto`` - each of ``candidates`` is fitted on an inner time split of the training data (the
   latest ``validation_fraction`` of every customer's interactions held out) and the one with
-  the best validation NDCG@10 is refitted on everything. The default candidates are
+  the best validation NDCG@10 is refitted on everything (the comparison runs on a seeded
+  sample of at most ``selection_customers`` customers, 50,000). The default candidates are
   popularity, item-kNN, EASE and ALS; ``sequence`` joins only when named in ``candidates``:
   it trains a network (a minute or more on two CPU cores, against seconds) and, measured
   (``benchmarks/results/sequence.md``), loses to item-kNN and EASE on MovieLens and on the
@@ -52,7 +53,7 @@ import scipy.sparse as sp
 
 from pyprofile.errors import InputError
 from pyprofile.models.base import Estimator
-from pyprofile.models.data import as_frame, require_columns
+from pyprofile.models.data import as_frame, require_columns, sample_rows
 from pyprofile.models.ranking import ranking_metrics, time_split
 from pyprofile.models.sequence import SequenceRecommender
 from pyprofile.models.sequence_data import (
@@ -103,6 +104,7 @@ class Recommender(Estimator):
         weighting: str = "log",
         candidates: Sequence[str | dict[str, Any]] | None = None,
         validation_fraction: float = 0.2,
+        selection_customers: int | None = 50_000,
         select_with_segments: bool = False,
         exclude_seen: bool = True,
         seen_column: str | None = None,
@@ -127,6 +129,7 @@ class Recommender(Estimator):
         self.weighting = weighting
         self.candidates = candidates
         self.validation_fraction = validation_fraction
+        self.selection_customers = selection_customers
         self.select_with_segments = select_with_segments
         self.exclude_seen = exclude_seen
         self.seen_column = seen_column
@@ -211,6 +214,10 @@ class Recommender(Estimator):
             raise InputError(f"unknown weighting {self.weighting!r}; use one of {WEIGHTINGS}")
         if self.history_half_life is not None and self.history_half_life <= 0:
             raise InputError("history_half_life must be positive or None")
+        if self.selection_customers is not None and self.selection_customers < 1:
+            raise InputError(
+                f"selection_customers must be at least 1 (or None), got {self.selection_customers}"
+            )
         _check_sequence_params(self.sequence_params)
 
     def _candidates(self) -> list[Any]:
@@ -310,7 +317,10 @@ class Recommender(Estimator):
     ) -> tuple[str, dict[str, Any]]:
         """Fit every candidate on an inner time split; keep the best validation NDCG@10
         (popularity when no customer has enough history for a validation part). The sequence
-        candidate sees each customer's events before their validation part only."""
+        candidate sees each customer's events before their validation part only. Above
+        ``selection_customers`` customers the comparison runs on a seeded sample of them, so
+        choosing costs the same on any base; the winner is then fitted on everyone."""
+        frame, events = self._selection_sample(frame, events)
         inner, valid = time_split(frame, self.validation_fraction)
         best, best_score = ("popularity", {}), -1.0
         users = valid[USER].unique()
@@ -346,6 +356,18 @@ class Recommender(Estimator):
                 best, best_score = (spec["method"], spec), score["ndcg@10"]
         method, spec = best
         return method, {k: v for k, v in spec.items() if k != "method"}
+
+    def _selection_sample(self, frame: pd.DataFrame, events: Any) -> tuple[pd.DataFrame, Any]:
+        """The interactions (and events) of at most ``selection_customers`` customers."""
+        users = np.unique(frame[USER].to_numpy())
+        keep = sample_rows(len(users), self.selection_customers, self.random_state or 0)
+        if keep is None:
+            return frame, events
+        chosen = users[keep]
+        frame = frame[frame[USER].isin(chosen)].reset_index(drop=True)
+        if events is not None:
+            events = events[events[USER].isin(chosen)].reset_index(drop=True)
+        return frame, events
 
     # ------------------------------------------------------------------ scoring
     def _scores(self, rows: np.ndarray) -> np.ndarray:

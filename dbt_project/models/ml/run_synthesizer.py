@@ -17,6 +17,7 @@ def model(dbt, session):
         "table": config_value(dbt.config.get("source_table")),
         "rows": config_value(dbt.config.get("rows"), int),
         "epochs": config_value(dbt.config.get("epochs"), int),
+        "max_steps": config_value(dbt.config.get("max_steps"), int),
         "batch_size": config_value(dbt.config.get("batch_size"), int),
         "label": config_value(dbt.config.get("label")),
         "random_state": config_value(dbt.config.get("random_state"), int),

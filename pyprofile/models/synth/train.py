@@ -274,6 +274,7 @@ class TrainConfig:
 
     epochs: int
     batch_size: int
+    max_steps: int | None
     lr_g: float
     lr_d: float
     weight_decay: float
@@ -310,7 +311,7 @@ def train(
         config=config,
         opt_g=torch.optim.Adam(nets.generator.parameters(), lr=config.lr_g, **adam),
         opt_d=torch.optim.Adam(nets.discriminator.parameters(), lr=config.lr_d, **adam),
-        steps=max(1, len(data) // config.batch_size),
+        steps=steps_per_epoch(len(data), config),
         rng=rng,
         generator=generator,
         moments=MomentMatcher(config.moment_weight, data) if config.moment_weight > 0 else None,
@@ -332,6 +333,17 @@ def train(
         return history, epochs
     nets.generator.load_state_dict(best[2])
     return history, best[1]
+
+
+def steps_per_epoch(n_rows: int, config: TrainConfig) -> int:
+    """Optimiser steps per epoch: one pass over the rows (batches are drawn at random, so an
+    epoch is a number of steps), cut so that all epochs together take at most ``max_steps``:
+    the cost then stops growing with the table, and every epoch still ends in a checkpoint
+    and a learning-rate step of the same schedule."""
+    steps = max(1, n_rows // config.batch_size)
+    if config.max_steps is not None:
+        steps = min(steps, max(1, config.max_steps // config.epochs))
+    return steps
 
 
 @dataclass
