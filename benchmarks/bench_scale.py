@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -71,7 +72,7 @@ print(json.dumps(out))
 
 def demo(db: Path, customers: int) -> None:
     """A fresh copy of the demo warehouse's raw tables (generated once per size)."""
-    raw = db.with_name("raw.duckdb")
+    raw = db.with_name("source.duckdb")
     if not raw.exists():
         raw.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
@@ -97,13 +98,14 @@ def pipeline(db: Path) -> dict:
     t = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t
+    load = os.getloadavg()[1]  # other work on the machine inflates the timings: say how much
     if done.returncode != 0:
         raise SystemExit(f"pipeline failed on {db}:\n{done.stderr[-3000:]}")
     nodes = json.loads(
         next(line[6:] for line in done.stdout.splitlines() if line.startswith("NODES "))
     )
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
-    return {"wall": wall, "peak_gb": peak_kb / 1024**2, "steps": step_times(nodes)}
+    return {"wall": wall, "peak_gb": peak_kb / 1024**2, "steps": step_times(nodes), "load": load}
 
 
 def step_times(nodes: list) -> dict[str, float]:
@@ -139,8 +141,8 @@ def report(rows: list[dict], command: str) -> str:
         f"\n## `{command}`\n",
         "| customers | wall (min) | peak RSS (GB) | "
         + " | ".join(STEPS)
-        + " | GAN quality | segment ARI (k) | churn AUC | NDCG@10 |",
-        "|---" * (7 + len(STEPS)) + "|",
+        + " | GAN quality | segment ARI (k) | churn AUC | NDCG@10 | load (5 min) |",
+        "|---" * (8 + len(STEPS)) + "|",
     ]
     for r in rows:
         q = r["quality"]
@@ -151,6 +153,7 @@ def report(rows: list[dict], command: str) -> str:
             f"{fmt(q['segment_ari'])} ({q['segments']})",
             fmt(q["churn_auc"]),
             fmt(q["ndcg10"]),
+            f"{r['load']:.1f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     for a, b in zip(rows, rows[1:], strict=False):

@@ -450,7 +450,7 @@ def embeddings_as_features(customers: int, quick: bool) -> None:
 
     seeds = [0] if quick else [0, 1, 2]
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "features.duckdb")
+        path = os.path.join(tmp, "demo.duckdb")  # not named like a schema
         generate_demo(path, customers=customers, seed=11)
         run_dbt("build", path, select=["staging", "features"])
         with Warehouse.open(path) as wh:

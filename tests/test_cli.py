@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from pyprofile.cli import app
@@ -145,3 +146,11 @@ def test_version_help_and_tables_in_a_pipe():
         console.print(table, width=40)
     text = captured.get()
     assert "…" not in text and "estimat" in text and "isotonic" in text
+
+
+@pytest.mark.parametrize("name", ["raw", "ml", "Features"])
+def test_a_warehouse_file_named_like_a_schema_is_one_clear_line(tmp_path, name):
+    """DuckDB cannot tell the file raw.duckdb from the schema raw ("ambiguous reference")."""
+    db = tmp_path / f"{name}.duckdb"
+    line = _one_error_line(runner.invoke(app, ["demo-data", "--db", str(db), "--customers", "5"]))
+    assert str(db) in line and f"schema {name.lower()}" in line and "rename" in line

@@ -18,10 +18,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pyprofile.errors import WarehouseError
+from pyprofile.errors import InputError, WarehouseError
 from pyprofile.models.data import as_arrow
 from pyprofile.warehouse.engine import Warehouse
 from pyprofile.warehouse.sql import qualified, quote, split_name
+from pyprofile.warehouse.tables import SCHEMAS
 
 # Files we write stay readable by DuckDB 1.x, which BI tools embed.
 STORAGE_VERSION = "v1.0.0"
@@ -61,6 +62,17 @@ def _check_is_duckdb(path: str) -> None:
         )
 
 
+def _check_name(path: str) -> None:
+    """A warehouse file named like a schema pyprofile writes (raw.duckdb) makes DuckDB fail on
+    every qualified name with "ambiguous reference to catalog or schema": say so up front."""
+    catalog = Path(path).stem.lower()
+    if path != ":memory:" and catalog in SCHEMAS:
+        raise InputError(
+            f"warehouse file {path} is named like the schema {catalog}, which pyprofile writes; "
+            f"DuckDB cannot tell the two apart: rename the file (e.g. {catalog}_warehouse.duckdb)"
+        )
+
+
 class DuckDBWarehouse(Warehouse):
     """A DuckDB warehouse: a file path, or an open connection."""
 
@@ -86,6 +98,7 @@ class DuckDBWarehouse(Warehouse):
         if read_only and path != ":memory:" and not Path(path).exists():
             raise WarehouseError(f"warehouse {path} does not exist")
         _check_is_duckdb(path)
+        _check_name(path)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         compatible = {"storage_compatibility_version": STORAGE_VERSION}

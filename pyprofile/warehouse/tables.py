@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# The schemas pyprofile creates in a warehouse (raw: `load` and the demo; the rest: dbt and the
+# library). DuckDB cannot tell a schema from a database file of the same name.
+SCHEMAS = ("raw", "staging", "features", "ml", "marts", "demo_truth")
+
 # ---------------------------------------------------------------- inputs (the dbt project)
 FEATURES = "features.customer_features"
 TRAINING = "features.customer_training"
