@@ -434,6 +434,7 @@ class Synthesizer(Estimator):
             "label": self.label_,
             "history": self.history_,
             "best_epoch": self.best_epoch_,
+            "n_training_rows": self.n_training_rows_,
         }
         return arrays, state
 
@@ -448,6 +449,7 @@ class Synthesizer(Estimator):
         self.label_ = state["label"]
         self.history_ = state["history"]
         self.best_epoch_ = state["best_epoch"]
+        self.n_training_rows_ = state.get("n_training_rows")  # None: saved before it was kept
         self.device_ = resolve_device(self.device)
         self._build(_codes_from_counts(arrays["codes"]))
         for prefix, module in (("g", self.nets_.generator), ("d", self.nets_.discriminator)):
