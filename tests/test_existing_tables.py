@@ -1,5 +1,6 @@
 """The vars route: dbt pointed at tables a shop already has (other schema, table names, column
-names and types) builds the same features as the `pyprofile load` route."""
+names and types) builds the same features as the `pyprofile load` route, and the whole
+pipeline keeps the shop's integer customer ids as integers (var customer_key_type)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ ERP = {
 
 VARS = {
     "raw_schema": "erp",
+    "customer_key_type": "bigint",
     "raw_tables": {table: name for table, (name, _) in ERP.items()},
     "column_map": {
         "customers": {
@@ -89,8 +91,8 @@ VARS = {
 
 @pytest.fixture(scope="module")
 def erp_db(demo_wh, tmp_path_factory):
-    """The demo's raw data as an ERP's tables in schema ``erp``, then staging and features
-    built on them through the vars (one dbt build)."""
+    """The demo's raw data as an ERP's tables in schema ``erp``, then the whole pipeline built
+    on them through the vars (one dbt build; short ml budgets)."""
     path = tmp_path_factory.mktemp("erp") / "shop.duckdb"
     con = duckdb.connect(str(path))
     try:
@@ -113,7 +115,7 @@ def erp_db(demo_wh, tmp_path_factory):
         con.execute("create table shop.erp.customer_numbers as from customer_numbers")
     finally:
         con.close()
-    run_dbt("build", path, select=["+customer_features", "+rejected_rows"], vars=VARS)
+    run_dbt("build", path, vars={**VARS, "synth_epochs": 2, "segment_epochs": 3})
     return path
 
 
@@ -131,7 +133,7 @@ def _read(where, sql: str) -> pd.DataFrame:
 
 def _features(path, ids) -> pd.DataFrame:
     frame = _read(path, "select * from features.customer_features")
-    frame["customer_id"] = frame["customer_id"].map(ids)
+    frame["customer_id"] = frame["customer_id"].astype(str).map(ids)
     return frame.sort_values("customer_id").reset_index(drop=True)
 
 
@@ -143,6 +145,69 @@ def test_an_erp_schema_builds_the_same_features_as_the_load_route(demo_wh, erp_d
     assert len(got) == len(expected) > 1000
     assert list(got.columns) == list(expected.columns)
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-12)
+
+
+# every table and view with a customer key, from staging to the marts
+KEYED = [
+    "staging.stg_shop__customers",
+    "staging.stg_shop__orders",
+    "staging.stg_shop__events",
+    "features.customer_features",
+    "features.customer_training",
+    "features.customer_product_interactions",
+    "ml.customer_segments",
+    "ml.customer_scores",
+    "ml.recommendations",
+    "marts.customer_profiles",
+]
+
+
+def test_integer_ids_stay_integers_everywhere(erp_db):
+    types = _read(
+        erp_db,
+        "select table_schema || '.' || table_name as name, data_type from "
+        "information_schema.columns where column_name = 'customer_id' "
+        "and table_catalog = current_database()",
+    )
+    types = dict(zip(types["name"], types["data_type"], strict=True))
+    assert {name: types.get(name) for name in KEYED} == dict.fromkeys(KEYED, "BIGINT")
+    first = _read(erp_db, "select customer_id from marts.customer_profiles order by 1 limit 3")
+    assert first["customer_id"].tolist() == [1, 2, 3]  # they sort as numbers
+    # the ml outputs join the features on the integer key, every customer once
+    joined = _read(
+        erp_db,
+        "select count(*) as n, count(s.customer_id) as scored, count(g.customer_id) as segmented "
+        "from features.customer_features as f "
+        "left join ml.customer_scores as s using (customer_id) "
+        "left join ml.customer_segments as g using (customer_id)",
+    ).iloc[0]
+    assert joined["n"] == joined["scored"] == joined["segmented"] > 1000
+
+
+def test_a_non_integer_id_under_integer_keys_is_rejected_with_its_reason(tmp_path):
+    path = tmp_path / "ids.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema raw")
+    con.execute("create table raw.customers as select * from (values ('1'), ('2'), ('x7')) "
+                "as t(customer_id)")  # fmt: skip
+    con.execute(
+        "create table raw.orders as select * from (values ('o1', '1', timestamp '2024-01-02', "
+        "10.0), ('o2', 'x7', timestamp '2024-01-03', 5.0), ('o3', '2', timestamp '2024-01-04', "
+        "7.5)) as t(order_id, customer_id, ordered_at, amount)"
+    )
+    con.close()
+    run_dbt("run", path, select=["staging"], vars={"customer_key_type": "bigint"})
+    reasons = _read(
+        path,
+        "select table_name, reason, count(*) as n from staging.rejected_rows group by all "
+        "order by all",
+    )
+    assert reasons.values.tolist() == [
+        ["customers", "non-integer customer_id", 1],
+        ["orders", "non-integer customer_id", 1],
+    ]
+    ids = _read(path, "select customer_id from staging.stg_shop__orders order by 1")
+    assert ids["customer_id"].tolist() == [1, 2]
 
 
 def test_every_raw_row_is_staged_or_rejected_with_the_same_reasons(demo_wh, erp_db):

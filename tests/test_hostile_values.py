@@ -74,7 +74,8 @@ HOSTILE_VALUE = st.recursive(
 
 # the models that use each var (a valid value builds them and their tests); the ml settings
 # are checked by the on-run-start hook, so any small selection shows their error
-ML_VARS = ["synth_source_table", "synth_rows", "synth_epochs", "synth_batch_size", "synth_label",
+ML_VARS = ["synth_source_table", "synth_rows", "synth_epochs", "synth_max_steps",
+           "synth_batch_size", "synth_label",
            "random_state", "segments_k", "segments_k_range", "segment_epochs",
            "recommendations_k", "recommender"]  # fmt: skip
 VAR_MODELS = {
@@ -83,6 +84,7 @@ VAR_MODELS = {
     "raw_schema": ["staging"],
     "raw_tables": ["staging"],
     "column_map": ["staging"],
+    "customer_key_type": ["staging"],
     "non_purchase_statuses": ["int_order_lines", "feat_customer__rfm"],
     "returned_statuses": ["feat_customer__orders"],
     "cancelled_statuses": ["feat_customer__orders"],
@@ -255,6 +257,7 @@ def test_load_options_never_become_sql(base_db, date_format, table, column):
 @example(name="horizon_days", value=f"90{ATTACK}")
 @example(name="segments_k_range", value=ATTACK)
 @example(name="view_event", value="家具 🙂")
+@example(name="customer_key_type", value="bigint) as x; drop table raw.products; --")
 def test_every_var_is_a_value_or_a_clear_error(base_db, name, value):
     path = _copy(base_db)
     before = _objects(path)

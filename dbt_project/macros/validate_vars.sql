@@ -23,6 +23,7 @@
     {%- endfor -%}
     {#- numbers -#}
     {%- do max_categories() -%}
+    {%- do customer_key_type() -%}
     {%- do interaction_weights() -%}
     {%- do interaction_half_life() -%}
     {%- do sql_integer(var('horizon_days', 90), 'horizon_days', 1, 36500) -%}

@@ -10,13 +10,14 @@ with features as (
 
 segments as (
     select * from {{ ml_source('customer_segments', [
-        ['customer_id', 'varchar'], ['segment_id', 'bigint'], ['segment_name', 'varchar'],
-        ['distance_to_centroid', 'double'], ['map_x', 'double'], ['map_y', 'double']]) }}
+        ['customer_id', customer_key_type()], ['segment_id', 'bigint'],
+        ['segment_name', 'varchar'], ['distance_to_centroid', 'double'], ['map_x', 'double'],
+        ['map_y', 'double']]) }}
 ),
 
 scores as (
     select * from {{ ml_source('customer_scores', [
-        ['customer_id', 'varchar'], ['churn_probability', 'double'],
+        ['customer_id', customer_key_type()], ['churn_probability', 'double'],
         ['purchase_probability', 'double'], ['churn_reason_1', 'varchar'],
         ['churn_reason_2', 'varchar'], ['churn_reason_3', 'varchar'], ['p_alive', 'double'],
         ['expected_purchases_90d', 'double'], ['expected_avg_order_value', 'double'],
@@ -30,7 +31,7 @@ top_products as (
         max(case when rank = 2 then product_id end) as top_product_2,
         max(case when rank = 3 then product_id end) as top_product_3
     from {{ ml_source('recommendations', [
-        ['customer_id', 'varchar'], ['rank', 'integer'], ['product_id', 'varchar']]) }}
+        ['customer_id', customer_key_type()], ['rank', 'integer'], ['product_id', 'varchar']]) }}
     where rank <= 3
     group by customer_id
 )

@@ -1,11 +1,12 @@
 -- Every raw row that staging kept out, with its table, key and reason:
 -- staged rows + rejected rows = raw rows, for every table.
+{%- set customer = "cast(customer_id as " ~ dbt.type_string() ~ ")" %}
 {% set keys = {
-    'customers': "customer_id",
+    'customers': customer,
     'orders': "order_id",
     'products': "product_id",
     'order_items': "order_id || '/' || product_id",
-    'events': "customer_id || '@' || cast(event_at as " ~ dbt.type_string() ~ ")",
+    'events': customer ~ " || '@' || cast(event_at as " ~ dbt.type_string() ~ ")",
 } %}
 {% for table, key in keys.items() %}
 select

@@ -38,7 +38,8 @@ with source as (
 
 typed as (
     select
-        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
+        {{ customer_key('customer_id') }} as customer_id,
+        customer_id is not null as has_customer_id,
         {{ dbt.safe_cast("signup_at", api.Column.translate_type("timestamp")) }} as signup_at,
         {{ dbt.safe_cast("birth_date", api.Column.translate_type("date")) }} as birth_date,
         {{ dbt.safe_cast("age", api.Column.translate_type("integer")) }} as age,
@@ -81,7 +82,8 @@ select
     region,
     channel,
     case
-        when customer_id is null then 'null customer_id'
+        when not has_customer_id then 'null customer_id'
+        when customer_id is null then 'non-integer customer_id'
         when row_in_key > 1 then 'duplicate customer_id'
     end as reject_reason
 from numbered

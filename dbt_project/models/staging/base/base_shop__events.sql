@@ -12,7 +12,8 @@ customers as (
 
 typed as (
     select
-        cast(s.customer_id as {{ dbt.type_string() }}) as customer_id,
+        {{ customer_key('s.customer_id') }} as customer_id,
+        s.customer_id is not null as has_customer_id,
         s.event_at is not null as has_event_at,
         {{ dbt.safe_cast("s.event_at", api.Column.translate_type("timestamp")) }} as event_at,
         lower(trim(cast(s.event_type as {{ dbt.type_string() }}))) as event_type,
@@ -20,7 +21,7 @@ typed as (
         cast(s.session_id as {{ dbt.type_string() }}) as session_id,
         c.customer_id is not null as has_known_customer
     from source as s
-    left join customers as c on cast(s.customer_id as {{ dbt.type_string() }}) = c.customer_id
+    left join customers as c on {{ customer_key('s.customer_id') }} = c.customer_id
 )
 
 select
@@ -30,7 +31,8 @@ select
     product_id,
     session_id,
     case
-        when customer_id is null then 'null customer_id'
+        when not has_customer_id then 'null customer_id'
+        when customer_id is null then 'non-integer customer_id'
         when not has_event_at then 'null event_at'
         when event_at is null then 'unparseable event_at'
         when event_at > cast({{ dbt.current_timestamp() }} as timestamp) then 'future event_at'

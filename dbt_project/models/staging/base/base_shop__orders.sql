@@ -13,7 +13,8 @@ customers as (
 typed as (
     select
         cast(s.order_id as {{ dbt.type_string() }}) as order_id,
-        cast(s.customer_id as {{ dbt.type_string() }}) as customer_id,
+        {{ customer_key('s.customer_id') }} as customer_id,
+        s.customer_id is not null as has_customer_id,
         s.ordered_at is not null as has_ordered_at,
         {{ dbt.safe_cast("s.ordered_at", api.Column.translate_type("timestamp")) }} as ordered_at,
         s.amount is not null as has_amount,
@@ -22,7 +23,7 @@ typed as (
         coalesce(lower(trim(cast(s.status as {{ dbt.type_string() }}))), 'completed') as status,
         c.customer_id is not null as has_known_customer
     from source as s
-    left join customers as c on cast(s.customer_id as {{ dbt.type_string() }}) = c.customer_id
+    left join customers as c on {{ customer_key('s.customer_id') }} = c.customer_id
 ),
 
 checked as (
@@ -30,7 +31,8 @@ checked as (
         *,
         case
             when order_id is null then 'null order_id'
-            when customer_id is null then 'null customer_id'
+            when not has_customer_id then 'null customer_id'
+            when customer_id is null then 'non-integer customer_id'
             when not has_ordered_at then 'null ordered_at'
             when ordered_at is null then 'unparseable ordered_at'
             when ordered_at > cast({{ dbt.current_timestamp() }} as timestamp)
