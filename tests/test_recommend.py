@@ -327,3 +327,18 @@ def test_auto_chooses_on_a_sample_of_customers_and_fits_the_winner_on_all(data):
     pd.testing.assert_frame_equal(sampled.recommend(k=5), direct.recommend(k=5))
     with pytest.raises(InputError, match="selection_customers"):
         Recommender("auto", selection_customers=0).fit(data)
+
+
+def test_the_sequence_candidate_must_win_by_its_margin(data):
+    """auto keeps a closed-form model unless the network beats it by sequence_margin."""
+    from pyprofile.models.recommend import choose
+
+    ease, seq = {"method": "ease"}, {"method": "sequence", "dim": 8}
+    assert choose([(ease, 0.100), (seq, 0.104)], 0.05) == ease  # +4 % < 5 %
+    assert choose([(ease, 0.100), (seq, 0.106)], 0.05) == seq  # +6 % > 5 %
+    assert choose([(ease, 0.100), (seq, 0.106)], 0.10) == ease
+    assert choose([(seq, 0.106), (ease, 0.100)], 0.0) == seq
+    assert choose([(ease, None), (seq, None)], 0.05) == {"method": "popularity"}
+    assert choose([(ease, 0.1), ({"method": "itemknn"}, 0.1)], 0.05) == ease  # first on ties
+    with pytest.raises(InputError, match="sequence_margin"):
+        Recommender("auto", sequence_margin=-1).fit(data)

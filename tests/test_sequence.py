@@ -354,6 +354,7 @@ def test_flow_auto_selects_among_all_candidates_and_publishes_the_chosen_model(w
     inputs = pipeline_inputs(warehouse)  # (closes the warehouse: last)
     assert inputs["sequences"] == "features.customer_event_sequences"
     assert inputs["sequence_params"] == PIPELINE_SEQUENCE_PARAMS
+    assert inputs["candidates"] == ["popularity", "itemknn", "ease", "als", "sequence"]
 
 
 def test_flow_without_a_trainable_sequence_table_skips_embeddings(warehouse, events):

@@ -46,7 +46,7 @@ import pandas as pd
 from pyprofile.errors import InputError
 from pyprofile.flows.publish import ModelEntry, check_unique, observation_date, publish, stamp
 from pyprofile.models.ranking import time_split
-from pyprofile.models.recommend import ITEM, TIME, USER, WEIGHT, Recommender
+from pyprofile.models.recommend import AUTO_CANDIDATES, ITEM, TIME, USER, WEIGHT, Recommender
 from pyprofile.models.sequence_data import TYPE, read_tokens, tokens_before
 from pyprofile.warehouse import tables
 from pyprofile.warehouse.engine import Warehouse
@@ -61,7 +61,8 @@ PIPELINE_SEQUENCE_PARAMS = {"steps": 200, "dim": 32, "max_length": 20}
 def pipeline_inputs(wh: Warehouse | str) -> dict[str, Any]:
     """The bundled dbt project's inputs for :func:`run_recommendations`: interactions, customers,
     and the segments, product catalogue and event sequences when they exist (for the CLI and
-    the dbt model); with sequences, the pipeline's small sequence-model budget."""
+    the dbt model); with sequences, the pipeline's small sequence-model budget and the sequence
+    model among auto's candidates."""
     with Warehouse.open(wh) as w:
         segments = tables.SEGMENTS if w.exists(tables.SEGMENTS) else None
         products = tables.PRODUCTS if w.exists(tables.PRODUCTS) else None
@@ -74,7 +75,15 @@ def pipeline_inputs(wh: Warehouse | str) -> dict[str, Any]:
         "sequences": sequences,
         "time_column": "last_interaction_at",
         "seen_column": "is_purchased",
-        **({"sequence_params": dict(PIPELINE_SEQUENCE_PARAMS)} if sequences else {}),
+        # with sequences, auto weighs the sequence model too (it must win by sequence_margin)
+        **(
+            {
+                "sequence_params": dict(PIPELINE_SEQUENCE_PARAMS),
+                "candidates": [*AUTO_CANDIDATES, "sequence"],
+            }
+            if sequences
+            else {}
+        ),
     }
 
 
