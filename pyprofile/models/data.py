@@ -66,3 +66,9 @@ def sample_rows(n: int, cap: int | None, seed: int, strata: Any = None) -> np.nd
     take[rest] += 1
     rows = [rng.choice(np.flatnonzero(codes == c), t, replace=False) for c, t in enumerate(take)]
     return np.sort(np.concatenate(rows))
+
+
+def sorted_unique(values: Any) -> np.ndarray:
+    """``np.unique(values)`` by hashing first: only the distinct values are sorted, which on
+    millions of text ids is many times faster than numpy's comparison sort of them all."""
+    return np.sort(pd.unique(np.asarray(values)))

@@ -54,7 +54,7 @@ import scipy.sparse as sp
 
 from pyprofile.errors import InputError
 from pyprofile.models.base import Estimator
-from pyprofile.models.data import as_frame, require_columns, sample_rows
+from pyprofile.models.data import as_frame, require_columns, sample_rows, sorted_unique
 from pyprofile.models.ranking import ranking_metrics, time_split
 from pyprofile.models.sequence import SequenceRecommender
 from pyprofile.models.sequence_data import (
@@ -243,7 +243,7 @@ class Recommender(Estimator):
     ) -> None:
         """Index customers and products and build the weighted customer x product matrices."""
         self.products_ = catalogue
-        users = np.unique(frame[USER].to_numpy())
+        users = sorted_unique(frame[USER].to_numpy())
         self.customers_ = users
         self._user_index = pd.Index(users)
         self._item_index = pd.Index(catalogue)
@@ -363,7 +363,7 @@ class Recommender(Estimator):
 
     def _selection_sample(self, frame: pd.DataFrame, events: Any) -> tuple[pd.DataFrame, Any]:
         """The interactions (and events) of at most ``selection_customers`` customers."""
-        users = np.unique(frame[USER].to_numpy())
+        users = sorted_unique(frame[USER].to_numpy())
         keep = sample_rows(len(users), self.selection_customers, self.random_state or 0)
         if keep is None:
             return frame, events
@@ -741,7 +741,7 @@ def _aggregate(interactions: Any, seen_column: str | None) -> pd.DataFrame:
 
 
 def _catalogue(products: Any, frame: pd.DataFrame) -> np.ndarray:
-    present = np.unique(frame[ITEM].to_numpy())
+    present = sorted_unique(frame[ITEM].to_numpy())
     if products is None:
         return present
     if isinstance(products, pd.DataFrame) or hasattr(products, "column_names"):
@@ -750,7 +750,7 @@ def _catalogue(products: Any, frame: pd.DataFrame) -> np.ndarray:
         ids = table[ITEM].dropna().to_numpy()
     else:
         ids = np.asarray(_as_list(products))
-    catalogue = np.unique(ids)
+    catalogue = sorted_unique(ids)
     unknown = ~frame[ITEM].isin(catalogue)
     if unknown.any():
         examples = ", ".join(map(str, pd.unique(frame.loc[unknown, ITEM])[:5]))

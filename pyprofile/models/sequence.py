@@ -32,6 +32,7 @@ import pandas as pd
 
 from pyprofile.errors import InputError
 from pyprofile.models.base import Estimator
+from pyprofile.models.data import sorted_unique
 from pyprofile.models.device import resolve_device, torch_threads
 from pyprofile.models.sequence_data import (
     ITEM,
@@ -122,7 +123,7 @@ class SequenceRecommender(Estimator):
         self._validate_params()
         data = read_tokens(events, "sequences")
         _check_trainable(data)
-        self.products_ = from_id_array(np.unique(id_array(data[ITEM].to_numpy())))
+        self.products_ = from_id_array(sorted_unique(id_array(data[ITEM].to_numpy())))
         self.event_types_ = np.unique(data[TYPE].to_numpy()).astype(object)
         seqs, _ = encode(data, pd.Index(self.products_), pd.Index(self.event_types_))
         rng = np.random.default_rng(self.random_state)

@@ -156,7 +156,7 @@ def encode(
     if bad.any() and unknown == "error":
         raise InputError(_unknown_message(events, item, kind, what))
     kept = events[~bad]
-    customers, user = np.unique(events[USER].to_numpy(), return_inverse=True)
+    user, customers = pd.factorize(events[USER].to_numpy(), sort=True)  # np.unique, hashed
     user = user[~bad]
     counts = np.bincount(user, minlength=len(customers)) + 1  # + the start token
     indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
@@ -232,8 +232,9 @@ def seen_items(seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
     """CSR (indptr, product indices) of the distinct products in every customer's sequence."""
     owner = np.repeat(np.arange(len(seqs), dtype=np.int64), seqs.lengths)
     real = seqs.items >= 2
-    pairs = np.stack([owner[real], seqs.items[real].astype(np.int64) - 2], axis=1)
-    pairs = np.unique(pairs.reshape(-1, 2), axis=0)
-    counts = np.bincount(pairs[:, 0], minlength=len(seqs))
+    width = int(seqs.items.max(initial=2)) + 1
+    # one int64 key per (customer, product): sorting keys is far faster than unique rows
+    keys = np.unique(owner[real] * width + (seqs.items[real].astype(np.int64) - 2))
+    counts = np.bincount(keys // width, minlength=len(seqs))
     indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
-    return indptr, pairs[:, 1].astype(np.int32)
+    return indptr, (keys % width).astype(np.int32)
