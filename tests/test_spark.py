@@ -206,11 +206,13 @@ def test_writes_swap_whole_versions(built):
     _, spark, _ = built
     spark.write("scratch_test.t", pa.table({"a": [1, 2, 3]}))
     spark.write("scratch_test.t", pa.table({"a": [4, 5]}))
-    assert sorted(spark.read("scratch_test.t")["a"].to_pylist()) == [4, 5]  # Spark keeps no row order
+    # Spark keeps no row order
+    assert sorted(spark.read("scratch_test.t")["a"].to_pylist()) == [4, 5]
     with pytest.raises(WarehouseError), spark.transaction():
         spark.write("scratch_test.t", pa.table({"a": [9]}))
         raise WarehouseError("boom")
-    assert sorted(spark.read("scratch_test.t")["a"].to_pylist()) == [4, 5]  # Spark keeps no row order
+    # Spark keeps no row order
+    assert sorted(spark.read("scratch_test.t")["a"].to_pylist()) == [4, 5]
     with spark.transaction():
         spark.execute('delete from "scratch_test"."t" where a = ?', [4])
         spark.execute('insert into "scratch_test"."t" values (?)', [6])
