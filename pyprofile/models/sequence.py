@@ -275,12 +275,31 @@ class SequenceRecommender(Estimator):
             return _top_frame(np.zeros(0, object), np.zeros((0, 0)), self.products_, k)
         return pd.concat(frames, ignore_index=True)
 
-    def embed(self, customer_ids: Iterable[Any] | None = None) -> pd.DataFrame:
+    def embed(
+        self, customer_ids: Iterable[Any] | None = None, *, events: Any = None
+    ) -> pd.DataFrame:
         """customer_id and the embedding columns ``embedding_00``... (the model's state after
-        the customer's latest event); unknown customers get the empty history's."""
+        the customer's latest event); unknown customers get the empty history's.
+
+        ``events`` (customer_id, product_id, timestamp, optional event_type) replaces the
+        fitted histories, e.g. the same customers at a later date: only the latest
+        ``max_length`` events of each count, products and event types the model was not
+        trained on are skipped, and ``customer_ids`` defaults to the customers in ``events``.
+        """
         self._check_fitted()
-        customers, rows = self._rows(customer_ids)
-        emb = self._forward(self._stored(), rows)[0].astype(np.float64)
+        if events is None:
+            customers, rows = self._rows(customer_ids)
+            seqs = self._stored()
+        else:
+            data = read_tokens(events, "events")
+            seqs, _ = encode(
+                data, pd.Index(self.products_), pd.Index(self.event_types_), unknown="ignore"
+            )
+            seqs = seqs.tail(self.max_length)
+            ids = seqs.customers if customer_ids is None else customer_ids
+            customers = np.asarray(list(dict.fromkeys(_as_list(ids))), dtype=object)
+            rows = pd.Index(seqs.customers).get_indexer(customers)
+        emb = self._forward(seqs, rows)[0].astype(np.float64)
         return _embedding_frame(customers, emb)
 
     def score_sequences(
