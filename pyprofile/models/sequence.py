@@ -335,8 +335,21 @@ class SequenceRecommender(Estimator):
         ``next_items(product_ids VARCHAR[], event_types VARCHAR[], event_ats TIMESTAMP[])
         -> VARCHAR[]``: the ``k`` most likely next products (ids as text) after each given
         history, products of the history excluded. Unknown products and event types are
-        skipped; a NULL or empty history gets the empty history's prediction. Registering it
-        on a connection is the warehouse layer's job; it lives only in that session."""
+        skipped; a NULL or empty history gets the empty history's prediction.
+
+        It needs this Python process: create it on your own DuckDB connection, where it lives
+        until that connection closes (another client, e.g. a BI tool, never sees it; they read
+        the stored ``ml.recommendations``)::
+
+            con.create_function("next_items", model.next_items_udf(10),
+                                ["VARCHAR[]", "VARCHAR[]", "TIMESTAMP[]"], "VARCHAR[]",
+                                type="arrow", null_handling="special", side_effects=False)
+            con.sql("select customer_id, next_items(list(product_id order by event_at), "
+                    "list(event_type order by event_at), list(event_at order by event_at)) "
+                    "from features.customer_event_sequences group by customer_id")
+
+        :func:`pyprofile.warehouse.functions.register` deliberately does not register it:
+        nothing of the network is persisted as SQL."""
         self._check_fitted()
         k = self._k(k)
         as_text = pd.Index(np.asarray(self.products_).astype(str))
