@@ -100,6 +100,9 @@ def test_churn_model_learns_from_the_embeddings(data):
     assert summary["metrics"][0]["roc_auc"] > 0.9
     assert any(f.startswith("embedding_") for f in summary["features"])
     assert scores["churn_probability"].notna().all() and len(scores) == len(churned)
+    said = scores["churn_reason_1"].dropna()
+    assert said.str.startswith("recent-events pattern ").any()  # embeddings in plain words
+    assert not said.str.contains("embedding_").any()
     # SQL cannot compute the embeddings: no churn function is persisted, the notes say why
     assert "ml.churn_score" not in summary["macros"]
     assert any("sequence embeddings" in note for note in summary["diagnostics"])
