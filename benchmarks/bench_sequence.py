@@ -486,7 +486,11 @@ def embeddings_as_features(customers: int, seeds: list[int]) -> pd.DataFrame:
                     "ari_with": segment_ari(feats.merge(at_as_of, on=USER), truth, exclude, seed),
                 }
                 rows.append(row)
-                print("  " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()), flush=True)
+                print(
+                    f"  seed {seed}: "
+                    + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "seed"),
+                    flush=True,
+                )
     table = pd.DataFrame(rows)
     print(table.round(4).to_string(index=False))
     means = table.drop(columns="seed").mean()
