@@ -11,11 +11,11 @@ in time, add the embedding of each customer's history (``embedding_00``...) to t
 * the churn scores at as_of use that same sequence model on the events up to as_of.
 
 Off by default, decided by measurement (``benchmarks/results/sequence.md``, demo warehouse,
-3,000 customers, 2 seeds): churn ROC AUC 0.972 -> 0.979, no clear gain; segment ARI against
-the demo's hidden types 0.741 -> 0.847, a clear gain on that one generated data set, but it
-costs a sequence-model fit per run and the SQL segment functions, and is not yet measured on
-data shaped differently from the demo. The table must hold whole
-histories: one that keeps only each customer's latest events up to as_of (such as
+3,000 customers, 3 seeds): churn ROC AUC 0.974 -> 0.976, no gain (lower on one seed); segment
+ARI against the demo's hidden types 0.742 -> 0.842, a clear gain on that one generated data
+set, but it costs a sequence-model fit per run and the SQL segment functions, and is not yet
+measured on data shaped differently from the demo. The table must hold whole histories: one
+that keeps only each customer's latest events up to as_of (such as
 ``features.customer_event_sequences``, whose ``event_count`` exceeds its rows) is refused,
 because the part before an earlier cutoff would then depend on the events after it.
 """
