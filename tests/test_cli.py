@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -138,6 +140,14 @@ def test_version_help_and_tables_in_a_pipe():
     assert out.exit_code == 0 and out.output.strip() == f"pyprofile {__version__}"
     helped = runner.invoke(app, ["load", "--help"]).output
     assert "--map COLUMN=FILE_COLUMN" in helped and "<bool>" not in helped
+    from pyprofile.models.recommend import METHODS
+
+    helped = " ".join(
+        runner.invoke(app, ["recommend", "--help"], terminal_width=200).output.split()
+    )
+    listed = re.search(r"--method METHOD (.*?) \(", helped)
+    assert listed is not None, helped
+    assert set(re.findall(r"\w+", listed.group(1))) - {"or"} == {"auto", *METHODS}
     table = Table(title="models")
     for col in ("model", "estimator", "calibration", "roc_auc"):
         table.add_column(col)

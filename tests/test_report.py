@@ -13,6 +13,7 @@ import select
 import shutil
 import subprocess
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -725,3 +726,59 @@ def test_clv_section_shows_the_bgnbd_holdout_check_and_the_assumption_notes(tmp_
     )
     assert "order value and frequency correlate" in text
     assert "P(alive) is shown for repeat buyers only" in text
+
+
+def test_recommendations_show_the_sequence_model_next_to_the_baselines(tmp_path):
+    """The recommender comparison is the registry's record of the run that wrote
+    ml.recommendations: every candidate's selection NDCG@10 (the sequence model among them),
+    the held-out figures of the chosen model and of popularity, and the embeddings' sequence
+    model on its own split."""
+    from pyprofile.flows.recommendations import run_recommendations
+
+    rng = np.random.default_rng(2)
+    rows = []
+    for u in range(50):  # customers walk a cycle of 10 products: order is everything
+        start = int(rng.integers(10))
+        for t in range(8):
+            at = pd.Timestamp("2024-01-01") + pd.Timedelta(hours=10 * u + t)
+            rows.append((f"c{u}", f"P{(start + t) % 10:03d}", at, "product_view"))
+    events = pd.DataFrame(rows, columns=["customer_id", "product_id", "event_at", "event_type"])
+    pairs = events.groupby(["customer_id", "product_id"], as_index=False).agg(
+        last_interaction_at=("event_at", "max")
+    )
+    path = tmp_path / "recs.duckdb"
+    with Warehouse.open(path) as wh:
+        wh.write("features.customer_product_interactions", pairs.assign(weight=1.0))
+        customers = pd.DataFrame({"customer_id": [f"c{u}" for u in range(50)]})
+        wh.write("features.customer_features", customers.assign(as_of_date=date(2024, 1, 31)))
+        wh.write("features.customer_event_sequences", events)
+        seq = {"dim": 16, "layers": 1, "max_length": 8, "steps": 60, "eval_every": 20}
+        run = run_recommendations(
+            wh,
+            k=3,
+            candidates=["popularity", "ease", "sequence"],
+            sequences="features.customer_event_sequences",
+            time_column="last_interaction_at",
+            sequence_params=seq,
+            min_support=1,
+            threads=1,
+        )
+        sequence = load_model(wh, "sequence_recommender")
+    summary = build_report(path, tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    shown = summary.data["recommender_evaluation"].set_index("model")
+    selection = {r["method"]: r["ndcg@10"] for r in run["validation"]}
+    assert set(shown.index) == set(selection) == {"popularity", "ease", "sequence"}
+    for method, score in selection.items():
+        assert shown.loc[method, "selection_ndcg@10"] == pytest.approx(score)
+    chosen = shown[shown["chosen"]]
+    assert list(chosen.index) == [run["method"]]
+    assert chosen["held_out_ndcg"].iloc[0] == pytest.approx(run["metrics"]["model_ndcg@3"])
+    assert shown.loc["popularity", "held_out_recall"] == pytest.approx(
+        run["metrics"]["popularity_recall@3"]
+    )
+    others = shown.drop(index=[run["method"], "popularity"])
+    assert others["held_out_ndcg"].isna().all()  # only the chosen model is held out
+    assert "held-out NDCG@3" in text and f"<td>{selection['sequence']:.3f}</td>" in text
+    assert f"Sequence model {sequence.version}" in text
+    assert f"NDCG@10 {sequence.metrics['validation_ndcg@10']:.3f}" in text

@@ -138,6 +138,24 @@ def test_embeddings_and_unknown_customers(model, events):
     assert (cold.groupby("customer_id").size() == 3).all()
 
 
+def test_embeddings_of_histories_given_as_events(model, events):
+    """embed(events=...) embeds the given histories: the fitted ones give the stored
+    embeddings, a shorter history another one, no events the empty history's."""
+    ids = ["c0", "c1", "stranger"]
+    pd.testing.assert_frame_equal(model.embed(ids, events=events), model.embed(ids))
+    strange = events.iloc[:1].assign(product_id="p99", event_type="refund")
+    pd.testing.assert_frame_equal(
+        model.embed(ids, events=pd.concat([events, strange])), model.embed(ids)
+    )
+    mine = events[events.customer_id == "c0"]
+    shorter = model.embed(["c0"], events=mine.iloc[:-2]).iloc[0, 1:].to_numpy(float)
+    assert not np.allclose(shorter, model.embed(["c0"]).iloc[0, 1:].to_numpy(float))
+    none = model.embed(["c0", "c1"], events=events.iloc[:0])
+    empty = model.embed(["stranger"]).iloc[0, 1:].to_numpy(float)
+    np.testing.assert_allclose(none.iloc[:, 1:].to_numpy(float), [empty, empty])
+    assert list(model.embed(events=mine).customer_id) == ["c0"]
+
+
 def test_score_sequences_matches_stored_histories_and_skips_unknowns(model, events):
     mine = events[events.customer_id.isin(["c0", "c1"])]
     pd.testing.assert_frame_equal(model.score_sequences(mine, 3), model.recommend(["c0", "c1"], 3))

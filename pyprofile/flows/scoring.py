@@ -22,6 +22,14 @@ linear, or boosted trees written as nested CASE expressions), and ``ml.p_alive``
 ``ml.expected_purchases``, ``ml.expected_value``, ``ml.clv_12m`` the lifetime values. The
 functions of a skipped part are dropped, so none is left from an earlier run.
 
+With ``sequences`` (a table of every customer's events; off by default, see
+:mod:`pyprofile.flows.embedding_features`) the churn model also takes sequence embeddings: a
+sequence model fitted only on the events up to the training cutoff embeds the training
+customers from their events up to the cutoff and, for scoring, every customer from their
+events up to as_of; it is registered as ``churn_sequence_embedder``. SQL cannot compute the
+embeddings, so ``ml.churn_score`` / ``ml.purchase_score`` are then dropped, not persisted (the
+stored scores are the numbers to use; the diagnostics say so).
+
 The summary has ``rows``, ``output_table``, ``model_version``, ``versions`` (per model),
 ``metrics`` (one dict per model with :data:`METRIC_COLUMNS`), ``skipped`` (part -> reason),
 ``clv_params``, ``clv_holdout``, ``macros`` (name -> parameters), ``features`` and ``scores``
@@ -34,6 +42,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -41,6 +50,13 @@ import pandas as pd
 import pyarrow as pa
 
 from pyprofile.errors import InputError, PyprofileError
+from pyprofile.flows.embedding_features import (
+    Embedder,
+    embedding_columns,
+    feature_date,
+    fit_embedder,
+    read_history,
+)
 from pyprofile.flows.publish import (
     ModelEntry,
     observation_date,
@@ -91,6 +107,15 @@ class _Propensity:
 
 
 @dataclass
+class _Embeddings:
+    """The churn model's sequence embeddings: the fitted embedder, every event, and as_of."""
+
+    embedder: Embedder
+    events: pd.DataFrame
+    as_of: Any
+
+
+@dataclass
 class _Lifetime:
     bgnbd: BGNBD
     gamma_gamma: GammaGamma
@@ -114,35 +139,34 @@ def run_scoring(
     propensity_model: str = "auto",
     discount_rate: float = 0.01,
     currency: str = "",
+    sequences: str | None = None,
+    sequence_params: dict[str, Any] | None = None,
     random_state: int = 0,
 ) -> dict[str, Any]:
-    """Train, score every customer at ``as_of`` and publish (see the module docstring)."""
+    """Train, score every customer at ``as_of`` and publish (see the module docstring; with
+    ``sequences`` the churn model also takes embeddings, off by default)."""
     wh = Warehouse.open(wh)
     split_name(output_table or tables.SCORES)  # a bad name fails before any work
-    columns = _scoring_columns(wh, scoring_table, id_column)
-    present = [c for c in LIFETIMES_COLUMNS if c in columns]
-    summary = wh.read(scoring_table, [id_column, *present]).to_pandas()  # small: CLV fits on it
-    training = _training_sample(wh, training_table, id_column, random_state)
+    sources, events = (training_table, scoring_table, id_column), (sequences, sequence_params)
+    columns, summary, training, embeddings = _read_inputs(wh, sources, events, random_state)
     labels = dict(churn=churn_label, purchase=purchase_label, spend=spend_label, count=count_label)
     skipped: dict[str, str] = {}
     inputs = (training, list(columns), training_table, labels, {id_column, *exclude})
     propensity = _attempt(
         "propensity", skipped, lambda: _fit_propensity(*inputs, propensity_model, random_state)
     )
-    lifetime = _attempt(
-        "clv",
-        skipped,
-        lambda: _fit_lifetime(summary, scoring_table, training, horizon_days, labels),
-    )
+    fit_clv = partial(_fit_lifetime, summary, scoring_table, training, horizon_days, labels)
+    lifetime = _attempt("clv", skipped, fit_clv)
     if propensity is None and lifetime is None:
         raise InputError("; ".join(f"{part}: {reason}" for part, reason in skipped.items()))
-    entries = _entries(propensity, lifetime, horizon_days, training_table)
+    embeddings = _used(embeddings, propensity)
+    entries = _entries(propensity, lifetime, horizon_days, training_table, embeddings)
     versions = {name: entry.version for name, entry in entries.items()}
-    notes = _diagnostics(lifetime)
+    notes = _diagnostics(lifetime, embeddings is not None)
     bundle = _bundle(horizon_days, versions, skipped, notes)
     stamps = (observation_date(wh, scoring_table), bundle.version, discount_rate, currency)
-    scores = _score_stream(wh, scoring_table, id_column, propensity, lifetime, stamps)
-    functions, dropped = _functions(propensity, lifetime, discount_rate)
+    scores = _score_stream(wh, scoring_table, id_column, (propensity, lifetime, embeddings), stamps)
+    functions, dropped = _functions(propensity, lifetime, discount_rate, embeddings is None)
     written = {output_table: scores} if output_table is not None else None
     counts = publish(
         wh, models=[*entries.values(), bundle], tables=written, functions=functions, drop=dropped
@@ -157,6 +181,46 @@ def run_scoring(
         "macros": {f.name: f.params for f in functions},
         "features": [] if propensity is None else propensity.features,
     }
+
+
+def _used(embeddings: _Embeddings | None, propensity: _Propensity | None):
+    """The embeddings, or None when the churn model was skipped or kept none of them."""
+    if propensity is None or not embedding_columns(propensity.features):
+        return None
+    return embeddings
+
+
+def _read_inputs(wh: Warehouse, sources: tuple[str, str, str], sequences: tuple, seed: int):
+    """(scoring columns, the lifetimes summary, the training sample, the churn model's
+    embeddings); with an events table (``sequences``: table, params) the training sample has
+    the embedding columns too, and so have the scoring columns."""
+    training_table, scoring_table, id_column = sources
+    columns = _scoring_columns(wh, scoring_table, id_column)
+    present = [c for c in LIFETIMES_COLUMNS if c in columns]
+    summary = wh.read(scoring_table, [id_column, *present]).to_pandas()  # small: CLV fits on it
+    training = _training_sample(wh, training_table, id_column, seed)
+    if sequences[0] is None or training is None:
+        return columns, summary, training, None
+    embeddings = _embeddings(wh, sequences, (training_table, scoring_table), seed)
+    cutoff = embeddings.embedder.fitted_until
+    extra = embeddings.embedder.at(embeddings.events, cutoff, training[id_column], id_column)
+    training = training.merge(extra, on=id_column, how="left")
+    columns = {**columns, **dict.fromkeys(embedding_columns(extra.columns), "DOUBLE")}
+    return columns, summary, training, embeddings
+
+
+def _embeddings(
+    wh: Warehouse, sequences: tuple, feature_tables: tuple[str, str], seed: int
+) -> _Embeddings:
+    """A sequence model fitted on the events table's events up to the training set's
+    as_of_date (the cutoff: nothing of the label window), and every event for scoring up to
+    as_of; ``sequences``: (table, sequence model settings)."""
+    table, params = sequences
+    training_table, scoring_table = feature_tables
+    cutoff = feature_date(wh, training_table, "features")
+    as_of = feature_date(wh, scoring_table, "features")
+    events = read_history(wh, table)
+    return _Embeddings(fit_embedder(events, cutoff, table, params, seed), events, as_of)
 
 
 def _scoring_columns(wh: Warehouse, table: str, id_column: str) -> dict[str, str]:
@@ -190,12 +254,18 @@ def _training_sample(wh: Warehouse, table: str, id_column: str, seed: int) -> pd
     return wh.sample(table, TRAINING_ROWS, key=id_column, seed=seed).to_pandas()
 
 
-def _diagnostics(lifetime: _Lifetime | None) -> list[str]:
-    """The lifetime models' assumption checks, in words (empty when all hold)."""
-    if lifetime is None:
-        return []
-    d = lifetime.diagnostics
+def _diagnostics(lifetime: _Lifetime | None, embedded: bool = False) -> list[str]:
+    """The lifetime models' assumption checks, in words (empty when all hold), and what the
+    churn model's sequence embeddings (``embedded``) change."""
     notes = []
+    if embedded:
+        notes.append(
+            "the churn model takes sequence embeddings, which SQL cannot compute: ml.churn_score "
+            "and ml.purchase_score are not persisted; use the stored scores"
+        )
+    if lifetime is None:
+        return notes
+    d = lifetime.diagnostics
     if abs(d["frequency_monetary_correlation"]) > GG_MAX_CORRELATION:
         implied = d["population_mean"]
         implied_text = "no finite mean" if implied is None else f"a mean of {implied:,.2f}"
@@ -386,7 +456,11 @@ def _gg_metrics(gg: GammaGamma, frame: pd.DataFrame, known: np.ndarray) -> dict[
 
 # ----------------------------------------------------------------------------- outputs
 def _entries(
-    propensity: _Propensity | None, lifetime: _Lifetime | None, horizon_days: int, table: str
+    propensity: _Propensity | None,
+    lifetime: _Lifetime | None,
+    horizon_days: int,
+    table: str,
+    embeddings: _Embeddings | None,
 ) -> dict[str, ModelEntry]:
     """The registry entries of the fitted models (the scores bundle refers to them)."""
     out = {}
@@ -397,6 +471,13 @@ def _entries(
             "features": propensity.features,
             "label": propensity.label,
         }
+        if embeddings is not None:
+            out["churn_embedder"] = embeddings.embedder.entry(tables.CHURN_EMBEDDER_MODEL)
+            params["embeddings"] = {
+                "sequences": embeddings.embedder.table,
+                "fitted_until": str(embeddings.embedder.fitted_until),
+                "model_version": out["churn_embedder"].version,
+            }
         out["churn"] = ModelEntry(
             tables.CHURN_MODEL, propensity.model.to_artifact(), params, propensity.model.metrics_
         )
@@ -411,18 +492,16 @@ def _entries(
 
 
 def _score_stream(
-    wh: Warehouse,
-    table: str,
-    id_column: str,
-    propensity: _Propensity | None,
-    lifetime: _Lifetime | None,
-    stamps: tuple,
+    wh: Warehouse, table: str, id_column: str, models: tuple, stamps: tuple
 ) -> pa.RecordBatchReader:
-    """Every customer's scores, batch by batch (the scoring table is never read whole)."""
+    """Every customer's scores, batch by batch (the scoring table is never read whole);
+    ``models``: the propensity and lifetime parts and the churn model's embeddings (each
+    None when absent), which embed each batch's customers from their events up to as_of."""
+    propensity, lifetime, embeddings = models
     as_of, version, discount_rate, currency = stamps
     columns = [id_column]
     if propensity is not None:
-        columns += propensity.features
+        columns += [c for c in propensity.features if c not in embedding_columns([c])]
     if lifetime is not None:
         columns += list(LIFETIMES_COLUMNS)
     columns = list(dict.fromkeys(columns))
@@ -430,6 +509,10 @@ def _score_stream(
     def batches():
         for batch in wh.batches(table, columns, batch_size=SCORING_BATCH):
             frame = batch.to_pandas()
+            if embeddings is not None:
+                e = embeddings
+                extra = e.embedder.at(e.events, e.as_of, frame[id_column], id_column)
+                frame = frame.merge(extra, on=id_column, how="left")
             out = _scores(frame, id_column, propensity, lifetime, (discount_rate, currency))
             yield pa.RecordBatch.from_pandas(stamp(out, as_of, version), preserve_index=False)
 
@@ -504,12 +587,18 @@ def _lifetime_scores(scoring: pd.DataFrame, lifetime: _Lifetime, discount_rate: 
     }
 
 
-def _functions(propensity: _Propensity | None, lifetime: _Lifetime | None, discount_rate: float):
-    """(scoring functions of the fitted parts, names of the skipped parts' functions)."""
+def _functions(
+    propensity: _Propensity | None,
+    lifetime: _Lifetime | None,
+    discount_rate: float,
+    in_sql: bool = True,
+):
+    """(scoring functions of the fitted parts, names of the skipped parts' functions);
+    ``in_sql=False``: the churn model's inputs are not all SQL-computable (no churn functions)."""
     churn_names = [tables.CHURN_SCORE, tables.PURCHASE_SCORE]
     clv_names = [tables.P_ALIVE, tables.EXPECTED_PURCHASES, tables.EXPECTED_VALUE, tables.CLV_12M]
     functions, dropped = [], []
-    if propensity is not None:
+    if propensity is not None and in_sql:
         functions += propensity_functions(propensity.model)
     else:
         dropped += churn_names

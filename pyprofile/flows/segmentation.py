@@ -5,6 +5,12 @@ Reads ``features.customer_features``, fits a :class:`~pyprofile.models.segment.S
 writes ``ml.customer_segments`` and ``ml.segment_profiles`` and persists
 ``ml.segment_of(<feature columns>)`` (one row) and ``ml.segment_table('<table>')`` (bulk).
 Called by the CLI (``pyprofile segment``) and the dbt Python model ``run_segmentation``.
+
+With ``sequences`` (a table of every customer's events; off by default, see
+:mod:`pyprofile.flows.embedding_features`) the segments are also learned on sequence
+embeddings from a sequence model fitted on the events up to the features' as_of (registered as
+``segment_sequence_embedder``); the personas still describe the features. SQL cannot compute
+the embeddings, so ``ml.segment_of`` / ``ml.segment_table`` are then dropped, not persisted.
 """
 
 from __future__ import annotations
@@ -16,6 +22,12 @@ from typing import Any
 import pandas as pd
 
 from pyprofile.errors import InputError, ModelNotFoundError
+from pyprofile.flows.embedding_features import (
+    Embedder,
+    feature_date,
+    fit_embedder,
+    read_history,
+)
 from pyprofile.flows.publish import ModelEntry, observation_date, publish, read_frame, stamp
 from pyprofile.models.personas import DEMOGRAPHICS, build_profiles
 from pyprofile.models.segment import Segmenter
@@ -88,31 +100,38 @@ def run_segmentation(
     random_state: int = 0,
     device: str = "auto",
     verbose: bool = False,
+    sequences: str | None = None,
+    sequence_params: dict[str, Any] | None = None,
     **segmenter_params: Any,
 ) -> dict[str, Any]:
     """Fit segments on ``features`` and write them back; returns a summary dict.
 
     ``exclude``: feature columns not clustered on (default: demographics, which the personas
-    report instead); date columns never are. Other keyword arguments go to :class:`Segmenter`.
+    report instead); date columns never are. ``sequences`` (off by default): see the module
+    docstring. Other keyword arguments go to :class:`Segmenter`.
     """
     started = time.perf_counter()
     wh = Warehouse.open(wh)
     frame, dates = _read(wh, features, id_column)
-    previous, previous_version = _previous(wh, list(frame.columns), match_previous)
+    events = (features, id_column, sequences, sequence_params)
+    inputs, embedder = _with_embeddings(wh, frame, events, random_state)
+    previous, previous_version = _previous(wh, list(inputs.columns), match_previous)
     excluded = tuple(dict.fromkeys([id_column, *exclude, *dates]))
     options = {"random_state": random_state, "device": device, "verbose": verbose}
     segmenter = Segmenter(k, tuple(k_range), exclude=excluded, **options, **segmenter_params)
-    segmenter.fit(frame, previous=previous)
+    segmenter.fit(inputs, previous=previous)
     fit_seconds = time.perf_counter() - started
     params = {**segmenter.get_params(), "features": features}
     params["feature_columns"] = segmenter.feature_names_in_
-    metrics = _metrics(segmenter, frame, previous, previous_version, fit_seconds)
+    entries = _embedder_entries(embedder, params)
+    metrics = _metrics(segmenter, inputs, previous, previous_version, fit_seconds)
     entry = ModelEntry(tables.SEGMENTER_MODEL, segmenter.to_artifact(), params, metrics)
     stamps = (entry.version, observation_date(wh, features), currency)
-    segments, profiles = _outputs(segmenter, frame, id_column, stamps)
-    functions = segment_functions(segmenter)
+    segments, profiles = _outputs(segmenter, inputs, id_column, stamps, described=frame)
+    functions, dropped = _functions(segmenter, embedder is not None)
     written = {tables.SEGMENTS: segments, tables.SEGMENT_PROFILES: profiles}
-    counts = publish(wh, models=[entry], tables=written, functions=functions)
+    models = [*entries, entry]
+    counts = publish(wh, models=models, tables=written, functions=functions, drop=dropped)
     return {
         "model_version": entry.version,
         "previous_version": previous_version,
@@ -125,9 +144,47 @@ def run_segmentation(
         "baseline_comparison": segmenter.baseline_comparison_,
         "rows": counts[tables.SEGMENTS],
         "tables": counts,
-        "macro": functions[0].call(),
+        "macro": functions[0].call() if functions else None,
         "seconds": time.perf_counter() - started,
     }
+
+
+def _with_embeddings(
+    wh: Warehouse, frame: pd.DataFrame, sources: tuple, seed: int
+) -> tuple[pd.DataFrame, Embedder | None]:
+    """``frame`` with every customer's embedding as of the features' as_of_date, from a
+    sequence model fitted on the events up to it, and that model; ``frame`` and None without
+    an events table. ``sources``: the features table, the id column, the events table and
+    the sequence model's settings."""
+    features, id_column, table, params = sources
+    if table is None:
+        return frame, None
+    as_of = feature_date(wh, features, "features")
+    events = read_history(wh, table)
+    embedder = fit_embedder(events, as_of, table, params, seed)
+    extra = embedder.at(events, as_of, frame[id_column], id_column)
+    return frame.merge(extra, on=id_column, how="left"), embedder
+
+
+def _embedder_entries(embedder: Embedder | None, params: dict[str, Any]) -> list[ModelEntry]:
+    """The sequence model's registry entry (none without); the segmenter's ``params`` name it."""
+    if embedder is None:
+        return []
+    entry = embedder.entry(tables.SEGMENT_EMBEDDER_MODEL)
+    params["embeddings"] = {
+        "sequences": embedder.table,
+        "fitted_until": str(embedder.fitted_until),
+        "model_version": entry.version,
+    }
+    return [entry]
+
+
+def _functions(segmenter: Segmenter, embedded: bool) -> tuple[list, list[str]]:
+    """(scoring functions to persist, names to drop): none, and the old ones dropped, when the
+    segmenter takes embeddings, which SQL cannot compute."""
+    if embedded:
+        return [], [tables.SEGMENT_OF, tables.SEGMENT_TABLE]
+    return segment_functions(segmenter), []
 
 
 def _metrics(segmenter: Segmenter, frame, previous, previous_version, fit_seconds) -> dict:
@@ -148,15 +205,23 @@ def _metrics(segmenter: Segmenter, frame, previous, previous_version, fit_second
 
 
 def _outputs(
-    segmenter: Segmenter, frame: pd.DataFrame, id_column: str, stamps: tuple
+    segmenter: Segmenter,
+    frame: pd.DataFrame,
+    id_column: str,
+    stamps: tuple,
+    described: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows of ``ml.customer_segments`` and ``ml.segment_profiles``; ``stamps``: model
-    version, as_of date and the currency the personas write amounts in."""
+    version, as_of date and the currency the personas write amounts in; ``described``: the
+    columns the personas describe (default ``frame``; same rows in the same order)."""
     version, as_of, currency = stamps
     scores = segmenter.score(frame)
     scores.insert(0, id_column, frame[id_column].to_numpy())
     profiles = build_profiles(
-        frame, scores[[id_column, "segment_id"]], id_column=id_column, currency=currency
+        frame if described is None else described,
+        scores[[id_column, "segment_id"]],
+        id_column=id_column,
+        currency=currency,
     )
     names = dict(zip(profiles["segment_id"], profiles["segment_name"], strict=True))
     segments = pd.DataFrame(
@@ -181,7 +246,7 @@ def format_summary(summary: dict[str, Any]) -> list[tuple[str, list[tuple[str, A
         ("segments (k)", summary["k"]),
         ("kept", summary["method"]),
         ("seconds", f"{summary['seconds']:.1f}"),
-        ("macro", summary["macro"].split("(")[0] + "(...)"),
+        ("macro", _macro_text(summary["macro"])),
     ]
     for method in ("autoencoder", "kmeans"):
         if method in summary["comparison"]:
@@ -201,6 +266,12 @@ def format_summary(summary: dict[str, Any]) -> list[tuple[str, list[tuple[str, A
         for sid, name in summary["segments"].items()
     ]
     return [("segmentation", run), ("segments (customers)", segments)]
+
+
+def _macro_text(macro: str | None) -> str:
+    if macro is None:
+        return "none (the segments take sequence embeddings, which SQL cannot compute)"
+    return macro.split("(")[0] + "(...)"
 
 
 def _criteria_text(c: dict[str, Any]) -> str:

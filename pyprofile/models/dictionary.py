@@ -199,6 +199,7 @@ FEATURES: dict[str, Feature] = {
 }
 _EVENTS = re.compile(r"^(.+)_events$")
 _CATEGORY = re.compile(r"^category_(.+)_share$")
+_EMBEDDING = re.compile(r"^embedding_(\d+)$")  # a sequence model's customer embedding
 
 
 def feature(name: str) -> Feature:
@@ -225,6 +226,9 @@ def feature(name: str) -> Feature:
             f"spent {{v}} of their money on {what}",
             f"{{v}} of spend on {what}",
         )
+    if m := _EMBEDDING.match(name):
+        label = f"recent-events pattern {m.group(1)}"
+        return Feature(label, "number", None, None, f"{label} {{v}} on average", f"{label} {{v}}")
     label = name.replace("_", " ")
     return Feature(label, "number", None, None, f"{label} {{v}} on average", f"{label} {{v}}")
 

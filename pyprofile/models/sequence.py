@@ -276,12 +276,31 @@ class SequenceRecommender(Estimator):
             return _top_frame(np.zeros(0, object), np.zeros((0, 0)), self.products_, k)
         return pd.concat(frames, ignore_index=True)
 
-    def embed(self, customer_ids: Iterable[Any] | None = None) -> pd.DataFrame:
+    def embed(
+        self, customer_ids: Iterable[Any] | None = None, *, events: Any = None
+    ) -> pd.DataFrame:
         """customer_id and the embedding columns ``embedding_00``... (the model's state after
-        the customer's latest event); unknown customers get the empty history's."""
+        the customer's latest event); unknown customers get the empty history's.
+
+        ``events`` (customer_id, product_id, timestamp, optional event_type) replaces the
+        fitted histories, e.g. the same customers at a later date: only the latest
+        ``max_length`` events of each count, products and event types the model was not
+        trained on are skipped, and ``customer_ids`` defaults to the customers in ``events``.
+        """
         self._check_fitted()
-        customers, rows = self._rows(customer_ids)
-        emb = self._forward(self._stored(), rows)[0].astype(np.float64)
+        if events is None:
+            customers, rows = self._rows(customer_ids)
+            seqs = self._stored()
+        else:
+            data = read_tokens(events, "events")
+            seqs, _ = encode(
+                data, pd.Index(self.products_), pd.Index(self.event_types_), unknown="ignore"
+            )
+            seqs = seqs.tail(self.max_length)
+            ids = seqs.customers if customer_ids is None else customer_ids
+            customers = np.asarray(list(dict.fromkeys(_as_list(ids))), dtype=object)
+            rows = pd.Index(seqs.customers).get_indexer(customers)
+        emb = self._forward(seqs, rows)[0].astype(np.float64)
         return _embedding_frame(customers, emb)
 
     def score_sequences(
@@ -317,8 +336,21 @@ class SequenceRecommender(Estimator):
         ``next_items(product_ids VARCHAR[], event_types VARCHAR[], event_ats TIMESTAMP[])
         -> VARCHAR[]``: the ``k`` most likely next products (ids as text) after each given
         history, products of the history excluded. Unknown products and event types are
-        skipped; a NULL or empty history gets the empty history's prediction. Registering it
-        on a connection is the warehouse layer's job; it lives only in that session."""
+        skipped; a NULL or empty history gets the empty history's prediction.
+
+        It needs this Python process: create it on your own DuckDB connection, where it lives
+        until that connection closes (another client, e.g. a BI tool, never sees it; they read
+        the stored ``ml.recommendations``)::
+
+            con.create_function("next_items", model.next_items_udf(10),
+                                ["VARCHAR[]", "VARCHAR[]", "TIMESTAMP[]"], "VARCHAR[]",
+                                type="arrow", null_handling="special", side_effects=False)
+            con.sql("select customer_id, next_items(list(product_id order by event_at), "
+                    "list(event_type order by event_at), list(event_at order by event_at)) "
+                    "from features.customer_event_sequences group by customer_id")
+
+        :func:`pyprofile.warehouse.functions.register` deliberately does not register it:
+        nothing of the network is persisted as SQL."""
         self._check_fitted()
         k = self._k(k)
         as_text = pd.Index(np.asarray(self.products_).astype(str))

@@ -542,6 +542,108 @@ def top_recommendations(src: Source, grouping: Grouping) -> pd.DataFrame:
     return top
 
 
+EVALUATION_COLUMNS = ("model", "selection_ndcg@10", "held_out_ndcg", "held_out_recall", "chosen")
+_METRIC_KEYS = {"ndcg@10", "recall@10", "coverage", "users", "skipped"}
+
+
+@dataclass(frozen=True)
+class RecommenderEvaluation:
+    """The recommender behind ml.recommendations against its baselines, as stored when it was
+    trained: one row per model (:data:`EVALUATION_COLUMNS`; ``k`` of the held-out columns),
+    and notes saying where the numbers come from or why there are none."""
+
+    table: pd.DataFrame | None
+    k: int | None
+    notes: list[str]
+
+
+def recommender_evaluation(src: Source) -> RecommenderEvaluation:
+    """Every candidate's NDCG@10 on auto's inner time split (the selection, the sequence model
+    among them when it was a candidate) and the held-out NDCG@k / Recall@k of the chosen model
+    and of popularity, from the registry record of the recommender that wrote
+    ml.recommendations; plus the sequence model behind ml.customer_embeddings, when it ran."""
+    if not src.exists(tables.REGISTRY):
+        return RecommenderEvaluation(None, None, [f"No comparison: {tables.REGISTRY} is missing."])
+    try:
+        record = load_model(src.wh, tables.RECOMMENDER_MODEL, src.version(tables.RECOMMENDATIONS))
+    except PyprofileError as exc:
+        return RecommenderEvaluation(None, None, [f"No comparison: {exc}."])
+    metrics, chosen = record.metrics, record.params.get("selected_method")
+    found = [key.split("@")[1] for key in metrics if key.startswith("model_ndcg@")]
+    k = int(found[0]) if found else None
+    rows = [_candidate_row(v) for v in metrics.get("validation") or [] if isinstance(v, dict)]
+    for name in (chosen, "popularity"):
+        if name and not any(r["model"].split(" ")[0] == name for r in rows):
+            rows.append({"model": name, "selection_ndcg@10": None})
+    best = _chosen_index(rows, chosen)
+    for i, row in enumerate(rows):
+        held = "model" if i == best else "popularity" if row["model"] == "popularity" else None
+        row["held_out_ndcg"] = metrics.get(f"{held}_ndcg@{k}") if held and k else None
+        row["held_out_recall"] = metrics.get(f"{held}_recall@{k}") if held and k else None
+        row["chosen"] = i == best
+    notes = [_evaluation_note(record, k)]
+    notes += [
+        f"{who}: {metrics[f'{who}_note']}"
+        for who in ("model", "popularity")
+        if f"{who}_note" in metrics
+    ]
+    notes += _sequence_note(src)
+    table = pd.DataFrame.from_records(rows, columns=list(EVALUATION_COLUMNS))
+    return RecommenderEvaluation(table, k, notes)
+
+
+def _candidate_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A validation record as a row: the method with its other settings, its NDCG@10."""
+    settings = {key: v for key, v in record.items() if key not in _METRIC_KEYS | {"method"}}
+    said = ", ".join(f"{key}={v}" for key, v in settings.items() if not isinstance(v, dict))
+    model = str(record.get("method")) + (f" ({said})" if said else "")
+    if record.get("skipped"):
+        model += f" - skipped: {record['skipped']}"
+    return {"model": model, "selection_ndcg@10": record.get("ndcg@10")}
+
+
+def _chosen_index(rows: list[dict[str, Any]], chosen: str | None) -> int | None:
+    """The row of the chosen method (its best selection score when it appears more than once)."""
+    mine = [i for i, r in enumerate(rows) if r["model"].split(" ")[0] == chosen]
+    if not mine:
+        return None
+    return max(mine, key=lambda i: rows[i]["selection_ndcg@10"] or -1.0)
+
+
+def _evaluation_note(record: ModelRecord, k: int | None) -> str:
+    test = record.metrics.get("test_interactions")
+    held = (
+        f"held-out NDCG@{k} and Recall@{k} on each customer's latest interactions "
+        f"({test:,} rows), never seen by the selection, for the chosen model and popularity"
+        if k and test
+        else "no held-out metrics were stored"
+    )
+    return (
+        f"Measured when recommender {record.version} was trained: selection NDCG@10 of every "
+        f"candidate on an inner time split of the earlier interactions (auto keeps the best); "
+        f"{held}."
+    )
+
+
+def _sequence_note(src: Source) -> list[str]:
+    """The sequence model behind ml.customer_embeddings, on its own early-stopping split."""
+    version = src.version(tables.CUSTOMER_EMBEDDINGS)
+    if version is None:
+        return []
+    try:
+        record = load_model(src.wh, tables.SEQUENCE_MODEL, version)
+    except PyprofileError as exc:
+        return [f"No sequence model figures: {exc}."]
+    score = record.metrics.get("validation_ndcg@10")
+    if score is None:
+        return []
+    return [
+        f"Sequence model {record.version} (the customer embeddings): NDCG@10 {score:.3f} on "
+        "each training customer's latest event, its own early-stopping split, best at step "
+        f"{record.metrics.get('best_step')} (not the split of the table above)."
+    ]
+
+
 def product_labels(src: Source, ids: Sequence[Any]) -> dict[Any, str]:
     """product id -> "id · category · brand" (at most 40 characters) from the product table."""
     for table in PRODUCT_TABLES:

@@ -2,7 +2,7 @@
 (:mod:`~pyprofile.report.plots`) and returns plain blocks for the template.
 
 A block is a dict with a ``kind``: ``tiles`` (items: [(label, value)]), ``plot`` (alt, src),
-``note`` (text) or ``personas`` (cards). A section that cannot be drawn raises
+``note`` (text), ``table`` (columns, rows of text) or ``personas`` (cards). A section that cannot be drawn raises
 :class:`~pyprofile.report.data.Skip`; the aggregates behind the main plots go into the
 ``aggregates`` dict it is given (they become :attr:`ReportSummary.data`).
 """
@@ -36,6 +36,7 @@ from pyprofile.report.data import (
     one_time_buyers,
     pipeline_steps,
     recommendation_grouping,
+    recommender_evaluation,
     rfm_cells,
     rfm_segments,
     segment_profiles,
@@ -94,6 +95,10 @@ def tiles(items: list[tuple[str, str]]) -> Block:
 
 def note(text: str) -> Block:
     return {"kind": "note", "text": text}
+
+
+def table(columns: list[str], rows: list[list[str]]) -> Block:
+    return {"kind": "table", "columns": columns, "rows": rows}
 
 
 # --------------------------------------------------------------------------- header
@@ -419,10 +424,35 @@ def recommendations(src: Source, aggregates: Aggregates) -> list[Block]:
     rows = math.ceil(len(groups) / (2 if len(groups) > 1 else 1))
     draw = partial(draw_recommendations, top=top, groups=groups, palette=colors(known))
     what = {"segment": "learned segment", "rfm": "RFM segment"}.get(grouping.kind, "all")
-    return [
+    blocks = [
         render("top recommended products per segment", 11, 2.4 * rows + 0.5, draw),
         note(f"Grouped by {what}; product labels are id · category · brand."),
     ]
+    evaluation = recommender_evaluation(src)
+    if evaluation.table is not None:
+        aggregates["recommender_evaluation"] = evaluation.table
+        blocks.append(evaluation_table(evaluation.table, evaluation.k))
+    return blocks + [note(text) for text in evaluation.notes]
+
+
+def evaluation_table(frame: pd.DataFrame, k: int | None) -> Block:
+    """The recommender comparison as a table block (the chosen model marked)."""
+    at = f"@{k}" if k else ""
+    columns = ["model", "selection NDCG@10", f"held-out NDCG{at}", f"held-out Recall{at}"]
+
+    def number(v: Any) -> str:
+        return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+    rows = [
+        [
+            f"{r.model} (chosen)" if r.chosen else r.model,
+            number(r[1]),
+            number(r.held_out_ndcg),
+            number(r.held_out_recall),
+        ]
+        for r in frame.itertuples(index=False)
+    ]
+    return table(columns, rows)
 
 
 # --------------------------------------------------------------------------- the list

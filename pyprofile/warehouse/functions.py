@@ -9,6 +9,10 @@
   connection. They exist **only in that session**: another client, or the same file reopened,
   does not see them. They are for scoring that SQL cannot express well (deep models) and as a
   Python reference for the SQL functions.
+* The sequence model's next-products function is session-only too, and not registered here: a
+  caller with a fitted :class:`~pyprofile.models.sequence.SequenceRecommender` creates it on
+  its own connection (``model.next_items_udf(k)``, whose docstring shows the call). No SQL
+  function computes it, so BI tools read the stored ``ml.recommendations`` instead.
 """
 
 from __future__ import annotations

@@ -46,6 +46,8 @@ GAMMA_GAMMA_MODEL = "gamma_gamma"
 SCORES_MODEL = "customer_scores"
 RECOMMENDER_MODEL = "recommender"
 SEQUENCE_MODEL = "sequence_recommender"
+CHURN_EMBEDDER_MODEL = "churn_sequence_embedder"  # run_scoring(..., sequences=...)
+SEGMENT_EMBEDDER_MODEL = "segment_sequence_embedder"  # run_segmentation(..., sequences=...)
 
 # ---------------------------------------------------------------- the dbt ml steps' run logs
 RUN_LOGS = {
