@@ -51,27 +51,30 @@ def limit_threads(threads: int | None) -> Iterator[None]:
         yield
 
 
-MINIBATCH_ROWS = 50_000  # above this many rows k-means runs on mini-batches
-MINIBATCH_SIZE = 4_096
+KMEANS_ROWS = 50_000  # above this many rows k-means learns its centers on a sample
 
 
 def kmeans(space: np.ndarray, k: int, *, n_init: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(centers, labels) of scikit-learn's k-means (k-means++ starts, best of ``n_init``).
 
-    Above ``MINIBATCH_ROWS`` rows, mini-batch k-means (``MINIBATCH_SIZE`` rows per step): its
-    cost grows with the steps to converge, not with rows x iterations. Labels are always each
-    row's nearest center, as predict and SQL assign them.
+    Above ``KMEANS_ROWS`` rows the centers are learnt on a seeded sample of that many rows and
+    every row gets its nearest center: the cost stops growing with the table, and the centers
+    are those of full k-means to within sampling noise. (Mini-batch k-means, tried first, fell
+    into worse optima on the 100k demo: 7 % more inertia and ARI 0.63 instead of 0.75 on three
+    seeds of five; the sample never did.) Labels are always each row's nearest center, as
+    predict and SQL assign them.
     """
-    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.cluster import KMeans
 
-    if len(space) > MINIBATCH_ROWS:
-        km = MiniBatchKMeans(
-            n_clusters=k, n_init=n_init, batch_size=MINIBATCH_SIZE, random_state=seed
-        ).fit(space)
-        centers = km.cluster_centers_.astype(np.float64)
-        return centers, nearest(space, centers).astype(np.int64)
-    km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(space)
-    return km.cluster_centers_.astype(np.float64), km.labels_.astype(np.int64)
+    fit_on = space
+    if len(space) > KMEANS_ROWS:
+        rows = np.random.default_rng(seed).choice(len(space), KMEANS_ROWS, replace=False)
+        fit_on = space[np.sort(rows)]
+    km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(fit_on)
+    centers = km.cluster_centers_.astype(np.float64)
+    if fit_on is space:
+        return centers, km.labels_.astype(np.int64)
+    return centers, nearest(space, centers).astype(np.int64)
 
 
 def nearest(space: np.ndarray, centers: np.ndarray) -> np.ndarray:
