@@ -47,7 +47,7 @@ from pyprofile.models.metrics import (
     roc_auc,
 )
 from pyprofile.models.preprocessing import apply_preprocessing, fit_preprocessing, output_names
-from pyprofile.models.trees import raw_score, tree_arrays
+from pyprofile.models.trees import occlusion_contributions, raw_score, tree_arrays
 
 __all__ = ["PropensityModel"]
 
@@ -405,19 +405,9 @@ class PropensityModel(Estimator):
             out = np.zeros((D.shape[0], len(self.feature_names_in_)))
             for j, g in enumerate(groups):
                 out[:, g] += per_design[:, j]
-        else:
-            reference = self._reference_row()
-            base = self._raw(D, "gbm")
-            split = ~self.gbm_arrays_["gbm_is_leaf"].astype(bool)
-            used = set(self.gbm_arrays_["gbm_feature_idx"][split].tolist())
-            out = np.zeros((D.shape[0], len(self.feature_names_in_)))
-            for g in range(len(self.feature_names_in_)):
-                cols = np.nonzero(groups == g)[0]
-                if not used.intersection(cols.tolist()):
-                    continue  # never split on: no effect on the score
-                occluded = D.copy()
-                occluded[:, cols] = reference[cols]
-                out[:, g] = base - self._raw(occluded, "gbm")
+        else:  # occlusion, re-walking only the trees and rows it changes
+            reference, width = self._reference_row(), len(self.feature_names_in_)
+            out = occlusion_contributions(self.gbm_arrays_, D, reference, groups, width)
         return pd.DataFrame(out, columns=self.feature_names_in_)
 
     def _design_sources(self) -> list[str]:

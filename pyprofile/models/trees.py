@@ -29,23 +29,82 @@ def tree_arrays(gbm) -> dict[str, np.ndarray]:
     return out
 
 
-def raw_score(arrays: dict[str, np.ndarray], D: np.ndarray) -> np.ndarray:
-    """Raw score (log-odds) of the stored trees: numeric splits only (one-hot design matrix)."""
-    raw = np.full(D.shape[0], float(arrays["gbm_baseline"][0]))
-    starts = np.r_[0, np.cumsum(arrays["gbm_tree_sizes"])[:-1]]
-    value, feat = arrays["gbm_value"], arrays["gbm_feature_idx"].astype(np.int64)
-    thr, miss_left = arrays["gbm_num_threshold"], arrays["gbm_missing_go_to_left"].astype(bool)
-    left, right = arrays["gbm_left"].astype(np.int64), arrays["gbm_right"].astype(np.int64)
-    leaf = arrays["gbm_is_leaf"].astype(bool)
-    rows = np.arange(D.shape[0])
-    for start in starts:
+class _Trees:
+    """The stored trees' node arrays, walked row-wise in numpy."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        sizes = np.asarray(arrays["gbm_tree_sizes"], dtype=np.int64)
+        self.starts = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
+        self.sizes = sizes
+        self.baseline = float(arrays["gbm_baseline"][0])
+        self.value = arrays["gbm_value"]
+        self.feat = arrays["gbm_feature_idx"].astype(np.int64)
+        self.thr = arrays["gbm_num_threshold"]
+        self.miss_left = arrays["gbm_missing_go_to_left"].astype(bool)
+        self.left = arrays["gbm_left"].astype(np.int64)
+        self.right = arrays["gbm_right"].astype(np.int64)
+        self.leaf = arrays["gbm_is_leaf"].astype(bool)
+
+    def leaf_values(self, tree: int, D: np.ndarray) -> np.ndarray:
+        """The leaf value tree ``tree`` gives every row of ``D``."""
+        start = self.starts[tree]
+        rows = np.arange(D.shape[0])
         node = np.full(D.shape[0], start, dtype=np.int64)
-        active = ~leaf[node]
+        active = ~self.leaf[node]
         while active.any():
             n = node[active]
-            x = D[rows[active], feat[n]]
-            go_left = np.where(np.isnan(x), miss_left[n], x <= thr[n])
-            node[active] = start + np.where(go_left, left[n], right[n])
-            active = ~leaf[node]
-        raw += value[node]
+            x = D[rows[active], self.feat[n]]
+            go_left = np.where(np.isnan(x), self.miss_left[n], x <= self.thr[n])
+            node[active] = start + np.where(go_left, self.left[n], self.right[n])
+            active = ~self.leaf[node]
+        return self.value[node]
+
+    def split_features(self, tree: int) -> np.ndarray:
+        """The design columns tree ``tree`` splits on."""
+        nodes = slice(self.starts[tree], self.starts[tree] + self.sizes[tree])
+        return np.unique(self.feat[nodes][~self.leaf[nodes]])
+
+
+def raw_score(arrays: dict[str, np.ndarray], D: np.ndarray) -> np.ndarray:
+    """Raw score (log-odds) of the stored trees: numeric splits only (one-hot design matrix)."""
+    trees = _Trees(arrays)
+    raw = np.full(D.shape[0], trees.baseline)
+    for t in range(len(trees.starts)):
+        raw += trees.leaf_values(t, D)
     return raw
+
+
+def occlusion_contributions(
+    arrays: dict[str, np.ndarray],
+    D: np.ndarray,
+    reference: np.ndarray,
+    groups: np.ndarray,
+    n_groups: int,
+) -> np.ndarray:
+    """(rows, n_groups): the raw score of each row minus its raw score with the design columns of
+    group ``g`` (``groups[j] == g``) set to ``reference``'s.
+
+    Summed tree by tree: a tree that never splits on a group's columns gives both rows the same
+    leaf, and a row whose group columns already equal the reference's is unchanged, so only
+    those trees and rows are walked again — the same numbers as scoring every occluded table
+    in full, at a fraction of the cost.
+    """
+    trees = _Trees(arrays)
+    out = np.zeros((D.shape[0], n_groups))
+    changed = {}
+    for t in range(len(trees.starts)):
+        used = np.unique(groups[trees.split_features(t)])
+        if not len(used):
+            continue
+        base = trees.leaf_values(t, D)
+        for g in used:
+            if g not in changed:
+                cols = np.flatnonzero(groups == g)
+                changed[g] = (cols, np.flatnonzero((D[:, cols] != reference[cols]).any(axis=1)))
+            cols, rows = changed[g]
+            if not len(rows):
+                continue
+            occluded = D[rows]
+            occluded[:, cols] = reference[cols]
+            out[rows, g] += base[rows] - trees.leaf_values(t, occluded)
+    return out
