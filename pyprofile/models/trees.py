@@ -47,17 +47,26 @@ class _Trees:
 
     def leaf_values(self, tree: int, D: np.ndarray) -> np.ndarray:
         """The leaf value tree ``tree`` gives every row of ``D``."""
+        return self.walk(tree, D)[0]
+
+    def walk(self, tree: int, D: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(leaf value of every row, the split column each row meets at every depth; -1 once
+        it is in its leaf)."""
         start = self.starts[tree]
         rows = np.arange(D.shape[0])
         node = np.full(D.shape[0], start, dtype=np.int64)
         active = ~self.leaf[node]
+        path = []
         while active.any():
             n = node[active]
+            met = np.full(D.shape[0], -1, dtype=np.int64)
+            met[active] = self.feat[n]
+            path.append(met)
             x = D[rows[active], self.feat[n]]
             go_left = np.where(np.isnan(x), self.miss_left[n], x <= self.thr[n])
             node[active] = start + np.where(go_left, self.left[n], self.right[n])
             active = ~self.leaf[node]
-        return self.value[node]
+        return self.value[node], path
 
     def split_features(self, tree: int) -> np.ndarray:
         """The design columns tree ``tree`` splits on."""
@@ -85,8 +94,9 @@ def occlusion_contributions(
     group ``g`` (``groups[j] == g``) set to ``reference``'s.
 
     Summed tree by tree: a tree that never splits on a group's columns gives both rows the same
-    leaf, and a row whose group columns already equal the reference's is unchanged, so only
-    those trees and rows are walked again — the same numbers as scoring every occluded table
+    leaf, and so does a tree whose path for the row meets no split on them, and a row whose
+    group columns already equal the reference's is unchanged: only the other trees and rows
+    are walked again — the same numbers as scoring every occluded table
     in full, at a fraction of the cost.
     """
     trees = _Trees(arrays)
@@ -96,12 +106,15 @@ def occlusion_contributions(
         used = np.unique(groups[trees.split_features(t)])
         if not len(used):
             continue
-        base = trees.leaf_values(t, D)
+        base, path = trees.walk(t, D)
+        path_groups = [np.where(met >= 0, groups[np.maximum(met, 0)], -1) for met in path]
         for g in used:
             if g not in changed:
                 cols = np.flatnonzero(groups == g)
-                changed[g] = (cols, np.flatnonzero((D[:, cols] != reference[cols]).any(axis=1)))
-            cols, rows = changed[g]
+                changed[g] = (cols, (D[:, cols] != reference[cols]).any(axis=1))
+            cols, differs = changed[g]
+            # only a row that meets a split on g on its path can land in another leaf
+            rows = np.flatnonzero(differs & np.logical_or.reduce([p == g for p in path_groups]))
             if not len(rows):
                 continue
             occluded = D[rows]
