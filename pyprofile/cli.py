@@ -671,7 +671,7 @@ def recommend(
         typer.Option(
             metavar="METHOD",
             help="auto, popularity, itemknn, ease, als or sequence (the sequence model reads "
-            "features.customer_event_sequences; auto leaves it out unless named)",
+            "features.customer_event_sequences; auto keeps it only when it wins by 5 %)",
         ),
     ] = None,
     seed: SeedOption = None,

@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from pyprofile.errors import InputError
-from pyprofile.flows.publish import ModelEntry, observation_date
+from pyprofile.flows.publish import ModelEntry, observation_date, read_events
 from pyprofile.models.sequence import SequenceRecommender
-from pyprofile.models.sequence_data import ITEM, TIME, TYPE, USER, read_tokens
+from pyprofile.models.sequence_data import ITEM, TIME, USER
 from pyprofile.warehouse.engine import Warehouse
 from pyprofile.warehouse.sql import qualified, quote
 
@@ -60,11 +60,7 @@ def read_history(wh: Warehouse, table: str) -> pd.DataFrame:
                 "(event_count above their rows): their history before a cutoff would depend on "
                 "later events; give a table with every event"
             )
-    cols = [USER, ITEM, "event_at"] + ([TYPE] if TYPE in columns else [])
-    events = wh.read(table, cols).to_pandas().rename(columns={"event_at": TIME})
-    if events.empty:
-        raise InputError(f"table {table} has no events (0 rows)")
-    return read_tokens(events, f"table {table}")
+    return read_events(wh, table)
 
 
 def until(events: pd.DataFrame, day: date) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from pyprofile.errors import InputError
 from pyprofile.models.data import as_arrow
+from pyprofile.models.sequence_data import ITEM, TIME, TYPE, USER, read_tokens
 from pyprofile.warehouse.contracts import conform
 from pyprofile.warehouse.engine import Warehouse
 from pyprofile.warehouse.functions import Function
@@ -79,6 +80,17 @@ def read_frame(wh: Warehouse, name: str, required: Sequence[str] = ()) -> pd.Dat
     if frame.empty:
         raise InputError(f"table {name} is empty (0 rows)")
     return frame
+
+
+def read_events(wh: Warehouse, table: str) -> pd.DataFrame:
+    """The events of ``table`` (customer_id, product_id, event_at as the timestamp, event_type
+    when present), validated as token sequences; a missing column or no events is an error."""
+    columns = wh.require(table, [USER, ITEM, "event_at"])
+    cols = [USER, ITEM, "event_at"] + ([TYPE] if TYPE in columns else [])
+    events = wh.read(table, cols).to_pandas().rename(columns={"event_at": TIME})
+    if events.empty:
+        raise InputError(f"table {table} has no events (0 rows)")
+    return read_tokens(events, f"table {table}")
 
 
 def observation_date(wh: Warehouse, table: str, column: str = "as_of_date") -> date | None:

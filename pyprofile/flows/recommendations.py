@@ -44,10 +44,17 @@ import numpy as np
 import pandas as pd
 
 from pyprofile.errors import InputError
-from pyprofile.flows.publish import ModelEntry, check_unique, observation_date, publish, stamp
+from pyprofile.flows.publish import (
+    ModelEntry,
+    check_unique,
+    observation_date,
+    publish,
+    read_events,
+    stamp,
+)
 from pyprofile.models.ranking import time_split
 from pyprofile.models.recommend import AUTO_CANDIDATES, ITEM, TIME, USER, WEIGHT, Recommender
-from pyprofile.models.sequence_data import TYPE, read_tokens, tokens_before
+from pyprofile.models.sequence_data import tokens_before
 from pyprofile.warehouse import tables
 from pyprofile.warehouse.engine import Warehouse
 from pyprofile.warehouse.sql import split_name
@@ -112,16 +119,8 @@ def _inputs(wh, interactions, customers, segments, segment_column, products, col
 
 
 def _read_sequences(wh: Warehouse, sequences: str | None) -> pd.DataFrame | None:
-    """The events of ``sequences`` (customer_id, product_id, event_at as timestamp, event_type
-    when present), or None."""
-    if sequences is None:
-        return None
-    wh.require(sequences, [USER, ITEM, "event_at"])
-    cols = [USER, ITEM, "event_at"] + ([TYPE] if TYPE in wh.columns(sequences) else [])
-    events = _read(wh, sequences, cols).rename(columns={"event_at": TIME})
-    if events.empty:
-        raise InputError(f"table {sequences} has no events (0 rows)")
-    return read_tokens(events, f"table {sequences}")
+    """The events of ``sequences`` (see :func:`~pyprofile.flows.publish.read_events`), or None."""
+    return None if sequences is None else read_events(wh, sequences)
 
 
 def run_recommendations(

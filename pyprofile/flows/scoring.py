@@ -501,7 +501,8 @@ def _score_stream(
     as_of, version, discount_rate, currency = stamps
     columns = [id_column]
     if propensity is not None:
-        columns += [c for c in propensity.features if c not in embedding_columns([c])]
+        embedded = set(embedding_columns(propensity.features))  # added per batch, not read
+        columns += [c for c in propensity.features if c not in embedded]
     if lifetime is not None:
         columns += list(LIFETIMES_COLUMNS)
     columns = list(dict.fromkeys(columns))

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from pyprofile.models.data import sample_rows
+
 
 def squared_distances(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """Squared Euclidean distance of every row to every center, summed left to right."""
@@ -66,10 +68,8 @@ def kmeans(space: np.ndarray, k: int, *, n_init: int, seed: int) -> tuple[np.nda
     """
     from sklearn.cluster import KMeans
 
-    fit_on = space
-    if len(space) > KMEANS_ROWS:
-        rows = np.random.default_rng(seed).choice(len(space), KMEANS_ROWS, replace=False)
-        fit_on = space[np.sort(rows)]
+    rows = sample_rows(len(space), KMEANS_ROWS, seed)
+    fit_on = space if rows is None else space[rows]
     km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(fit_on)
     centers = km.cluster_centers_.astype(np.float64)
     if fit_on is space:

@@ -45,28 +45,26 @@ class _Trees:
         self.right = arrays["gbm_right"].astype(np.int64)
         self.leaf = arrays["gbm_is_leaf"].astype(bool)
 
-    def leaf_values(self, tree: int, D: np.ndarray) -> np.ndarray:
-        """The leaf value tree ``tree`` gives every row of ``D``."""
-        return self.walk(tree, D)[0]
-
-    def walk(self, tree: int, D: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """(leaf value of every row, the split column each row meets at every depth; -1 once
-        it is in its leaf)."""
+    def leaf_values(
+        self, tree: int, D: np.ndarray, path: list[np.ndarray] | None = None
+    ) -> np.ndarray:
+        """The leaf value tree ``tree`` gives every row of ``D``; with ``path`` (a list), also
+        the split column each row meets at every depth appended to it (-1 once in its leaf)."""
         start = self.starts[tree]
         rows = np.arange(D.shape[0])
         node = np.full(D.shape[0], start, dtype=np.int64)
         active = ~self.leaf[node]
-        path = []
         while active.any():
             n = node[active]
-            met = np.full(D.shape[0], -1, dtype=np.int64)
-            met[active] = self.feat[n]
-            path.append(met)
+            if path is not None:
+                met = np.full(D.shape[0], -1, dtype=np.int64)
+                met[active] = self.feat[n]
+                path.append(met)
             x = D[rows[active], self.feat[n]]
             go_left = np.where(np.isnan(x), self.miss_left[n], x <= self.thr[n])
             node[active] = start + np.where(go_left, self.left[n], self.right[n])
             active = ~self.leaf[node]
-        return self.value[node], path
+        return self.value[node]
 
     def split_features(self, tree: int) -> np.ndarray:
         """The design columns tree ``tree`` splits on."""
@@ -106,7 +104,8 @@ def occlusion_contributions(
         used = np.unique(groups[trees.split_features(t)])
         if not len(used):
             continue
-        base, path = trees.walk(t, D)
+        path: list[np.ndarray] = []
+        base = trees.leaf_values(t, D, path)
         path_groups = [np.where(met >= 0, groups[np.maximum(met, 0)], -1) for met in path]
         for g in used:
             if g not in changed:

@@ -2,8 +2,8 @@
 (:mod:`~pyprofile.report.plots`) and returns plain blocks for the template.
 
 A block is a dict with a ``kind``: ``tiles`` (items: [(label, value)]), ``plot`` (alt, src),
-``note`` (text), ``table`` (columns, rows of text) or ``personas`` (cards). A section that cannot be drawn raises
-:class:`~pyprofile.report.data.Skip`; the aggregates behind the main plots go into the
+``note`` (text), ``table`` (columns, rows of text) or ``personas`` (cards). A section that
+cannot be drawn raises :class:`~pyprofile.report.data.Skip`; the aggregates behind the main plots go into the
 ``aggregates`` dict it is given (they become :attr:`ReportSummary.data`).
 """
 
@@ -445,12 +445,12 @@ def evaluation_table(frame: pd.DataFrame, k: int | None) -> Block:
 
     rows = [
         [
-            f"{r.model} (chosen)" if r.chosen else r.model,
-            number(r[1]),
-            number(r.held_out_ndcg),
-            number(r.held_out_recall),
+            f"{r['model']} (chosen)" if r["chosen"] else r["model"],
+            number(r["selection_ndcg@10"]),
+            number(r["held_out_ndcg"]),
+            number(r["held_out_recall"]),
         ]
-        for r in frame.itertuples(index=False)
+        for r in frame.to_dict("records")
     ]
     return table(columns, rows)
 
