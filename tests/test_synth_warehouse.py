@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.base import clone
 from typer.testing import CliRunner
@@ -356,3 +357,15 @@ def test_replay_carts_every_line_of_an_order_bigger_than_its_template():
     assert (events["type"] == 2).sum() == 2 and (events["product"] != -2).all()
     assert views["seconds"].tolist()[1:] == [views["seconds"].iloc[1]] * 3  # same time
     assert len(events) == 2 * 3 + 1 + 2 * 1 + 1
+
+
+def test_a_column_the_source_type_cannot_hold_stops_with_one_line():
+    """The copy keeps the source's raw types; a value they cannot hold is an error naming the
+    table and column, never a column silently written in another type."""
+    from pyprofile.flows.synth_warehouse import _as_raw
+
+    schema = pa.schema([("customer_id", pa.string()), ("age", pa.int64())])
+    fine = _as_raw("customers", pa.table({"customer_id": ["a"], "age": [41.0]}), schema)
+    assert fine.schema == schema and fine["age"].to_pylist() == [41]
+    with pytest.raises(InputError, match=r"raw\.customers\.age cannot be written as int64"):
+        _as_raw("customers", pa.table({"customer_id": ["a"], "age": ["forty"]}), schema)
