@@ -59,6 +59,15 @@ DbOption = Annotated[
 
 
 SeedOption = Annotated[int | None, typer.Option(metavar="SEED", help="Random seed")]
+EpsilonOption = Annotated[
+    float | None,
+    typer.Option(
+        metavar="E", help="Differentially private training with this epsilon (pyprofile[privacy])"
+    ),
+]
+DeltaOption = Annotated[
+    float | None, typer.Option(metavar="D", help="DP delta (default min(1e-5, 1/(10 rows)))")
+]
 EngineOption = Annotated[
     str,
     typer.Option(
@@ -530,6 +539,8 @@ def synth(
     privacy_filter: Annotated[
         bool, typer.Option(help="Drop rows closer to a real row than the holdout 5th percentile")
     ] = False,
+    epsilon: EpsilonOption = None,
+    delta: DeltaOption = None,
     seed: SeedOption = None,
 ):
     """Train the tabular GAN and write ml.synthetic_customers + ml.synthetic_quality."""
@@ -543,7 +554,14 @@ def synth(
         label=label,
         privacy_filter=privacy_filter,
         verbose=True,
-        **_given(table=table, epochs=epochs, batch_size=batch_size, random_state=seed),
+        **_given(
+            table=table,
+            epochs=epochs,
+            batch_size=batch_size,
+            random_state=seed,
+            epsilon=epsilon,
+            delta=delta,
+        ),
     )
     title = f"synthetic data quality ({summary['table']})"
     console.print(_kv_table(title, format_quality(summary)))

@@ -138,3 +138,30 @@ def test_bad_input():
         run_synthesizer(wh, epochs=0)
     with pytest.raises(InputError, match="batch_size"):
         run_synthesizer(wh, batch_size=0)
+
+
+def test_private_run_records_what_it_spent_in_the_quality_table_and_registry():
+    pytest.importorskip("opacus")
+    wh = Warehouse.open(":memory:")
+    wh.write("features.customer_features", features())
+    with pytest.raises(InputError, match="--privacy-filter compares synthetic rows"):
+        run_synthesizer(wh, epsilon=3.0, privacy_filter=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = run_synthesizer(
+            wh, rows=100, epochs=2, batch_size=50, label="has_purchased", epsilon=3.0
+        )
+    rows = wh.query(
+        "select metric, score from ml.synthetic_quality where metric_group = 'privacy' "
+        "and metric like 'dp_%' order by metric"
+    ).to_pylist()
+    assert [r["metric"] for r in rows] == ["dp_delta", "dp_epsilon"]
+    assert rows[1]["score"] == summary["dp_epsilon"] and 2.997 <= rows[1]["score"] <= 3.0
+    assert rows[0]["score"] == summary["dp_delta"] == 1e-5  # min(1e-5, 1 / (10 rows))
+    entry = load_model(wh, "synthesizer")
+    assert entry.metrics["dp_epsilon"] == summary["dp_epsilon"]
+    assert entry.params["epsilon"] == 3.0
+    assert (
+        "differential privacy",
+        f"epsilon {summary['dp_epsilon']:.3g}, delta 1e-05",
+    ) in format_quality(summary)

@@ -73,24 +73,23 @@ def run_synthesizer(
     Other keyword arguments (e.g. ``epochs``, ``batch_size``) go to :class:`Synthesizer`; unset
     ones keep its defaults. ``conditions`` ({column: value}) makes every synthetic row carry
     those values. ``privacy_filter`` drops synthetic rows closer to a real training row than
-    the held-out rows' 5th percentile.
+    the held-out rows' 5th percentile. ``epsilon`` (and ``delta``) make the fit differentially
+    private (:mod:`pyprofile.models.synth.dp`); what it spent goes to the quality table (group
+    ``privacy``: ``dp_epsilon``, ``dp_delta``) and the registry.
     """
     wh = Warehouse.open(wh)
     source, all_null = _read(wh, table)
     n = source.num_rows
     rows = n if rows is None else int(rows)
-    if rows < 1:
-        raise InputError(f"rows must be at least 1, got {rows}")
+    _check_request(rows, privacy_filter, synthesizer_params)
     data = source.drop_columns(all_null)
     train_idx, hold_idx = _split(n, holdout, random_state)
     params = {k: v for k, v in synthesizer_params.items() if v is not None}
     model = Synthesizer(random_state=random_state, device=device, verbose=verbose, **params)
     train = data.take(pa.array(train_idx))
     fit_seconds, notes = _fit(model, train, label)
-    frames = {
-        "train": train.to_pandas(),
-        "holdout": data.take(pa.array(hold_idx)).to_pandas() if len(hold_idx) else None,
-    }
+    holdout = data.take(pa.array(hold_idx)).to_pandas() if len(hold_idx) else None
+    frames = {"train": train.to_pandas(), "holdout": holdout}
     t0 = time.perf_counter()
     synthetic, dropped = _sample(model, rows, conditions, privacy_filter, frames)
     summary = {
@@ -108,9 +107,21 @@ def run_synthesizer(
         "sample_seconds": time.perf_counter() - t0,
         "privacy_filter_dropped": dropped,
         "notes": notes,
+        "dp_epsilon": model.epsilon_,
+        "dp_delta": model.delta_,
     }
     metric_rows = _evaluate(wh, table, model, synthetic, frames, summary)
     return _publish(wh, model, source.schema, synthetic, metric_rows, summary)
+
+
+def _check_request(rows: int, privacy_filter: bool, params: dict) -> None:
+    if rows < 1:
+        raise InputError(f"rows must be at least 1, got {rows}")
+    if privacy_filter and params.get("epsilon") is not None:
+        raise InputError(
+            "--privacy-filter compares synthetic rows with real ones, which the epsilon "
+            "guarantee does not cover: use one or the other"
+        )
 
 
 def _fit(model: Synthesizer, train: pa.Table, label: str | None) -> tuple[float, list[str]]:
@@ -148,6 +159,8 @@ def _evaluate(wh, table: str, model: Synthesizer, synthetic: pa.Table, frames, s
         column_pair_trends=report.column_pair_trends,
     )
     metric_rows = report.as_rows()
+    if summary["dp_epsilon"] is not None:
+        metric_rows += [_metric("privacy", k, summary[k]) for k in ("dp_epsilon", "dp_delta")]
     train_df, hold_df = frames["train"], frames["holdout"]
     if hold_df is not None:
         synth_df = synthetic.to_pandas()
@@ -161,7 +174,8 @@ def _evaluate(wh, table: str, model: Synthesizer, synthetic: pa.Table, frames, s
 
 def _publish(wh, model: Synthesizer, schema, synthetic, metric_rows, summary) -> dict:
     """Register the model and write the synthetic rows and their quality in one transaction."""
-    metrics = {k: summary[k] for k in ("quality_score", "column_shapes", "column_pair_trends")}
+    keys = ("quality_score", "column_shapes", "column_pair_trends", "dp_epsilon", "dp_delta")
+    metrics = {k: summary[k] for k in keys if summary[k] is not None}
     params = {
         **model.get_params(),
         "label": model.label_,
@@ -287,6 +301,9 @@ def format_quality(summary: dict) -> list[tuple[str, str]]:
                 f"{p['exact_copy_share_synthetic']:.2%} / {p['exact_copy_share_holdout']:.2%}",
             ),
         ]
+    if summary.get("dp_epsilon") is not None:
+        dp = f"epsilon {summary['dp_epsilon']:.3g}, delta {summary['dp_delta']:.3g}"
+        lines.append(("differential privacy", dp))
     if summary.get("privacy_filter_dropped"):
         lines.append(("dropped by privacy filter", str(summary["privacy_filter_dropped"])))
     return lines

@@ -55,6 +55,14 @@ class Synthesizer(Estimator):
 
     With ``label`` given to ``fit``, unconditional samples are stratified on the label so its
     rate matches the real one exactly, and training conditions on the label half of the time.
+
+    **Differential privacy** (``epsilon``, optional ``delta``; needs ``opacus``): the fit is
+    (epsilon, delta)-DP for adding or removing one row. The encoding is learnt from a noisy
+    summary, the critic by DP-SGD (per-row gradients clipped to ``dp_clip``, one row per
+    critic input), and no step reads real rows otherwise: no moment loss, no checkpoint
+    choice, integers numeric unless named in ``discrete_columns``. ``epsilon_`` and ``delta_``
+    hold what was spent (opacus' RDP accountant); the noise is secret, so private fits are not
+    repeatable. What is and is not protected: :mod:`pyprofile.models.synth.dp`.
     """
 
     fitted_attribute: ClassVar[str] = "nets_"
@@ -88,6 +96,9 @@ class Synthesizer(Estimator):
         eval_rows: int = 5000,
         amp: bool = False,
         calibrate_categories: bool = True,
+        epsilon: float | None = None,
+        delta: float | None = None,
+        dp_clip: float = 1.0,
         random_state: int = 0,
         device: str = "auto",
         threads: int | None = 1,
@@ -96,14 +107,12 @@ class Synthesizer(Estimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.max_steps, self.max_rows = max_steps, max_rows
-        self.noise_dim = noise_dim
-        self.generator_dim = generator_dim
+        self.noise_dim, self.generator_dim = noise_dim, generator_dim
         self.discriminator_dim = discriminator_dim
         self.generator_lr, self.discriminator_lr = generator_lr, discriminator_lr
         self.weight_decay = weight_decay
         self.discriminator_steps = discriminator_steps
-        self.pac = pac
-        self.gp_weight = gp_weight
+        self.pac, self.gp_weight = pac, gp_weight
         self.lr_schedule = lr_schedule
         self.max_modes = max_modes
         self.encoding = encoding
@@ -114,6 +123,7 @@ class Synthesizer(Estimator):
         self.select_best, self.eval_every, self.eval_rows = select_best, eval_every, eval_rows
         self.amp = amp
         self.calibrate_categories = calibrate_categories
+        self.epsilon, self.delta, self.dp_clip = epsilon, delta, dp_clip
         self.random_state = random_state
         self.device = device
         self.threads = threads
@@ -124,22 +134,15 @@ class Synthesizer(Estimator):
         """Learn the joint distribution of ``data`` (DataFrame or Arrow table)."""
         table = as_arrow(data)
         self._validate(table, label)
+        if self.epsilon is not None:
+            return self._fit_private(table, discrete_columns, label)
+        self.epsilon_ = self.delta_ = self.noise_multiplier_ = None
         strata = None if label is None else table[label].to_numpy(zero_copy_only=False)
         keep = sample_rows(table.num_rows, self.max_rows, self.random_state, strata=strata)
         if keep is not None:
             table = table.take(pa.array(keep))
         self.n_training_rows_ = table.num_rows
-        self.transformer_ = DataTransformer(
-            max_modes=self.max_modes, encoding=self.encoding, random_state=self.random_state
-        )
-        # the label is always a category
-        self.transformer_.fit(table, discrete_columns, also_discrete=[label] if label else ())
-        warn_excluded(self.transformer_.excluded_)
-        if label is not None and label in self.transformer_.excluded_:
-            raise InputError(
-                f"label column {label} is excluded ({self.transformer_.excluded_[label]})"
-            )
-        self.label_ = label
+        self._fit_transformer(table, discrete_columns, label)
         self.device_ = resolve_device(self.device)
         matrix = self.transformer_.transform(table)
         codes = self.transformer_.category_codes(table)
@@ -153,6 +156,78 @@ class Synthesizer(Estimator):
         if self.verbose:
             self._bar.stop()
         return self
+
+    def _fit_transformer(self, table, discrete_columns, label, private=None) -> None:
+        self.transformer_ = DataTransformer(
+            max_modes=self.max_modes, encoding=self.encoding, random_state=self.random_state
+        )
+        # the label is always a category
+        self.transformer_.fit(
+            table, discrete_columns, also_discrete=[label] if label else (), private=private
+        )
+        warn_excluded(self.transformer_.excluded_)
+        if label is not None and label in self.transformer_.excluded_:
+            raise InputError(
+                f"label column {label} is excluded ({self.transformer_.excluded_[label]})"
+            )
+        self.label_ = label
+
+    def _fit_private(self, table: pa.Table, discrete_columns, label) -> Synthesizer:
+        """A differentially private fit (:mod:`.dp`): the transformer from the private
+        summary, the critic by DP-SGD, no checkpoint choice, no moment loss."""
+        from pyprofile.models.synth import dp, dp_train
+
+        rng, noise = dp.secret_rng()
+        if self.max_rows is not None and table.num_rows > self.max_rows:  # Poisson: private
+            keep = np.flatnonzero(rng.random(table.num_rows) < self.max_rows / table.num_rows)
+            table = table.take(pa.array(keep))
+        n = self.n_training_rows_ = table.num_rows
+        config = self._config()
+        delta = self.delta if self.delta is not None else min(1e-5, 1 / (10 * n))
+        budget = dp.plan(
+            self.epsilon, delta, min(self.batch_size / n, 1.0), dp_train.private_steps(n, config)
+        )
+        summary = dp.PrivateSummary(budget.summary_noise, budget.delta, rng)
+        self._fit_transformer(table, discrete_columns, label, private=summary)
+        self.device_ = resolve_device(self.device)
+        matrix = self.transformer_.transform(table)
+        self._build(_codes_from_counts(self._released_counts()))
+        step = dp_train.PrivateStep(
+            nets=self.nets_,
+            data=torch.as_tensor(matrix, device=self.device_),
+            codes=self.transformer_.category_codes(table),
+            sampler=self.sampler_,
+            config=config,
+            noise_multiplier=budget.sgd_noise,
+            clip=self.dp_clip,
+            rng=rng,
+            noise=noise,
+            generator=torch.Generator(device=self.device_).manual_seed(self.random_state),
+        )
+        with torch_threads(self.threads, self.device_):
+            progress = self._progress() if self.verbose else None
+            self.history_, self.best_epoch_ = dp_train.train_private(step, progress=progress)
+            self._calibrate()
+        if self.verbose:
+            self._bar.stop()
+        self.epsilon_, self.delta_ = budget.spent(), budget.delta
+        self.noise_multiplier_ = budget.sgd_noise
+        return self
+
+    def _released_counts(self) -> np.ndarray:
+        """(discrete columns, widest) released category counts, each column scaled to the
+        same total (the condition sampler's code matrix is rebuilt from them)."""
+        specs = {s["name"]: s for s in self.transformer_.columns_}
+        names = self.transformer_.discrete_
+        width = max((len(specs[c]["counts"]) for c in names), default=1)
+        total = self.n_training_rows_
+        out = np.zeros((len(names), width), np.int64)
+        for d, c in enumerate(names):
+            share = np.asarray(specs[c]["counts"], float) * total / sum(specs[c]["counts"])
+            out[d, : len(share)] = np.floor(share)
+            rest = np.argsort(-(share - np.floor(share)), kind="stable")[: total - out[d].sum()]
+            out[d, rest] += 1
+        return out
 
     def column_kinds(self) -> dict[str, str]:
         """SDMetrics-style kind of every modelled column (numerical, datetime, categorical,
@@ -219,8 +294,13 @@ class Synthesizer(Estimator):
             progress=self._progress() if self.verbose else None,
         )
 
+    @property
+    def _pac(self) -> int:
+        """Rows per critic input: one in a private fit (a pack would couple rows' gradients)."""
+        return 1 if self.epsilon is not None else self.pac
+
     def _validate(self, table: pa.Table, label):
-        if self.batch_size % self.pac or self.batch_size <= 0:
+        if self.batch_size % self._pac or self.batch_size <= 0:
             raise InputError(
                 f"batch_size ({self.batch_size}) must be a multiple of pac ({self.pac})"
             )
@@ -232,10 +312,10 @@ class Synthesizer(Estimator):
                 raise InputError(f"{name} must be at least 1 (or None), got {value}")
         if table.num_rows == 0:
             raise InputError("the table is empty (0 rows): nothing to learn from")
-        if self.max_rows is not None and self.max_rows < self.pac:
-            raise InputError(f"max_rows ({self.max_rows}) must be at least pac ({self.pac})")
-        if table.num_rows < self.pac:
-            raise InputError(f"need at least {self.pac} rows to train, got {table.num_rows}")
+        if self.max_rows is not None and self.max_rows < self._pac:
+            raise InputError(f"max_rows ({self.max_rows}) must be at least pac ({self._pac})")
+        if table.num_rows < self._pac:
+            raise InputError(f"need at least {self._pac} rows to train, got {table.num_rows}")
         if label is not None and label not in table.column_names:
             raise InputError(f"label column {label} is not in the table ({table.num_rows} rows)")
 
@@ -256,7 +336,12 @@ class Synthesizer(Estimator):
             widths,
             gumbel=self.gumbel,
         )
-        d = Discriminator(t.output_dim_ + cond_dim, tuple(self.discriminator_dim), self.pac)
+        d = Discriminator(
+            t.output_dim_ + cond_dim,
+            tuple(self.discriminator_dim),
+            self._pac,
+            dropout=0.0 if self.epsilon is not None else 0.5,  # DP noise regularises instead
+        )
         init_(g, gen)
         init_(d, gen)
         cat_blocks = [i for i, b in enumerate(t.blocks_) if b.kind == "category"]
@@ -435,6 +520,7 @@ class Synthesizer(Estimator):
             "history": self.history_,
             "best_epoch": self.best_epoch_,
             "n_training_rows": self.n_training_rows_,
+            "privacy": [self.epsilon_, self.delta_, self.noise_multiplier_],
         }
         return arrays, state
 
@@ -450,6 +536,7 @@ class Synthesizer(Estimator):
         self.history_ = state["history"]
         self.best_epoch_ = state["best_epoch"]
         self.n_training_rows_ = state.get("n_training_rows")  # None: saved before it was kept
+        self.epsilon_, self.delta_, self.noise_multiplier_ = state.get("privacy", [None] * 3)
         self.device_ = resolve_device(self.device)
         self._build(_codes_from_counts(arrays["codes"]))
         for prefix, module in (("g", self.nets_.generator), ("d", self.nets_.discriminator)):

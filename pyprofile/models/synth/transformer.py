@@ -175,7 +175,10 @@ class DataTransformer:
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data, discrete_columns=None, *, exclude=(), also_discrete=()):
+    def fit(self, data, discrete_columns=None, *, exclude=(), also_discrete=(), private=None):
+        """Learn the encoding of ``data``; with ``private`` (a :class:`.dp.PrivateSummary`),
+        only from its noisy counts: categories that clear its threshold, quantiles of its
+        histograms, and integers numeric unless named discrete (no count of distinct values)."""
         table = as_arrow(data)
         if self.encoding not in ("quantile", "gmm"):
             raise InputError(f"encoding must be 'quantile' or 'gmm', got {self.encoding!r}")
@@ -183,32 +186,47 @@ class DataTransformer:
             raise InputError("the table is empty (0 rows): nothing to learn from")
         rng = np.random.default_rng(self.random_state)
         kinds = {f.name: _kind(f) for f in table.schema}
-        excluded, names = self._usable(table, kinds, exclude)
+        excluded, names = self._usable(table, kinds, exclude, counted=private is None)
+        if private is not None and discrete_columns is None:
+            discrete_columns = ()  # integers with few values are not counted: numeric
         discrete = self._discrete(table, kinds, names, discrete_columns)
         discrete |= {c for c in also_discrete if c in names}
+        specs = {}
+        if private is not None:
+            private.bind(len(names), len(names) - len(discrete))
+            specs = {c: _private_spec(private.categories(table[c]), c, kinds[c]) for c in discrete}
+            for c in [c for c, spec in specs.items() if not spec["categories"]]:
+                excluded[c] = "no category is frequent enough to release under the privacy budget"
+            names = [c for c in names if c not in excluded]
+        self.private_ = private is not None
         self.excluded_ = excluded
         self.schema_ = pa.schema([table.schema.field(c) for c in names])
         self.full_schema_ = table.schema
         self.n_rows_ = table.num_rows
         self.columns_ = [
-            _discrete_spec(table, c, kinds[c])
+            specs.get(c) or _discrete_spec(table, c, kinds[c])
             if c in discrete
             else {"name": c, "kind": kinds[c], "type": "numeric"}
             for c in names
         ]
-        self._fit_numeric(table, [c for c in names if c not in discrete], rng)
+        self._fit_numeric(table, [c for c in names if c not in discrete], rng, private)
         self.calibration_ = None
         self._layout()
         return self
 
     @staticmethod
-    def _usable(table: pa.Table, kinds: dict[str, str], exclude) -> tuple[dict, list[str]]:
-        """(excluded columns with the reason, the columns to model); unusable ones refused."""
+    def _usable(table: pa.Table, kinds: dict[str, str], exclude, *, counted=True):
+        """(excluded columns with the reason, the columns to model); unusable ones refused.
+        Without ``counted`` (a private fit) text is never left out for its count of values."""
         n = table.num_rows
         bad = [
             f"{c} ({table.schema.field(c).type})" for c, k in kinds.items() if k == "unsupported"
         ]
-        uniques = {c: pc.count_distinct(table[c]).as_py() for c, k in kinds.items() if k == "str"}
+        uniques = {
+            c: pc.count_distinct(table[c]).as_py()
+            for c, k in kinds.items()
+            if k == "str" and counted
+        }
         excluded = excluded_columns(table.column_names, n, uniques)
         excluded.update({c: "excluded by the caller" for c in exclude})
         bad = [b for b in bad if b.split(" ")[0] not in excluded]
@@ -247,7 +265,9 @@ class DataTransformer:
         discrete = {c for c in given if c in names}
         return discrete | {c for c in names if kinds[c] in ("str", "bool")}
 
-    def _fit_numeric(self, table, numeric, rng):
+    def _fit_numeric(self, table, numeric, rng, private=None):
+        if private is not None:
+            return self._fit_private(table, numeric, private, rng)
         specs = {s["name"]: s for s in self.columns_}
         # quantile-encoded columns are Gaussian already: one mode; standardised ones: CTGAN's 10
         k = self.max_modes or (1 if self.encoding == "quantile" else 10)
@@ -274,8 +294,33 @@ class DataTransformer:
         )
         self._z_cache = z  # the training encoding reuses it (dropped after transform)
 
+    def _fit_private(self, table, numeric, private, rng):
+        """Quantiles and null shares from the private summary's histograms; the rows are then
+        encoded through those quantiles (not through their ranks among each other, which
+        would make one row's encoding depend on the others)."""
+        if self.encoding != "quantile" or (self.max_modes or 1) != 1:
+            raise InputError("a private fit takes the default encoding (quantile, one mode)")
+        specs = {s["name"]: s for s in self.columns_}
+        self.numeric_ = numeric
+        m = len(numeric)
+        self.quantiles_, self.bounds_ = np.zeros((m, QUANTILES)), np.zeros((m, 2))
+        self.loc_, self.scale_ = np.zeros(m), np.ones(m)
+        zs = []
+        for j, c in enumerate(numeric):
+            x = _numeric(table[c], specs[c]["kind"])
+            self.quantiles_[j], share = private.numeric(x, specs[c]["kind"])
+            specs[c].update(has_null=share > 0, null_share=share, decimals=-1)
+            self.bounds_[j] = self.quantiles_[j][[0, -1]]
+            zs.append(self._to_gauss(j, x, rng))
+        self._z_cache = np.stack(zs, 1) if zs else np.zeros((self.n_rows_, 0))
+        # the quantile map makes every column standard normal: one mode, known exactly
+        self.means_, self.stds_, self.weights_ = np.zeros((m, 1)), np.ones((m, 1)), np.ones((m, 1))
+
     def _to_gauss(self, j, x, rng):
-        """Numeric column -> Gaussian scale (NaN kept)."""
+        """Numeric column -> Gaussian scale (NaN kept): through the column's ranks, or, once
+        private, through the released quantiles (a row's encoding then needs no other row)."""
+        if self.private_:
+            return _through_knots(x, self.quantiles_[j], rng)
         if self.encoding == "gmm":
             return (x - self.loc_[j]) / self.scale_[j]
         valid = ~np.isnan(x)
@@ -389,6 +434,8 @@ class DataTransformer:
             mapped = lookup[idx]
             if None in cats:
                 mapped = np.where(mapped < 0, cats.index(None), mapped)
+            if self.private_:  # a private fit: the first released category
+                mapped = np.where(mapped < 0, 0, mapped)
             if (mapped < 0).any():
                 raise InputError(f"column {c} has values not seen in training")
             codes[:, d] = mapped
@@ -536,6 +583,7 @@ class DataTransformer:
             "numeric": self.numeric_,
             "excluded": self.excluded_,
             "n_rows": self.n_rows_,
+            "private": self.private_,
         }
         if self.calibration_ is not None:
             arrays["calibration"] = self.calibration_
@@ -555,9 +603,38 @@ class DataTransformer:
         self.numeric_ = meta["numeric"]
         self.excluded_ = meta["excluded"]
         self.n_rows_ = meta["n_rows"]
+        self.private_ = meta.get("private", False)
         self.calibration_ = arrays.get("calibration")
         self._layout()
         return self
+
+
+def _through_knots(x: np.ndarray, knots: np.ndarray, rng) -> np.ndarray:
+    """A column to the Gaussian scale through fixed quantile knots, row by row (NaN kept);
+    a value on a run of equal knots (a point mass) is spread uniformly over its levels."""
+    out = np.full_like(x, np.nan)
+    valid = ~np.isnan(x)
+    v = np.clip(x[valid], knots[0], knots[-1])
+    lo = np.searchsorted(knots, v, "left")
+    hi = np.searchsorted(knots, v, "right")
+    # inside a cell: interpolate; on knots: spread over the run of equal ones
+    between = np.interp(v, knots, np.arange(len(knots)))
+    level = np.where(hi > lo, lo + rng.random(len(v)) * (hi - 1 - lo), between)
+    u = np.clip(level / (len(knots) - 1), 0.5 / len(knots), 1 - 0.5 / len(knots))
+    out[valid] = ndtri(u)
+    return out
+
+
+def _private_spec(released: tuple[list, list[int]], name: str, kind: str) -> dict:
+    """A discrete column's spec from the private summary's released categories and counts."""
+    values, counts = released
+    return {
+        "name": name,
+        "kind": kind,
+        "type": "discrete",
+        "categories": [_jsonable(v) for v in values],
+        "counts": counts,
+    }
 
 
 def _discrete_spec(table: pa.Table, name: str, kind: str) -> dict:

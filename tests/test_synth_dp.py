@@ -1,0 +1,164 @@
+"""Differentially private synthesizer: the budget, the private summary, per-row clipping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import torch
+
+from pyprofile.errors import InputError
+from pyprofile.models.synth import Synthesizer, dp, dp_train
+
+pytest.importorskip("opacus")
+
+
+def _table(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(50, 10, n)
+    spend = np.exp(rng.normal(4, 1, n))
+    spend[rng.random(n) < 0.2] = np.nan
+    return pd.DataFrame(
+        {
+            "a": a,
+            "b": a * 2 + rng.normal(0, 5, n),
+            "plan": np.where(a > 50, "gold", "basic"),
+            "spend": spend,
+            "churn": rng.random(n) < 0.3,
+        }
+    )
+
+
+def test_budget_spends_exactly_epsilon_and_matches_opacus_calibration():
+    from opacus.accountants.utils import get_noise_multiplier
+
+    budget = dp.plan(3.0, 1e-5, 0.05, 2000)
+    assert 2.997 <= budget.spent() <= 3.0
+    # the summary alone spends its share
+    assert dp.spent([(budget.summary_noise, 1.0, 2)], 0.5e-5) == pytest.approx(0.6, rel=1e-3)
+    # DP-SGD gets less than the whole budget, more than what is left after the summary's share
+    alone, rest = (
+        get_noise_multiplier(
+            target_epsilon=e,
+            target_delta=0.5e-5,
+            sample_rate=0.05,
+            steps=2000,
+            epsilon_tolerance=1e-3,
+        )
+        for e in (3.0, 2.4)
+    )
+    assert alone < budget.sgd_noise < rest
+    assert dp.plan(10.0, 1e-5, 0.05, 2000).sgd_noise < budget.sgd_noise
+    with pytest.raises(InputError, match="epsilon must be a positive"):
+        dp.plan(0.0, 1e-5, 0.05, 10)
+
+
+def test_summary_releases_no_rare_category_and_true_quantiles_with_little_noise():
+    col = pa.chunked_array([["a"] * 500 + ["b"] * 300 + ["only-one-row"]])
+    summary = dp.PrivateSummary(1.0, 1e-5, np.random.default_rng(0))
+    summary.bind(n_columns=5, n_numeric=2)
+    for _ in range(50):
+        values, counts = summary.categories(col)
+        assert values == ["a", "b"]
+        assert abs(counts[0] - 500) < 15 and abs(counts[1] - 300) < 15
+    x = np.random.default_rng(1).lognormal(3, 1, 50_000)
+    x[:5000] = np.nan
+    quiet = dp.PrivateSummary(1e-3, 1e-5, np.random.default_rng(0))
+    quiet.bind(1, 1)
+    knots, null_share = quiet.numeric(x, "float")
+    assert null_share == pytest.approx(0.1, abs=1e-3)
+    valid = x[~np.isnan(x)]
+    for level in (0.1, 0.5, 0.9):
+        true = np.quantile(valid, level)
+        assert knots[int(level * (len(knots) - 1))] == pytest.approx(true, rel=0.08)
+
+
+def _step(synth, clip, noise_multiplier=0.0):
+    return dp_train.PrivateStep(
+        nets=synth.nets_,
+        data=torch.zeros((100, synth.transformer_.output_dim_)),
+        codes=np.zeros((100, len(synth.transformer_.discrete_)), np.int64),
+        sampler=synth.sampler_,
+        config=synth._config(),
+        noise_multiplier=noise_multiplier,
+        clip=clip,
+        rng=np.random.default_rng(0),
+        noise=torch.Generator().manual_seed(0),
+        generator=torch.Generator().manual_seed(0),
+    )
+
+
+def _reference_gradient(disc, real, fake, alpha, gp_weight, clip, expected):
+    """Per-row WGAN-GP gradients by plain autograd, one row at a time, clipped and averaged."""
+    total = [torch.zeros_like(p) for p in disc.parameters()]
+    for r, f, a in zip(real, fake, alpha, strict=True):
+        mix = (a * r + (1 - a) * f)[None].requires_grad_(True)
+        (slope,) = torch.autograd.grad(disc(mix).sum(), mix, create_graph=True)
+        gp = (slope.norm() - 1) ** 2
+        loss = disc(f[None]).sum() - disc(r[None]).sum() + gp_weight * gp
+        grads = torch.autograd.grad(loss, list(disc.parameters()))
+        norm = torch.sqrt(sum(g.pow(2).sum() for g in grads))
+        factor = min(1.0, clip / (float(norm) + 1e-6))
+        total = [t + factor * g for t, g in zip(total, grads, strict=True)]
+    return [t / expected for t in total]
+
+
+@pytest.mark.parametrize("clip", [1e6, 0.05])
+def test_private_gradient_is_the_mean_of_clipped_per_row_gradients(clip):
+    synth = Synthesizer(epochs=1, batch_size=50, epsilon=5.0, threads=1).fit(
+        _table(), label="churn"
+    )
+    step = _step(synth, clip)
+    width = synth.transformer_.output_dim_ + synth.sampler_.dim
+    gen = torch.Generator().manual_seed(3)
+    real, fake = torch.randn((7, width), generator=gen), torch.randn((7, width), generator=gen)
+    alpha = torch.rand((7, 1), generator=gen)
+    grads, _, _ = step.private_gradient(real, fake, alpha)
+    disc = synth.nets_.discriminator
+    reference = _reference_gradient(disc, real, fake, alpha, step.config.gp_weight, clip, 50)
+    for (name, _), ref in zip(disc.named_parameters(), reference, strict=True):
+        torch.testing.assert_close(grads[name], ref, rtol=1e-4, atol=1e-6)
+    if clip < 1:  # clipped: no row moves the sum by more than clip
+        assert float(torch.sqrt(sum(g.pow(2).sum() for g in grads.values()))) * 50 <= 7 * clip
+
+
+def test_private_fit_spends_the_budget_keeps_it_and_is_not_repeatable_by_seed():
+    df = _table()
+    synth = Synthesizer(epochs=3, batch_size=50, epsilon=3.0, threads=1).fit(df, label="churn")
+    assert 2.997 <= synth.epsilon_ <= 3.0
+    assert synth.delta_ == pytest.approx(min(1e-5, 1 / (10 * len(df))))
+    assert synth.best_epoch_ == 3  # no checkpoint chosen on real rows
+    out = synth.sample(400)
+    assert list(out.columns) == list(df.columns) and len(out) == 400
+    # the label rate follows the released counts, not the exact real one
+    assert 0.15 < out["churn"].mean() < 0.45
+    again = Synthesizer.from_artifact(synth.to_artifact())
+    assert (again.epsilon_, again.delta_) == (synth.epsilon_, synth.delta_)
+    pd.testing.assert_frame_equal(
+        again.sample(50, random_state=1), synth.sample(50, random_state=1)
+    )
+    other = Synthesizer(epochs=3, batch_size=50, epsilon=3.0, threads=1).fit(df, label="churn")
+    assert not other.sample(50, random_state=1).equals(synth.sample(50, random_state=1))
+    plain = Synthesizer(epochs=1, batch_size=50, threads=1).fit(df)
+    assert plain.epsilon_ is None
+
+
+def test_private_encoding_of_a_row_does_not_depend_on_the_other_rows():
+    df = _table()
+    synth = Synthesizer(epochs=1, batch_size=50, epsilon=3.0, threads=1).fit(df, label="churn")
+    t = synth.transformer_
+    whole = t.transform(pa.Table.from_pandas(df), random_state=0)
+    alone = np.concatenate(
+        [t.transform(pa.Table.from_pandas(df.iloc[[i]]), random_state=0) for i in range(5)]
+    )
+    # numeric values of continuous columns (no ties): the same with or without the others
+    np.testing.assert_allclose(alone[:, : t.n_values_], whole[:5, : t.n_values_], atol=1e-6)
+
+
+def test_a_category_held_by_few_rows_is_never_released_and_never_sampled():
+    df = _table(800)
+    df.loc[:2, "plan"] = "secret-plan"
+    synth = Synthesizer(epochs=1, batch_size=50, epsilon=3.0, threads=1).fit(df, label="churn")
+    assert "secret-plan" not in synth.transformer_.columns_[2]["categories"]
+    assert "secret-plan" not in set(synth.sample(2000)["plan"])
