@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.func import functional_call, grad, vmap
 
+from pyprofile.models.synth.modules import LEAK, Discriminator
 from pyprofile.models.synth.train import (
     ConditionSampler,
     Nets,
@@ -101,37 +101,17 @@ class PrivateStep:
         gradient clipped to ``clip``, summed, plus Gaussian noise, over the expected sample
         size; and the sample's mean loss and penalty."""
         disc = self.nets.discriminator
-        params = {k: v.detach() for k, v in disc.named_parameters()}
-        if len(real):
-            grads, (loss, gp) = vmap(grad(self._pair_loss, has_aux=True), in_dims=(None, 0, 0, 0))(
-                params, real, fake, alpha
-            )
-            norms = torch.sqrt(sum(g.reshape(len(real), -1).pow(2).sum(1) for g in grads.values()))
+        with torch.no_grad():
+            grads, loss, gp = pair_gradients(disc, real, fake, alpha, self.config.gp_weight)
+            norms = torch.sqrt(sum(g.reshape(len(real), -1).pow(2).sum(1) for g in grads))
             scale = (self.clip / (norms + 1e-6)).clamp(max=1.0)
-            summed = {k: torch.tensordot(scale, g, dims=1) for k, g in grads.items()}
-            stats = loss.mean().item(), gp.mean().item()
-        else:  # an empty Poisson sample: the update is noise alone
-            summed = {k: torch.zeros_like(v) for k, v in params.items()}
-            stats = 0.0, 0.0
-        out = {}
-        for name, value in summed.items():
-            sd = self.noise_multiplier * self.clip
-            noise = torch.normal(0.0, sd, value.shape, generator=self.noise).to(value.device)
-            out[name] = (value + noise) / self.expected
+            out = {}
+            for (name, p), g in zip(disc.named_parameters(), grads, strict=True):
+                sd = self.noise_multiplier * self.clip
+                noise = torch.normal(0.0, sd, p.shape, generator=self.noise).to(p.device)
+                out[name] = (torch.tensordot(scale, g, dims=1) + noise) / self.expected
+        stats = (loss.mean().item(), gp.mean().item()) if len(real) else (0.0, 0.0)
         return out, *stats
-
-    def _pair_loss(self, params, real, fake, alpha):
-        """One pair's WGAN-GP critic loss (and its parts), as a function of the parameters."""
-        disc = self.nets.discriminator
-
-        def score(p, x):
-            return functional_call(disc, p, (x[None],))[0, 0]
-
-        mix = alpha * real + (1 - alpha) * fake
-        slope = grad(score, argnums=1)(params, mix)
-        gp = (torch.sqrt(slope.pow(2).sum() + 1e-12) - 1) ** 2
-        loss = score(params, fake) - score(params, real)
-        return loss + self.config.gp_weight * gp, (loss, gp)
 
     def generator_step(self) -> tuple[float, float]:
         """One generator update against the critic (generated rows only)."""
@@ -189,3 +169,70 @@ def train_private(step: PrivateStep, *, progress=None) -> tuple[list[dict], int]
         if progress is not None:
             progress(record)
     return history, config.epochs
+
+
+def _forward(disc: Discriminator, x: torch.Tensor):
+    """Inputs of every layer and the leaky ReLU's slope at every hidden unit."""
+    inputs, slopes = [x], []
+    for layer in disc.hidden:
+        pre = layer(inputs[-1])
+        slopes.append(torch.where(pre > 0, 1.0, LEAK))
+        inputs.append(pre * slopes[-1])
+    return inputs, slopes, disc.out(inputs[-1])[:, 0]
+
+
+def _score_gradients(disc, inputs, slopes, sign: float) -> list[torch.Tensor]:
+    """Per-row gradients of ``sign * critic(x)`` (weights and biases, in parameter order)."""
+    back = torch.full((len(inputs[0]), 1), sign, device=inputs[0].device)
+    out = [back[:, :, None] * inputs[-1][:, None, :], back]
+    back = back @ disc.out.weight
+    for layer, x, slope in zip(disc.hidden[::-1], inputs[-2::-1], slopes[::-1], strict=True):
+        back = back * slope
+        out = [back[:, :, None] * x[:, None, :], back, *out]
+        back = back @ layer.weight
+    return out
+
+
+def _penalty_gradients(disc, slopes, gp_weight: float):
+    """Per-row gradients of ``gp_weight * (|d critic / dx| - 1) ** 2`` and the penalties.
+
+    The critic is piecewise linear, so its input gradient is a product of weights and fixed
+    slopes, ``W1' s1 W2' s2 ... w``; differentiating the penalty through that product gives
+    each weight an outer product of two per-row vectors (biases get nothing)."""
+    weights = [layer.weight for layer in disc.hidden]
+    vs = [slopes[-1] * disc.out.weight]  # v_L, then v_(L-1) ... v_1
+    for w, slope in zip(weights[:0:-1], slopes[-2::-1], strict=True):
+        vs.append(slope * (vs[-1] @ w))
+    vs = vs[::-1]  # v_1 ... v_L
+    slope_x = vs[0] @ weights[0]  # the critic's gradient in its input, per row
+    norm = torch.sqrt(slope_x.pow(2).sum(1, keepdim=True) + 1e-12)
+    penalty = (norm - 1)[:, 0] ** 2
+    back = gp_weight * 2 * (norm - 1) * slope_x / norm
+    out = []
+    for k, w in enumerate(weights):
+        if k:  # v_k = s_k * (v_(k+1) W_(k+1)): back is d/d v_k here
+            back = back * slopes[k - 1]
+        out += [vs[k][:, :, None] * back[:, None, :], torch.zeros_like(vs[k])]
+        back = back @ w.T
+    out += [(back * slopes[-1])[:, None, :], torch.zeros((len(back), 1), device=back.device)]
+    return out, penalty
+
+
+def pair_gradients(disc, real, fake, alpha, gp_weight):
+    """Per-row gradients (one tensor per parameter, rows first) of each pair's WGAN-GP loss
+    ``critic(fake) - critic(real) + gp_weight * penalty``, the losses and the penalties.
+    Written out for the critic's MLP (no dropout) instead of per-row autograd: many times
+    faster, and tested against autograd row by row."""
+    if disc.dropout and disc.training:
+        raise ValueError("a private critic has no dropout")
+    real_in, real_slopes, real_score = _forward(disc, real)
+    fake_in, fake_slopes, fake_score = _forward(disc, fake)
+    mix_slopes = _forward(disc, alpha * real + (1 - alpha) * fake)[1]
+    gp_grads, penalty = _penalty_gradients(disc, mix_slopes, gp_weight)
+    parts = zip(
+        _score_gradients(disc, fake_in, fake_slopes, 1.0),
+        _score_gradients(disc, real_in, real_slopes, -1.0),
+        gp_grads,
+        strict=True,
+    )
+    return [a + b + c for a, b, c in parts], fake_score - real_score, penalty

@@ -125,6 +125,9 @@ class Generator(nn.Module):
         return logits - torch.log(-torch.log(u + 1e-20) + 1e-20)
 
 
+LEAK = 0.2  # the critic's leaky ReLU slope (private fits differentiate it by hand)
+
+
 class Discriminator(nn.Module):
     """Packed critic: ``pac`` rows are concatenated and scored together (PacGAN)."""
 
@@ -139,7 +142,7 @@ class Discriminator(nn.Module):
     def forward(self, x, generator: torch.Generator | None = None):
         h = x.reshape(-1, x.shape[1] * self.pac)
         for layer in self.hidden:
-            h = F.leaky_relu(layer(h), 0.2)
+            h = F.leaky_relu(layer(h), LEAK)
             if self.training and self.dropout > 0:
                 keep = torch.rand(h.shape, generator=generator, device=h.device) >= self.dropout
                 h = h * keep / (1 - self.dropout)
