@@ -282,6 +282,8 @@ def run_seed(X: pd.DataFrame, y: np.ndarray, seed: int, args) -> list[dict]:
     rows = []
     for arm, extra in arms.items():
         model = propensity(real, y_real, extra, seed)
+        if arm == "none":
+            rows += plausibility(model, arms, Xt, yt, seed)
         for name in ("auto", "linear", "gbm"):
             p = model.predict_proba(Xt, model=None if name == "auto" else name)[:, 1]
             chosen = model.best_model_ if name == "auto" else name
@@ -292,6 +294,19 @@ def run_seed(X: pd.DataFrame, y: np.ndarray, seed: int, args) -> list[dict]:
     p = plain_hgb(Xf, yf, Xt, seed, balanced=True)
     rows.append(record(seed, "balanced weights", "plain HGB", yt, p))
     return rows
+
+
+def plausibility(model, arms, Xt, yt, seed) -> list[dict]:
+    """How positive each arm's synthetic rows look to the model fitted on real rows only: its
+    mean score on them, next to its mean score on the real test positives and negatives."""
+    sets = {"real test positives": Xt[yt == 1], "real test negatives": Xt[yt == 0]}
+    sets.update((arm, rows) for arm, rows in arms.items() if len(rows))
+    out = []
+    for name, rows in sets.items():
+        score = float(model.predict_proba(rows)[:, 1].mean())
+        out.append({"seed": seed, "arm": name, "model": "plausibility", "score": score})
+    print("  plausibility: " + ", ".join(f"{r['arm']} {r['score']:.3f}" for r in out), flush=True)
+    return out
 
 
 def record(seed, arm, model, yt, p, chosen="") -> dict:
@@ -373,6 +388,13 @@ def report(table: pd.DataFrame, dataset: str, args) -> None:
     for model in ("PropensityModel auto", "PropensityModel linear", "PropensityModel gbm"):
         print(f"\n## {dataset}: {model}, mean ± sd over seeds {args.seeds}\n")
         print(markdown(summary(table, model)))
+    part = table[table.model == "plausibility"].groupby("arm", sort=False).score
+    looks = part.agg(["mean", "std"]).reset_index()
+    looks["mean score ± sd"] = [
+        f"{m:.3f} ± {d:.3f}" for m, d in zip(looks["mean"], looks["std"], strict=True)
+    ]
+    print(f"\n## {dataset}: score of the no-augmentation PropensityModel on each set of rows\n")
+    print(markdown(looks[["arm", "mean score ± sd"]]))
     print(f"\n## {dataset}: plain HistGradientBoosting (no recalibration)\n")
     print(markdown(summary(table, "plain HGB")))
     for model in ("PropensityModel auto", "plain HGB"):
