@@ -1,7 +1,8 @@
 """Rare-group augmentation: do GAN positives help a propensity model learn a rare class?
 
-    nice -n 10 python benchmarks/bench_augment.py --datasets telco demo --seeds 0 1 2 \
-        --epochs 300 --ratios 0.15 0.5 --demo-customers 30000
+    nice -n 10 python benchmarks/bench_augment.py --datasets telco demo --seeds 0 1 2 --epochs 200
+
+(about 15 minutes on the project's loaded 2-core box; results in benchmarks/results/augment.md)
 
 Issue 18, item 5. Per data set and seed, on one split:
 
