@@ -74,6 +74,19 @@ def test_summary_releases_no_rare_category_and_true_quantiles_with_little_noise(
         assert knots[int(level * (len(knots) - 1))] == pytest.approx(true, rel=0.08)
 
 
+def test_dates_stay_in_their_window_whatever_the_noise():
+    days = np.random.default_rng(2).integers(19_000, 19_730, 3000).astype(float)  # 2022-2024
+    loud = dp.PrivateSummary(30.0, 1e-5, np.random.default_rng(0))
+    loud.bind(20, 10)
+    for _ in range(20):
+        knots, _ = loud.numeric(days, "date")
+        assert dp.DATE_WINDOW[0] <= knots[0] <= knots[-1] <= dp.DATE_WINDOW[1]
+    quiet = dp.PrivateSummary(1e-3, 1e-5, np.random.default_rng(0))
+    quiet.bind(1, 1)
+    knots, _ = quiet.numeric(days, "date")
+    assert abs(knots[500] - np.median(days)) < 30  # a month, out of a two-year range
+
+
 def _step(synth, clip, noise_multiplier=0.0):
     return dp_train.PrivateStep(
         nets=synth.nets_,

@@ -9,7 +9,8 @@ is released through one of three mechanisms, composed by opacus' RDP accountant:
    L2 sensitivity is the square root of the column count); then a finer histogram of each
    numeric column over the range the first release found. Categories are released only when
    their noisy count clears a threshold (a value held by one row appears with probability at
-   most ``delta / 2`` over all columns); numeric histograms live on a fixed public grid. The
+   most ``delta / 2`` over all columns); numeric histograms live on a fixed public grid (dates and timestamps: quarters from 1900 to
+   2100, values outside counted at the ends). The
    encoding's quantiles, null shares and category frequencies come from these counts only.
 2. **DP-SGD for the critic** (the only network that sees real rows): Poisson-sampled rows,
    per-row gradients (``torch.func``; the gradient penalty included), clipped to ``clip`` and
@@ -38,10 +39,11 @@ from scipy.special import ndtri
 from pyprofile.errors import InputError
 
 SUMMARY_SHARE = 0.2  # of epsilon spent on the summary (alone); DP-SGD gets the rest
-THRESHOLD_SDS = 3.0  # numeric cells below this many noise sds are taken as empty
+SPURIOUS = 0.01  # chance that an empty cell of a histogram looks filled, per histogram
 COARSE_WIDTH = 0.5  # first release: cells of this width in asinh(x), over +-COARSE_LIMIT
 COARSE_LIMIT = 40.0  # asinh(2e17): microsecond timestamps fit
 MIN_BINS, MAX_BINS = 8, 128  # second release: as many cells as the noise allows
+DATE_WINDOW = (-25_567, 47_482)  # 1900-01-01 .. 2100-01-01 in days from 1970
 
 
 def _accountant():
@@ -149,24 +151,41 @@ class PrivateSummary:
         """(quantile knots at ``len(levels)`` levels, null share) of a column (NaN = null)."""
         null = np.isnan(x)
         valid = x[~null]
-        # first release: coarse cells on a symmetric log scale, and the null count
-        edges = np.arange(-COARSE_LIMIT, COARSE_LIMIT + COARSE_WIDTH, COARSE_WIDTH)
-        coarse = np.histogram(np.clip(np.arcsinh(valid), -COARSE_LIMIT, COARSE_LIMIT), edges)[0]
+        # first release: coarse cells on a public grid (the null count comes in the second)
+        edges, to_value = _coarse_grid(kind)
+        position = np.arcsinh(valid) if to_value is np.sinh else valid
+        coarse = np.histogram(np.clip(position, edges[0], edges[-1]), edges)[0]
         coarse = self._noisy(coarse.astype(float), self.sd_first)
-        kept = _cells(coarse, THRESHOLD_SDS * self.sd_first)
-        lo, hi = np.sinh(edges[kept[0]]), np.sinh(edges[kept[-1] + 1])
+        kept = _cells(coarse, _bar(self.sd_first, len(coarse)))
+        lo, hi = to_value(edges[kept[0]]), to_value(edges[kept[-1] + 1])
         # second release: finer cells over that range, as many as the noise leaves useful
         total = max(coarse[kept].sum(), 1.0)
-        bins = int(np.clip(total / (4 * THRESHOLD_SDS * self.sd_second), MIN_BINS, MAX_BINS))
+        bins = int(np.clip(total / (4 * _bar(self.sd_second, MAX_BINS)), MIN_BINS, MAX_BINS))
         grid = _grid(lo, hi, bins, kind)
         fine = np.histogram(np.clip(valid, grid[0], grid[-1]), grid)[0].astype(float)
         counts = np.append(fine, null.sum())
         counts = self._noisy(counts, self.sd_second)
-        bar = THRESHOLD_SDS * self.sd_second
+        bar = _bar(self.sd_second, bins + 1)
         fine, nulls = np.zeros(bins), counts[-1] if counts[-1] > bar else 0.0
         kept = _cells(counts[:-1], bar)
         fine[kept] = np.clip(counts[:-1][kept], 1e-9, None)
         return _knots(grid, fine), float(nulls / (nulls + fine.sum()))
+
+
+def _coarse_grid(kind: str):
+    """(edges, edge -> value) of the first release: quarters from 1900 to 2100 for dates and
+    timestamps (values outside are counted at the ends), else cells of ``COARSE_WIDTH`` on
+    asinh(x), whose relative width suits amounts and counts of any size."""
+    if kind in ("date", "timestamp"):
+        unit = 1.0 if kind == "date" else 86_400e6  # days, microseconds
+        return np.arange(DATE_WINDOW[0], DATE_WINDOW[1] + 91, 91) * unit, lambda e: e
+    return np.arange(-COARSE_LIMIT, COARSE_LIMIT + COARSE_WIDTH, COARSE_WIDTH), np.sinh
+
+
+def _bar(sd: float, cells: int) -> float:
+    """The count over which a noisy cell is taken as filled: an empty one of ``cells`` passes
+    with probability ``SPURIOUS`` (post-processing: the grid is public)."""
+    return sd * float(ndtri(1 - SPURIOUS / cells))
 
 
 def _cells(noisy: np.ndarray, bar: float) -> np.ndarray:
