@@ -127,7 +127,7 @@ def test_private_gradient_is_the_mean_of_clipped_per_row_gradients(clip):
     gen = torch.Generator().manual_seed(3)
     real, fake = torch.randn((7, width), generator=gen), torch.randn((7, width), generator=gen)
     alpha = torch.rand((7, 1), generator=gen)
-    grads, _, _ = step.private_gradient(real, fake, alpha)
+    grads = step.private_gradient(real, fake, alpha)
     disc = synth.nets_.discriminator
     reference = _reference_gradient(disc, real, fake, alpha, step.config.gp_weight, clip, 50)
     for (name, _), ref in zip(disc.named_parameters(), reference, strict=True):
@@ -142,6 +142,9 @@ def test_private_fit_spends_the_budget_keeps_it_and_is_not_repeatable_by_seed():
     assert 2.997 <= synth.epsilon_ <= 3.0
     assert synth.delta_ == pytest.approx(min(1e-5, 1 / (10 * len(df))))
     assert synth.best_epoch_ == 3  # no checkpoint chosen on real rows
+    # nothing computed on real rows without noise is kept: not the critic's losses
+    assert [r["loss_d"] for r in synth.history_] == [None] * 3
+    assert all(r["gradient_penalty"] is None for r in synth.history_)
     out = synth.sample(400)
     assert list(out.columns) == list(df.columns) and len(out) == 400
     # the label rate follows the released counts, not the exact real one

@@ -360,11 +360,12 @@ class Synthesizer(Estimator):
         task = self._bar.add_task("synthesizer", total=self.epochs)
 
         def update(record):
+            critic = "" if record["loss_d"] is None else f"D {record['loss_d']:+.3f} "
             self._bar.update(
                 task,
                 advance=1,
                 description=(
-                    f"epoch {record['epoch']}: D {record['loss_d']:+.3f} "
+                    f"epoch {record['epoch']}: {critic}"
                     f"G {record['loss_g']:+.3f} cond {record['loss_cond']:.3f} "
                     f"moments {record['loss_moment']:.3f}"
                 ),

@@ -239,7 +239,7 @@ class DataTransformer:
         if not names:
             raise InputError(f"no column left to model after excluding {', '.join(excluded)}")
         all_null = [c for c in names if table[c].null_count == n]
-        if all_null:
+        if all_null and counted:  # a private fit learns a null share instead (no error to leak)
             raise InputError(
                 f"column(s) {', '.join(all_null)} are null on all {n} rows: "
                 "nothing to learn; exclude them"
