@@ -178,3 +178,16 @@ def test_a_category_held_by_few_rows_is_never_released_and_never_sampled():
     synth = Synthesizer(epochs=1, batch_size=50, epsilon=3.0, threads=1).fit(df, label="churn")
     assert "secret-plan" not in synth.transformer_.columns_[2]["categories"]
     assert "secret-plan" not in set(synth.sample(2000)["plan"])
+
+
+def test_the_report_shows_the_privacy_spent_from_the_quality_table():
+    from pyprofile.report.sections import quality_tiles
+
+    rows = [
+        ("overall", "QualityScore", 0.9),
+        ("privacy", "dp_epsilon", 2.9999),
+        ("privacy", "dp_delta", 1e-5),
+    ]
+    q = pd.DataFrame(rows, columns=["metric_group", "metric", "score"])
+    assert dict(quality_tiles(q))["differential privacy"] == "ε = 3, δ = 1e-05"
+    assert dict(quality_tiles(q.iloc[:1]))["differential privacy"] == "none"

@@ -314,6 +314,9 @@ def quality_tiles(q: pd.DataFrame) -> list[tuple[str, str]]:
     tstr, trtr = score("utility", "tstr_auc"), score("utility", "trtr_auc")
     if tstr is not None and trtr is not None:
         items.append(("AUC trained on synthetic / real", f"{tstr:.3f} / {trtr:.3f}"))
+    epsilon, delta = score("privacy", "dp_epsilon"), score("privacy", "dp_delta")
+    guarantee = "none" if epsilon is None else f"ε = {epsilon:.3g}, δ = {delta:.3g}"
+    items.append(("differential privacy", guarantee))
     return items
 
 
