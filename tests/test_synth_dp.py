@@ -74,6 +74,35 @@ def test_summary_releases_no_rare_category_and_true_quantiles_with_little_noise(
         assert knots[int(level * (len(knots) - 1))] == pytest.approx(true, rel=0.08)
 
 
+def test_point_masses_come_back_as_point_masses():
+    rng = np.random.default_rng(4)
+    share = np.where(rng.random(20_000) < 0.6, 0.0, rng.random(20_000))  # 60 % exactly 0
+    share[rng.random(20_000) < 0.1] = 1.0  # and 10 % exactly 1: a share of all
+    visits = rng.poisson(1.2, 20_000).astype(float)
+    quiet = dp.PrivateSummary(1e-3, 1e-5, np.random.default_rng(0))
+    quiet.bind(2, 2)
+    knots, _ = quiet.numeric(share, "float")
+    levels = np.linspace(0, 1, len(knots))
+    assert (knots[levels < (share == 0).mean() - 0.01] == 0).all()
+    assert (knots[levels > 1 - (share == 1).mean() + 0.01] == 1).all()
+    knots, _ = quiet.numeric(visits, "int")
+    decoded = np.round(np.interp(rng.random(50_000), levels, knots))
+    for k in range(4):  # every count keeps its share (cells of one unit centred on it)
+        assert (decoded == k).mean() == pytest.approx((visits == k).mean(), abs=0.01)
+
+
+def test_timestamps_of_whole_days_come_back_at_midnight():
+    rng = np.random.default_rng(5)
+    day = pd.Timestamp("2024-01-01").value // 1000
+    df = _table(800)
+    df["last_order"] = pd.to_datetime(day + rng.integers(0, 400, 800) * dp.DAY_US, unit="us")
+    df["seen_at"] = pd.to_datetime(day + rng.integers(0, 400 * dp.DAY_US, 800), unit="us")
+    synth = Synthesizer(epochs=1, batch_size=50, epsilon=10.0, threads=1).fit(df, label="churn")
+    out = synth.sample(500)
+    assert (out["last_order"].dt.normalize() == out["last_order"]).all()
+    assert (out["seen_at"].dt.normalize() != out["seen_at"]).mean() > 0.9
+
+
 def test_dates_stay_in_their_window_whatever_the_noise():
     days = np.random.default_rng(2).integers(19_000, 19_730, 3000).astype(float)  # 2022-2024
     loud = dp.PrivateSummary(30.0, 1e-5, np.random.default_rng(0))

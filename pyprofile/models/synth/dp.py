@@ -37,12 +37,14 @@ import torch
 from scipy.special import ndtri
 
 from pyprofile.errors import InputError
+from pyprofile.models.synth.transformer import DAY_US, QUANTILES
 
 SUMMARY_SHARE = 0.2  # of epsilon spent on the summary (alone); DP-SGD gets the rest
 SPURIOUS = 0.01  # chance that an empty cell of a histogram looks filled, per histogram
 COARSE_WIDTH = 0.5  # first release: cells of this width in asinh(x), over +-COARSE_LIMIT
 COARSE_LIMIT = 40.0  # asinh(2e17): microsecond timestamps fit
 MIN_BINS, MAX_BINS = 8, 128  # second release: as many cells as the noise allows
+FLOAT_ATOMS = (0.0, 1.0)  # float values released as point masses of their own
 DATE_WINDOW = (-25_567, 47_482)  # 1900-01-01 .. 2100-01-01 in days from 1970
 
 
@@ -126,9 +128,10 @@ class PrivateSummary:
     def __init__(self, noise_multiplier: float, delta: float, rng: np.random.Generator):
         self.noise_multiplier, self.delta, self.rng = noise_multiplier, delta, rng
 
-    def bind(self, n_columns: int, n_numeric: int) -> None:
-        """Noise for the tables' column counts (call once, before any release)."""
-        self.sd_first = self.noise_multiplier * math.sqrt(max(n_columns, 1))
+    def bind(self, n_columns: int, n_numeric: int, n_timestamps: int = 0) -> None:
+        """Noise for the tables' column counts (call once, before any release); a timestamp
+        column adds one more count to the first release (:meth:`days_only`)."""
+        self.sd_first = self.noise_multiplier * math.sqrt(max(n_columns + n_timestamps, 1))
         self.sd_second = self.noise_multiplier * math.sqrt(max(n_numeric, 1))
         # a category held by one row clears the bar with probability delta / 2 / n_columns
         self.category_bar = 1 + self.sd_first * ndtri(1 - self.delta / 2 / max(n_columns, 1))
@@ -147,6 +150,13 @@ class PrivateSummary:
         keep = keep[np.argsort(-noisy[keep], kind="stable")]
         return [values[i] for i in keep], [max(int(round(noisy[i])), 1) for i in keep]
 
+    def days_only(self, x: np.ndarray) -> bool:
+        """Whether a timestamp column (microseconds, NaN = null) holds whole days: its noisy
+        count of values off midnight stays under the bar (part of the first release)."""
+        valid = x[~np.isnan(x)]
+        off = float(np.count_nonzero(valid % DAY_US))
+        return bool(self._noisy(np.array([off]), self.sd_first)[0] < _bar(self.sd_first, 1))
+
     def numeric(self, x: np.ndarray, kind: str) -> tuple[np.ndarray, float]:
         """(quantile knots at ``len(levels)`` levels, null share) of a column (NaN = null)."""
         null = np.isnan(x)
@@ -161,12 +171,10 @@ class PrivateSummary:
         # second release: finer cells over that range, as many as the noise leaves useful
         total = max(coarse[kept].sum(), 1.0)
         bins = int(np.clip(total / (4 * _bar(self.sd_second, MAX_BINS)), MIN_BINS, MAX_BINS))
-        grid = _grid(lo, hi, bins, kind)
-        fine = np.histogram(np.clip(valid, grid[0], grid[-1]), grid)[0].astype(float)
-        counts = np.append(fine, null.sum())
-        counts = self._noisy(counts, self.sd_second)
-        bar = _bar(self.sd_second, bins + 1)
-        fine, nulls = np.zeros(bins), counts[-1] if counts[-1] > bar else 0.0
+        grid, fine = _histogram(valid, _grid(lo, hi, bins, kind), kind)
+        counts = self._noisy(np.append(fine, null.sum()), self.sd_second)
+        bar = _bar(self.sd_second, len(counts))
+        fine, nulls = np.zeros(len(fine)), counts[-1] if counts[-1] > bar else 0.0
         kept = _cells(counts[:-1], bar)
         fine[kept] = np.clip(counts[:-1][kept], 1e-9, None)
         return _knots(grid, fine), float(nulls / (nulls + fine.sum()))
@@ -177,7 +185,7 @@ def _coarse_grid(kind: str):
     timestamps (values outside are counted at the ends), else cells of ``COARSE_WIDTH`` on
     asinh(x), whose relative width suits amounts and counts of any size."""
     if kind in ("date", "timestamp"):
-        unit = 1.0 if kind == "date" else 86_400e6  # days, microseconds
+        unit = 1.0 if kind == "date" else DAY_US  # days, microseconds
         return np.arange(DATE_WINDOW[0], DATE_WINDOW[1] + 91, 91) * unit, lambda e: e
     return np.arange(-COARSE_LIMIT, COARSE_LIMIT + COARSE_WIDTH, COARSE_WIDTH), np.sinh
 
@@ -194,11 +202,29 @@ def _cells(noisy: np.ndarray, bar: float) -> np.ndarray:
     return kept if len(kept) else np.array([int(np.argmax(noisy))])
 
 
+def _histogram(valid: np.ndarray, grid: np.ndarray, kind: str):
+    """(edges, counts) of the second release. Floats: exact 0 and 1 (no spend, a share of
+    all: common point masses at public places) get zero-width cells of their own, so they
+    come back as point masses; every value still counts in exactly one cell."""
+    atoms = np.array([a for a in FLOAT_ATOMS if kind == "float" and grid[0] <= a <= grid[-1]])
+    edges = np.unique(np.concatenate([grid, atoms]))
+    plain = valid[~np.isin(valid, atoms)]
+    counts = np.histogram(np.clip(plain, edges[0], edges[-1]), edges)[0].astype(float)
+    for a in atoms[::-1]:  # the zero-width cell [a, a] goes between the cells that meet at a
+        i = int(np.searchsorted(edges, a))
+        edges, counts = np.insert(edges, i, a), np.insert(counts, i, np.sum(valid == a))
+    return edges, counts
+
+
 def _grid(lo: float, hi: float, bins: int, kind: str) -> np.ndarray:
     """Cell edges over [lo, hi]: even steps, or even on asinh(x) when the range spans several
-    orders of magnitude (amounts, counts); dates and timestamps always even."""
+    orders of magnitude (amounts, counts); dates and timestamps always even. Integers and
+    dates get cells of whole units centred on them when even steps would be finer than 1
+    (rounding then gives each value its own cell's mass)."""
     if hi <= lo:
         hi = lo + 1.0
+    if kind in ("int", "date") and (hi - lo) / bins <= 1:
+        return np.arange(np.floor(lo) - 0.5, np.ceil(hi) + 1.0)
     spread = np.arcsinh(hi) - np.arcsinh(lo)
     if kind in ("date", "timestamp") or spread < 3:
         return np.linspace(lo, hi, bins + 1)
@@ -207,8 +233,6 @@ def _grid(lo: float, hi: float, bins: int, kind: str) -> np.ndarray:
 
 def _knots(grid: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Quantiles of the histogram at the transformer's levels (linear inside each cell)."""
-    from pyprofile.models.synth.transformer import QUANTILES
-
     filled = np.flatnonzero(counts > 0)
     if not len(filled):
         return np.full(QUANTILES, (grid[0] + grid[-1]) / 2)

@@ -45,6 +45,7 @@ MAX_DISCRETE_INTEGERS = 10  # integer columns with at most this many values are 
 EM_ROWS = 20_000
 EM_ITERATIONS = 60
 QUANTILES = 1001
+DAY_US = 86_400_000_000  # microseconds in a day
 CHUNK = 65_536
 
 
@@ -193,7 +194,8 @@ class DataTransformer:
         discrete |= {c for c in also_discrete if c in names}
         specs = {}
         if private is not None:
-            private.bind(len(names), len(names) - len(discrete))
+            stamps = sum(kinds[c] == "timestamp" for c in names if c not in discrete)
+            private.bind(len(names), len(names) - len(discrete), stamps)
             specs = {c: _private_spec(private.categories(table[c]), c, kinds[c]) for c in discrete}
             for c in [c for c, spec in specs.items() if not spec["categories"]]:
                 excluded[c] = "no category is frequent enough to release under the privacy budget"
@@ -308,7 +310,12 @@ class DataTransformer:
         zs = []
         for j, c in enumerate(numeric):
             x = _numeric(table[c], specs[c]["kind"])
-            self.quantiles_[j], share = private.numeric(x, specs[c]["kind"])
+            if specs[c]["kind"] == "timestamp" and private.days_only(x):
+                specs[c]["days_only"] = True  # released like a date, decoded to midnight
+                days, share = private.numeric(x / DAY_US, "date")
+                self.quantiles_[j] = days * DAY_US
+            else:
+                self.quantiles_[j], share = private.numeric(x, specs[c]["kind"])
             specs[c].update(has_null=share > 0, null_share=share, decimals=-1)
             self.bounds_[j] = self.quantiles_[j][[0, -1]]
             zs.append(self._to_gauss(j, x, rng))
@@ -549,6 +556,8 @@ class DataTransformer:
             arr = pa.array(x, mask=null if null.any() else None)
             return arr.cast(typ, safe=False)
         ints = np.round(x).astype(np.int64)
+        if spec.get("days_only"):  # a private fit found whole days: midnight, as they were
+            ints = np.round(x / DAY_US).astype(np.int64) * DAY_US
         mask = null if null.any() else None
         if kind == "int":
             return pa.array(ints, mask=mask).cast(typ)
