@@ -10,6 +10,7 @@ import torch
 
 from pyprofile.errors import InputError
 from pyprofile.models.synth import Synthesizer, dp, dp_train
+from pyprofile.models.synth.transformer import DataTransformer
 
 pytest.importorskip("opacus")
 
@@ -101,6 +102,42 @@ def test_timestamps_of_whole_days_come_back_at_midnight():
     out = synth.sample(500)
     assert (out["last_order"].dt.normalize() == out["last_order"]).all()
     assert (out["seen_at"].dt.normalize() != out["seen_at"]).mean() > 0.9
+
+
+def test_a_spread_column_under_heavy_noise_keeps_its_range():
+    x = np.random.default_rng(6).lognormal(4, 2, 2400)  # spread over many coarse cells
+    loud = dp.PrivateSummary(35.0, 1e-5, np.random.default_rng(0))
+    loud.bind(48, 40)  # 2,400 rows, 48 columns, epsilon 1: no single cell clears its bar
+    hidden = 0
+    for seed in range(30):
+        loud.rng = np.random.default_rng(seed)
+        released = loud.numeric(x, "float")
+        if released is None:  # the noise hides the values: the column is left out
+            hidden += 1
+            continue
+        knots = released[0]
+        assert knots[0] >= 0 and knots[-1] < 50 * x.max()  # never a noise cell at 1e15
+        assert x.min() / 50 < np.median(knots) < 50 * np.median(x)
+    assert hidden < 30
+
+
+def test_columns_the_noise_hides_are_left_out_and_a_table_all_hidden_is_refused():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "steady": np.full(1000, 5.0),
+            "wild": rng.lognormal(0, 6, 1000) * rng.choice([-1, 1], 1000),
+        }
+    )
+    # a seeded summary (a private fit's is secret): this noise hides the spread column only
+    t = DataTransformer().fit(df, private=dp.PrivateSummary(80.0, 1e-5, np.random.default_rng(0)))
+    assert t.excluded_ == {"wild": "its values are hidden by the privacy noise (too few rows)"}
+    assert t.numeric_ == ["steady"] and t.schema_.names == ["steady"]
+    assert t.inverse_transform(np.zeros((3, 1)), np.zeros((3, 0), int)).column_names == ["steady"]
+    with pytest.raises(InputError, match="the privacy noise hides every column"):
+        DataTransformer().fit(
+            df[["wild"]], private=dp.PrivateSummary(300.0, 1e-5, np.random.default_rng(0))
+        )
 
 
 def test_dates_stay_in_their_window_whatever_the_noise():

@@ -157,8 +157,9 @@ class PrivateSummary:
         off = float(np.count_nonzero(valid % DAY_US))
         return bool(self._noisy(np.array([off]), self.sd_first)[0] < _bar(self.sd_first, 1))
 
-    def numeric(self, x: np.ndarray, kind: str) -> tuple[np.ndarray, float]:
-        """(quantile knots at ``len(levels)`` levels, null share) of a column (NaN = null)."""
+    def numeric(self, x: np.ndarray, kind: str) -> tuple[np.ndarray, float] | None:
+        """(quantile knots, null share) of a column (NaN = null); None when no cell or block
+        of cells of the first release clears its bar: the noise hides where the values lie."""
         null = np.isnan(x)
         valid = x[~null]
         # first release: coarse cells on a public grid (the null count comes in the second)
@@ -166,17 +167,20 @@ class PrivateSummary:
         position = np.arcsinh(valid) if to_value is np.sinh else valid
         coarse = np.histogram(np.clip(position, edges[0], edges[-1]), edges)[0]
         coarse = self._noisy(coarse.astype(float), self.sd_first)
-        kept = _cells(coarse, _bar(self.sd_first, len(coarse)))
+        mass = _filled(coarse, self.sd_first)
+        if mass is None:
+            return None
+        kept = np.flatnonzero(mass)
         lo, hi = to_value(edges[kept[0]]), to_value(edges[kept[-1] + 1])
         # second release: finer cells over that range, as many as the noise leaves useful
-        total = max(coarse[kept].sum(), 1.0)
+        total = max(mass.sum(), 1.0)
         bins = int(np.clip(total / (4 * _bar(self.sd_second, MAX_BINS)), MIN_BINS, MAX_BINS))
         grid, fine = _histogram(valid, _grid(lo, hi, bins, kind), kind)
         counts = self._noisy(np.append(fine, null.sum()), self.sd_second)
-        bar = _bar(self.sd_second, len(counts))
-        fine, nulls = np.zeros(len(fine)), counts[-1] if counts[-1] > bar else 0.0
-        kept = _cells(counts[:-1], bar)
-        fine[kept] = np.clip(counts[:-1][kept], 1e-9, None)
+        nulls = counts[-1] if counts[-1] > _bar(self.sd_second, len(counts)) else 0.0
+        fine = _filled(counts[:-1], self.sd_second)
+        if fine is None:  # the range is known, its inside is not: even over the range
+            fine = np.ones(len(counts) - 1)
         return _knots(grid, fine), float(nulls / (nulls + fine.sum()))
 
 
@@ -196,10 +200,22 @@ def _bar(sd: float, cells: int) -> float:
     return sd * float(ndtri(1 - SPURIOUS / cells))
 
 
-def _cells(noisy: np.ndarray, bar: float) -> np.ndarray:
-    """Indices of the cells over ``bar`` (the fullest one if none is)."""
-    kept = np.flatnonzero(noisy > bar)
-    return kept if len(kept) else np.array([int(np.argmax(noisy))])
+def _filled(noisy: np.ndarray, sd: float) -> np.ndarray | None:
+    """Each cell's count, 0 for cells taken as empty: the cells over the bar; when none is,
+    blocks of 2, 4, 8 ... adjacent cells (a block's noise grows as the square root of its
+    size, its count in proportion), the first size at which a block clears its bar, each
+    kept block's count spread evenly over its cells; None when no size does. Post-processing
+    of the released counts only."""
+    n, width = len(noisy), 1
+    while width < 2 * n:
+        blocks = -(-n // width)
+        sums = np.bincount(np.arange(n) // width, weights=noisy, minlength=blocks)
+        over = sums > _bar(sd * math.sqrt(width), blocks)
+        if over.any():
+            cell = np.where(over, np.clip(sums, 1e-9, None) / width, 0.0)
+            return np.repeat(cell, width)[:n]
+        width *= 2
+    return None
 
 
 def _histogram(valid: np.ndarray, grid: np.ndarray, kind: str):

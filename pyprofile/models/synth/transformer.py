@@ -212,6 +212,11 @@ class DataTransformer:
             for c in names
         ]
         self._fit_numeric(table, [c for c in names if c not in discrete], rng, private)
+        if not self.columns_:
+            raise InputError(
+                f"the privacy noise hides every column of this table ({table.num_rows} rows, "
+                f"{len(names)} columns): use a larger epsilon, fewer columns or more rows"
+            )
         self.calibration_ = None
         self._layout()
         return self
@@ -299,29 +304,42 @@ class DataTransformer:
     def _fit_private(self, table, numeric, private, rng):
         """Quantiles and null shares from the private summary's histograms; the rows are then
         encoded through those quantiles (not through their ranks among each other, which
-        would make one row's encoding depend on the others)."""
+        would make one row's encoding depend on the others). A column whose values the noise
+        hides is left out, like a category column with no category to release."""
         if self.encoding != "quantile" or (self.max_modes or 1) != 1:
             raise InputError("a private fit takes the default encoding (quantile, one mode)")
         specs = {s["name"]: s for s in self.columns_}
-        self.numeric_ = numeric
+        released = {c: self._release(table[c], specs[c], private) for c in numeric}
+        hidden = [c for c, r in released.items() if r is None]
+        for c in hidden:
+            self.excluded_[c] = "its values are hidden by the privacy noise (too few rows)"
+        self.columns_ = [s for s in self.columns_ if s["name"] not in hidden]
+        self.schema_ = pa.schema([f for f in self.schema_ if f.name not in hidden])
+        self.numeric_ = numeric = [c for c in numeric if c not in hidden]
         m = len(numeric)
-        self.quantiles_, self.bounds_ = np.zeros((m, QUANTILES)), np.zeros((m, 2))
+        self.quantiles_ = np.array([released[c][0] for c in numeric]).reshape(m, QUANTILES)
+        self.bounds_ = self.quantiles_[:, [0, -1]]
         self.loc_, self.scale_ = np.zeros(m), np.ones(m)
-        zs = []
-        for j, c in enumerate(numeric):
-            x = _numeric(table[c], specs[c]["kind"])
-            if specs[c]["kind"] == "timestamp" and private.days_only(x):
-                specs[c]["days_only"] = True  # released like a date, decoded to midnight
-                days, share = private.numeric(x / DAY_US, "date")
-                self.quantiles_[j] = days * DAY_US
-            else:
-                self.quantiles_[j], share = private.numeric(x, specs[c]["kind"])
-            specs[c].update(has_null=share > 0, null_share=share, decimals=-1)
-            self.bounds_[j] = self.quantiles_[j][[0, -1]]
-            zs.append(self._to_gauss(j, x, rng))
+        for c in numeric:
+            specs[c].update(has_null=released[c][1] > 0, null_share=released[c][1], decimals=-1)
+        zs = [
+            self._to_gauss(j, _numeric(table[c], specs[c]["kind"]), rng)
+            for j, c in enumerate(numeric)
+        ]
         self._z_cache = np.stack(zs, 1) if zs else np.zeros((self.n_rows_, 0))
         # the quantile map makes every column standard normal: one mode, known exactly
         self.means_, self.stds_, self.weights_ = np.zeros((m, 1)), np.ones((m, 1)), np.ones((m, 1))
+
+    @staticmethod
+    def _release(col, spec, private):
+        """(quantile knots, null share) of a numeric column from the private summary, or None
+        when its noise hides the values; timestamps of whole days go as dates."""
+        x = _numeric(col, spec["kind"])
+        if spec["kind"] == "timestamp" and private.days_only(x):
+            spec["days_only"] = True  # released like a date, decoded to midnight
+            released = private.numeric(x / DAY_US, "date")
+            return None if released is None else (released[0] * DAY_US, released[1])
+        return private.numeric(x, spec["kind"])
 
     def _to_gauss(self, j, x, rng):
         """Numeric column -> Gaussian scale (NaN kept): through the column's ranks, or, once
