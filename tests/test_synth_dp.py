@@ -145,8 +145,10 @@ def test_dates_stay_in_their_window_whatever_the_noise():
     loud = dp.PrivateSummary(30.0, 1e-5, np.random.default_rng(0))
     loud.bind(20, 10)
     for _ in range(20):
-        knots, _ = loud.numeric(days, "date")
-        assert dp.DATE_WINDOW[0] <= knots[0] <= knots[-1] <= dp.DATE_WINDOW[1]
+        released = loud.numeric(days, "date")
+        if released is not None:  # None: hidden by the noise, left out
+            knots = released[0]
+            assert dp.DATE_WINDOW[0] <= knots[0] <= knots[-1] <= dp.DATE_WINDOW[1]
     quiet = dp.PrivateSummary(1e-3, 1e-5, np.random.default_rng(0))
     quiet.bind(1, 1)
     knots, _ = quiet.numeric(days, "date")
@@ -214,7 +216,7 @@ def test_private_fit_spends_the_budget_keeps_it_and_is_not_repeatable_by_seed():
     out = synth.sample(400)
     assert list(out.columns) == list(df.columns) and len(out) == 400
     # the label rate follows the released counts, not the exact real one
-    assert 0.15 < out["churn"].mean() < 0.45
+    assert 0.1 < out["churn"].mean() < 0.5  # 0.3 real; the released count's noise: sd ~0.05
     again = Synthesizer.from_artifact(synth.to_artifact())
     assert (again.epsilon_, again.delta_) == (synth.epsilon_, synth.delta_)
     pd.testing.assert_frame_equal(

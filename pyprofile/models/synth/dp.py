@@ -41,8 +41,10 @@ from pyprofile.models.synth.transformer import DAY_US, QUANTILES
 
 SUMMARY_SHARE = 0.2  # of epsilon spent on the summary (alone); DP-SGD gets the rest
 SPURIOUS = 0.01  # chance that an empty cell of a histogram looks filled, per histogram
+RANGE_SPURIOUS = 1e-4  # the same for the first release, whose filled cells set the range
 COARSE_WIDTH = 0.5  # first release: cells of this width in asinh(x), over +-COARSE_LIMIT
 COARSE_LIMIT = 40.0  # asinh(2e17): microsecond timestamps fit
+MAX_BLOCK = 8  # widest block of first-release cells (4 on asinh: a factor of about 50)
 MIN_BINS, MAX_BINS = 8, 128  # second release: as many cells as the noise allows
 FLOAT_ATOMS = (0.0, 1.0)  # float values released as point masses of their own
 DATE_WINDOW = (-25_567, 47_482)  # 1900-01-01 .. 2100-01-01 in days from 1970
@@ -155,7 +157,10 @@ class PrivateSummary:
         count of values off midnight stays under the bar (part of the first release)."""
         valid = x[~np.isnan(x)]
         off = float(np.count_nonzero(valid % DAY_US))
-        return bool(self._noisy(np.array([off]), self.sd_first)[0] < _bar(self.sd_first, 1))
+        # a strict bar: whole days are missed only once in a million (a few stray times of
+        # day are snapped to midnight instead)
+        bar = self.sd_first * float(ndtri(1 - 1e-6))
+        return bool(self._noisy(np.array([off]), self.sd_first)[0] < bar)
 
     def numeric(self, x: np.ndarray, kind: str) -> tuple[np.ndarray, float] | None:
         """(quantile knots, null share) of a column (NaN = null); None when no cell or block
@@ -167,7 +172,7 @@ class PrivateSummary:
         position = np.arcsinh(valid) if to_value is np.sinh else valid
         coarse = np.histogram(np.clip(position, edges[0], edges[-1]), edges)[0]
         coarse = self._noisy(coarse.astype(float), self.sd_first)
-        mass = _filled(coarse, self.sd_first)
+        mass = _filled(coarse, self.sd_first, widest=MAX_BLOCK, spurious=RANGE_SPURIOUS)
         if mass is None:
             return None
         kept = np.flatnonzero(mass)
@@ -194,23 +199,25 @@ def _coarse_grid(kind: str):
     return np.arange(-COARSE_LIMIT, COARSE_LIMIT + COARSE_WIDTH, COARSE_WIDTH), np.sinh
 
 
-def _bar(sd: float, cells: int) -> float:
+def _bar(sd: float, cells: int, spurious: float = SPURIOUS) -> float:
     """The count over which a noisy cell is taken as filled: an empty one of ``cells`` passes
-    with probability ``SPURIOUS`` (post-processing: the grid is public)."""
-    return sd * float(ndtri(1 - SPURIOUS / cells))
+    with probability ``spurious`` (post-processing: the grid is public)."""
+    return sd * float(ndtri(1 - spurious / cells))
 
 
-def _filled(noisy: np.ndarray, sd: float) -> np.ndarray | None:
+def _filled(
+    noisy: np.ndarray, sd: float, widest: int | None = None, spurious: float = SPURIOUS
+) -> np.ndarray | None:
     """Each cell's count, 0 for cells taken as empty: the cells over the bar; when none is,
     blocks of 2, 4, 8 ... adjacent cells (a block's noise grows as the square root of its
     size, its count in proportion), the first size at which a block clears its bar, each
-    kept block's count spread evenly over its cells; None when no size does. Post-processing
-    of the released counts only."""
+    kept block's count spread evenly over its cells; None when no size up to ``widest`` does.
+    Post-processing of the released counts only."""
     n, width = len(noisy), 1
-    while width < 2 * n:
+    while width < 2 * n and (widest is None or width <= widest):
         blocks = -(-n // width)
         sums = np.bincount(np.arange(n) // width, weights=noisy, minlength=blocks)
-        over = sums > _bar(sd * math.sqrt(width), blocks)
+        over = sums > _bar(sd * math.sqrt(width), blocks, spurious)
         if over.any():
             cell = np.where(over, np.clip(sums, 1e-9, None) / width, 0.0)
             return np.repeat(cell, width)[:n]
