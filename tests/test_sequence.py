@@ -4,6 +4,8 @@ never sees past as_of."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -88,6 +90,35 @@ def test_sampled_softmax_learns_the_order_too(events):
     top = sampled.fit(events).recommend(k=1).set_index("customer_id").product_id
     assert sampled._loss() == "sampled"
     assert (top == _next_of(events).reindex(top.index)).mean() >= 0.8
+
+
+def test_sampled_loss_estimates_the_full_softmax():
+    """With the log-Q correction, the sampled loss over many negatives drawn from a skewed
+    proposal is the full cross-entropy."""
+    from pyprofile.models.sequence_nets import SequenceNet
+    from pyprofile.models.sequence_train import Budget, batch_loss
+
+    generator = torch.Generator().manual_seed(0)
+    net = SequenceNet(
+        50, 1, max_length=6, dim=8, layers=1, heads=2, dropout_rate=0.0, time_gaps=False
+    ).init_(generator)
+    with torch.no_grad():
+        net.item.weight.mul_(50.0)  # logits far from uniform
+    batch = {
+        "items": torch.randint(2, 52, (4, 6), generator=generator),
+        "types": torch.full((4, 6), 2),
+        "gaps": torch.zeros(4, 6, dtype=torch.long),
+        "targets": torch.randint(0, 50, (4, 6), generator=generator),
+    }
+    skew = torch.linspace(0.0, 6.0, 50).exp()
+    log_q = torch.log(skew / skew.sum())
+    n = 400_000
+    budget = Budget(1, 4, 0.0, 0.0, 1, 1, "sampled", n, 6)
+    with torch.no_grad():
+        full = batch_loss(net, batch, Budget(1, 4, 0.0, 0.0, 1, 1, "full", n, 6), None)
+        sampled = batch_loss(net, batch, budget, generator, log_q)
+    assert float(full) > 2 * math.log(50)  # far from uniform predictions
+    assert abs(float(sampled) - float(full)) < 0.01 * float(full)
 
 
 def test_seeded_fits_are_identical(events, model):

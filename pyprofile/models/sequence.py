@@ -75,7 +75,7 @@ class SequenceRecommender(Estimator):
         dropout: float = 0.2,
         time_gaps: bool = True,
         loss: str = "auto",
-        negatives: int = 512,
+        negatives: int = 1024,
         steps: int = 1000,
         batch_size: int = 64,
         learning_rate: float = 2e-3,
