@@ -121,6 +121,37 @@ def test_sampled_loss_estimates_the_full_softmax():
     assert abs(float(sampled) - float(full)) < 0.01 * float(full)
 
 
+def test_target_types_predict_the_next_purchase_through_the_views():
+    """Purchases walk the cycle; two random views of other products come before each. The
+    purchase model reads the views and predicts the next purchase; the every-event model's
+    next product is a view."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for u, start in enumerate(rng.integers(0, N_ITEMS, 200)):
+        for t in range(4):
+            at = T0 + pd.Timedelta(hours=10 * u + 2 * t)
+            for v in range(2):
+                view = f"v{rng.integers(0, 30):02d}"
+                rows.append((f"c{u}", view, at + pd.Timedelta(minutes=v), "product_view"))
+            bought = f"p{(start + t) % N_ITEMS:02d}"
+            rows.append((f"c{u}", bought, at + pd.Timedelta(hours=1), "purchase"))
+    events = pd.DataFrame(rows, columns=["customer_id", "product_id", "timestamp", "event_type"])
+    bought = events[events.event_type == "purchase"]
+    expected = _next_of(bought)
+    params = {**FAST, "dim": 32, "steps": 400, "eval_every": 100, **RUN}
+
+    def top(**extra):
+        model = SequenceRecommender(random_state=0, **params, **extra).fit(events)
+        return model.recommend(k=1).set_index("customer_id").product_id
+
+    buying = top(target_types=["purchase"])
+    assert (buying == expected.reindex(buying.index)).mean() >= 0.9
+    anything = top()
+    assert anything.str.startswith("v").mean() >= 0.9
+    with pytest.raises(InputError, match="target_types refund not found in column event_type"):
+        SequenceRecommender(target_types=["refund"], **FAST, **RUN).fit(events)
+
+
 def test_seeded_fits_are_identical(events, model):
     again = SequenceRecommender(random_state=0, **FAST, **RUN).fit(events)
     assert again.to_artifact() == model.to_artifact()

@@ -16,6 +16,10 @@ held-out latest event). What it gives:
 * ``score_sequences(events, k)`` - the same for histories given as data (e.g. from SQL), and
   ``next_items_udf(k)``, their vectorised form for a session-only SQL function.
 
+``target_types`` (e.g. ``["purchase"]``) makes it a next-*purchase* model: every event is read
+as input, but only the products of events of those types are prediction targets (training
+loss and early stopping), so views and carts inform the prediction without being predicted.
+
 Cost is set by the step budget, not the data size: ``steps`` batches of ``batch_size`` windows
 of ``max_length`` events, whatever the number of customers; scoring streams customers in
 batches. A customer the model has not seen (or whose events are all unknown) is an empty
@@ -85,6 +89,7 @@ class SequenceRecommender(Estimator):
         validation_size: int = 2000,
         k: int = 10,
         exclude_seen: bool = True,
+        target_types: list[str] | None = None,
         random_state: int | None = 0,
         device: str = "auto",
         threads: int | None = 1,
@@ -107,6 +112,7 @@ class SequenceRecommender(Estimator):
         self.validation_size = validation_size
         self.k = k
         self.exclude_seen = exclude_seen
+        self.target_types = target_types
         self.random_state = random_state
         self.device = device
         self.threads = threads
@@ -128,9 +134,13 @@ class SequenceRecommender(Estimator):
         seqs, _ = encode(data, pd.Index(self.products_), pd.Index(self.event_types_))
         rng = np.random.default_rng(self.random_state)
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        train_seqs, validation = split_latest(seqs, rng, self.validation_size, self.max_length)
+        codes = self._target_codes()
+        train_seqs, validation = split_latest(
+            seqs, rng, self.validation_size, self.max_length, codes
+        )
         self._device = resolve_device(self.device)
-        budget = Budget(**{name: getattr(self, name) for name in Budget.__dataclass_fields__})
+        fields = set(Budget.__dataclass_fields__) - {"target_codes"}
+        budget = Budget(**{name: getattr(self, name) for name in fields}, target_codes=codes)
         budget.loss = self._loss()
         with torch_threads(self.threads, self._device):
             self.net_ = self._new_net().init_(generator).to(self._device)
@@ -164,6 +174,20 @@ class SequenceRecommender(Estimator):
             raise InputError(f"dropout must lie in [0, 1), got {self.dropout}")
         if self.eval_every < 1 or self.patience < 1 or self.negatives < 1:
             raise InputError("eval_every, patience and negatives must be at least 1")
+
+    def _target_codes(self) -> np.ndarray | None:
+        """The type codes of ``target_types`` (None: every event type is predicted)."""
+        if self.target_types is None:
+            return None
+        wanted = [str(t) for t in _as_list(self.target_types)]
+        codes = pd.Index(self.event_types_).get_indexer(wanted)
+        if len(wanted) == 0 or (codes < 0).any():
+            missing = [t for t, c in zip(wanted, codes, strict=True) if c < 0] or ["(none)"]
+            raise InputError(
+                f"sequences: target_types {', '.join(missing)} not found in column event_type "
+                f"(it has {', '.join(map(str, self.event_types_))})"
+            )
+        return codes.astype(np.int16) + 2
 
     def _loss(self) -> str:
         """``auto``: full softmax unless the catalogue is over ``FULL_SOFTMAX_RATIO`` times

@@ -68,12 +68,6 @@ class Sequences:
         start = np.repeat(np.maximum(self.indptr[:-1], self.indptr[1:] - length), self.lengths)
         return self.subset(np.arange(len(self.items)) >= start)
 
-    def drop_last(self, rows: np.ndarray) -> Sequences:
-        """Without the latest token of the customers at ``rows``."""
-        keep = np.ones(len(self.items), dtype=bool)
-        keep[self.indptr[rows + 1] - 1] = False
-        return self.subset(keep)
-
 
 def id_array(values: np.ndarray) -> np.ndarray:
     """Ids as an array an artifact can hold (integers, or text), not Python objects."""
@@ -196,19 +190,38 @@ def _gap_buckets(times: np.ndarray, user: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- batches
-def window_starts(seqs: Sequences) -> np.ndarray:
-    """Flat indices of every token that has a next token: the possible window ends."""
-    ends = np.ones(len(seqs.items), dtype=bool)
-    ends[seqs.indptr[1:][seqs.lengths > 0] - 1] = False
-    return np.flatnonzero(ends)
+def is_target(seqs: Sequences, codes: np.ndarray | None) -> np.ndarray:
+    """Per token: may it be a prediction target (its event type code is in ``codes``; every
+    real event when ``codes`` is None)."""
+    if codes is None:
+        return seqs.items >= 2
+    return (seqs.items >= 2) & np.isin(seqs.types, codes)
+
+
+def next_targets(seqs: Sequences, codes: np.ndarray | None = None) -> np.ndarray:
+    """Per token, the flat index of the same customer's next target token after it
+    (:func:`is_target`; -1: none). Without ``codes`` it is simply the next token."""
+    where = np.flatnonzero(is_target(seqs, codes))
+    idx = np.arange(len(seqs.items))
+    at = np.searchsorted(where, idx, side="right")
+    nxt = np.where(at < len(where), where[np.minimum(at, max(len(where) - 1, 0))], -1)
+    owner = np.repeat(np.arange(len(seqs)), seqs.lengths)
+    same = (nxt >= 0) & (owner[np.maximum(nxt, 0)] == owner)
+    return np.where(same, nxt, -1)
 
 
 def windows(
-    seqs: Sequences, ends: np.ndarray, length: int, *, targets: bool = True
+    seqs: Sequences,
+    ends: np.ndarray,
+    length: int,
+    *,
+    targets: bool = True,
+    following: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Left-padded input windows of ``length`` tokens ending at the flat indices ``ends``
-    (items, types, gaps: ``(len(ends), length)``) and, with ``targets``, each position's next
-    product (a class index, ``IGNORE`` where padded)."""
+    (items, types, gaps: ``(len(ends), length)``) and, with ``targets``, each position's
+    target: the product of its next target token (``following``, from :func:`next_targets`;
+    default the next token), a class index, ``IGNORE`` where padded or where none follows."""
     owner = np.searchsorted(seqs.indptr, ends, side="right") - 1
     idx = ends[:, None] - length + 1 + np.arange(length)[None, :]
     valid = idx >= seqs.indptr[owner][:, None]
@@ -219,7 +232,10 @@ def windows(
         "gaps": np.where(valid, seqs.gaps[safe], 0).astype(np.int64),
     }
     if targets:
-        out["targets"] = np.where(valid, seqs.items[safe + 1].astype(np.int64) - 2, IGNORE)
+        nxt = safe + 1 if following is None else following[safe]
+        target = valid & (nxt >= 0)
+        item = seqs.items[np.where(target, nxt, 0)].astype(np.int64) - 2
+        out["targets"] = np.where(target, item, IGNORE)
     return out
 
 

@@ -1,9 +1,11 @@
 """Training the sequence recommender: next-product cross-entropy on random windows of the
 customers' histories, on a step budget, with early stopping on a split by time.
 
-* **Batches.** Each step draws ``batch_size`` window ends uniformly over all events that have
-  a next event (so every event is a prediction target about equally often) and takes the
-  ``max_length`` tokens up to each; every position of a window predicts the next product.
+* **Batches.** Each step draws ``batch_size`` window ends uniformly over all tokens that have
+  a next target event (so every event is an input about equally often) and takes the
+  ``max_length`` tokens up to each; every position of a window predicts the product of the
+  customer's next target event (the next event, or with ``target_types`` the next event of
+  those types, e.g. the next purchase however many views come first).
 * **Loss.** ``"full"``: softmax cross-entropy over every product. ``"sampled"`` (for large
   catalogues): the target against ``negatives`` products drawn per step, shared by the batch,
   from the products' training frequency to the power ``PROPOSAL_POWER`` (add-one smoothed),
@@ -32,7 +34,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pyprofile.models.sequence_data import IGNORE, Sequences, last_windows, window_starts
+from pyprofile.models.sequence_data import (
+    IGNORE,
+    Sequences,
+    is_target,
+    last_windows,
+    next_targets,
+)
 from pyprofile.models.sequence_data import seen_items as seen_csr
 from pyprofile.models.sequence_data import windows as make_windows
 from pyprofile.models.sequence_nets import SequenceNet
@@ -55,6 +63,7 @@ class Budget:
     loss: str
     negatives: int
     max_length: int
+    target_codes: np.ndarray | None = None  # event type codes to predict (None: every event)
 
 
 @dataclass
@@ -68,15 +77,24 @@ class Validation:
 
 
 def split_latest(
-    seqs: Sequences, rng: np.random.Generator, size: int, max_length: int
+    seqs: Sequences,
+    rng: np.random.Generator,
+    size: int,
+    max_length: int,
+    codes: np.ndarray | None = None,
 ) -> tuple[Sequences, Validation | None]:
-    """Hold out the latest event of every customer with at least two; score at most ``size``
-    customers whose held-out product does not appear earlier in their history."""
-    rows = np.flatnonzero(seqs.lengths >= 3)  # the start token and two events
+    """Hold out every customer's latest target event (:func:`is_target` with ``codes``) that
+    has an event before it, with the events after it; score at most ``size`` customers whose
+    held-out product does not appear earlier in their history."""
+    latest = _latest_targets(seqs, codes)
+    rows = np.flatnonzero(latest > seqs.indptr[:-1] + 1)  # the start token and an event before
     if len(rows) == 0 or size <= 0:
         return seqs, None
-    train = seqs.drop_last(rows)
-    targets = seqs.items[seqs.indptr[rows + 1] - 1].astype(np.int64) - 2
+    owner = np.repeat(np.arange(len(seqs)), seqs.lengths)
+    cut = np.full(len(seqs), np.iinfo(np.int64).max)
+    cut[rows] = latest[rows]
+    train = seqs.subset(np.arange(len(seqs.items)) < cut[owner])
+    targets = seqs.items[latest[rows]].astype(np.int64) - 2
     indptr, items = seen_csr(train)
     # (customer, product) keys of the earlier history, sorted: is each held-out product new?
     width = np.int64(max(int(items.max(initial=0)), int(targets.max(initial=0))) + 1)
@@ -96,6 +114,15 @@ def split_latest(
     return train, Validation(
         last_windows(train, rows, max_length), targets, seen_indptr, seen_items
     )
+
+
+def _latest_targets(seqs: Sequences, codes: np.ndarray | None) -> np.ndarray:
+    """Per customer, the flat index of the latest target token (-1: none)."""
+    owner = np.repeat(np.arange(len(seqs)), seqs.lengths)
+    where = np.flatnonzero(is_target(seqs, codes))
+    latest = np.full(len(seqs), -1, dtype=np.int64)
+    np.maximum.at(latest, owner[where], where)
+    return latest
 
 
 def _tensors(batch: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:
@@ -182,7 +209,8 @@ def train(
         weight_decay=budget.weight_decay,
         betas=(0.9, 0.98),
     )
-    ends = window_starts(seqs)
+    following = next_targets(seqs, budget.target_codes)
+    ends = np.flatnonzero(following >= 0)
     log_q = proposal(seqs, net.bias.shape[0], device) if budget.loss == "sampled" else None
     history: list[dict[str, float]] = []
     best = {"score": -1.0, "step": 0, "state": None, "bad": 0}
@@ -192,7 +220,8 @@ def train(
         for group in optimiser.param_groups:
             group["lr"] = _learning_rate(step, budget)
         picked = ends[rng.integers(0, len(ends), budget.batch_size)]
-        batch = _tensors(make_windows(seqs, picked, budget.max_length), device)
+        window = make_windows(seqs, picked, budget.max_length, following=following)
+        batch = _tensors(window, device)
         loss = batch_loss(net, batch, budget, generator, log_q)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
