@@ -142,11 +142,17 @@ def test_target_types_predict_the_next_purchase_through_the_views():
 
     def top(**extra):
         model = SequenceRecommender(random_state=0, **params, **extra).fit(events)
-        return model.recommend(k=1).set_index("customer_id").product_id
+        return model, model.recommend(k=1).set_index("customer_id").product_id
 
-    buying = top(target_types=["purchase"])
+    model, buying = top(target_types=["purchase"])
     assert (buying == expected.reindex(buying.index)).mean() >= 0.9
-    anything = top()
+    assert model.validation_ndcg_ is not None  # held-out purchases, new among purchases
+    # "seen" is what was bought: a product only viewed can still be recommended
+    every = model.recommend(["c0"], k=100)
+    mine = events[events.customer_id == "c0"]
+    assert set(mine.product_id[mine.event_type == "product_view"]) <= set(every.product_id)
+    assert not set(mine.product_id[mine.event_type == "purchase"]) & set(every.product_id)
+    _, anything = top()
     assert anything.str.startswith("v").mean() >= 0.9
     with pytest.raises(InputError, match="target_types refund not found in column event_type"):
         SequenceRecommender(target_types=["refund"], **FAST, **RUN).fit(events)

@@ -18,7 +18,9 @@ held-out latest event). What it gives:
 
 ``target_types`` (e.g. ``["purchase"]``) makes it a next-*purchase* model: every event is read
 as input, but only the products of events of those types are prediction targets (training
-loss and early stopping), so views and carts inform the prediction without being predicted.
+loss and early stopping), so views and carts inform the prediction without being predicted;
+"seen" products (left out of recommendations and of the validation) are then those of the
+customer's earlier events of those types: a viewed product can still be recommended.
 
 Cost is set by the step budget, not the data size: ``steps`` batches of ``batch_size`` windows
 of ``max_length`` events, whatever the number of customers; scoring streams customers in
@@ -218,7 +220,7 @@ class SequenceRecommender(Estimator):
         self.sequence_items_ = tail.items
         self.sequence_types_ = tail.types
         self.sequence_gaps_ = tail.gaps
-        self.seen_indptr_, self.seen_items_ = seen_items(seqs)
+        self.seen_indptr_, self.seen_items_ = seen_items(seqs, self._target_codes())
         real = seqs.items[seqs.items >= 2].astype(np.int64) - 2
         self.popularity_ = np.bincount(real, minlength=len(self.products_)).astype(np.float64)
         self._index = pd.Index(self.customers_)
@@ -275,7 +277,9 @@ class SequenceRecommender(Estimator):
     ) -> pd.DataFrame:
         """Top ``k`` next products per customer: customer_id, rank (1 = best), product_id,
         score (next-product probability). ``customer_ids`` defaults to every fitted customer;
-        products in the customer's history are left out unless ``exclude_seen=False``."""
+        products in the customer's history (with ``target_types``: of its events of those
+        types, e.g. products bought before, not those only viewed) are left out unless
+        ``exclude_seen=False``."""
         self._check_fitted()
         customers, rows = self._rows(customer_ids)
         exclude = self.exclude_seen if exclude_seen is None else exclude_seen
@@ -352,7 +356,7 @@ class SequenceRecommender(Estimator):
         seqs = seqs.tail(self.max_length)
         rows = np.arange(len(seqs))
         exclude = self.exclude_seen if exclude_seen is None else exclude_seen
-        seen = seen_items(seqs) if exclude else None
+        seen = seen_items(seqs, self._target_codes()) if exclude else None
         return self._top(seqs, np.asarray(seqs.customers, dtype=object), rows, self._k(k), seen)
 
     def next_items_udf(self, k: int = 10):

@@ -244,10 +244,11 @@ def last_windows(seqs: Sequences, rows: np.ndarray, length: int) -> dict[str, np
     return windows(seqs, seqs.indptr[rows + 1] - 1, length, targets=False)
 
 
-def seen_items(seqs: Sequences) -> tuple[np.ndarray, np.ndarray]:
-    """CSR (indptr, product indices) of the distinct products in every customer's sequence."""
+def seen_items(seqs: Sequences, codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr, product indices) of the distinct products of every customer's target
+    events (:func:`is_target`: all events without ``codes``, e.g. only purchases with them)."""
     owner = np.repeat(np.arange(len(seqs), dtype=np.int64), seqs.lengths)
-    real = seqs.items >= 2
+    real = is_target(seqs, codes)
     width = int(seqs.items.max(initial=2)) + 1
     # one int64 key per (customer, product): sorting keys is far faster than unique rows
     keys = np.unique(owner[real] * width + (seqs.items[real].astype(np.int64) - 2))

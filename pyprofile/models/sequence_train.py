@@ -85,7 +85,7 @@ def split_latest(
 ) -> tuple[Sequences, Validation | None]:
     """Hold out every customer's latest target event (:func:`is_target` with ``codes``) that
     has an event before it, with the events after it; score at most ``size`` customers whose
-    held-out product does not appear earlier in their history."""
+    held-out product is not among their earlier target events' products."""
     latest = _latest_targets(seqs, codes)
     rows = np.flatnonzero(latest > seqs.indptr[:-1] + 1)  # the start token and an event before
     if len(rows) == 0 or size <= 0:
@@ -95,7 +95,7 @@ def split_latest(
     cut[rows] = latest[rows]
     train = seqs.subset(np.arange(len(seqs.items)) < cut[owner])
     targets = seqs.items[latest[rows]].astype(np.int64) - 2
-    indptr, items = seen_csr(train)
+    indptr, items = seen_csr(train, codes)
     # (customer, product) keys of the earlier history, sorted: is each held-out product new?
     width = np.int64(max(int(items.max(initial=0)), int(targets.max(initial=0))) + 1)
     keys = np.repeat(np.arange(len(train), dtype=np.int64), np.diff(indptr)) * width + items
