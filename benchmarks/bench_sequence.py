@@ -69,6 +69,7 @@ from pyprofile.models.sequence import SequenceRecommender  # noqa: E402
 
 K = 10
 THREADS = 2
+SEED = 0  # every model's random_state (--seed)
 torch.set_num_threads(THREADS)
 USER, ITEM, TIME = "customer_id", "product_id", "timestamp"
 
@@ -182,7 +183,7 @@ class Ours:
         seen = "is_purchased" if "event_type" in events else None
         verbose = self.params["method"] == "sequence"  # progress of the long fits
         self.model = Recommender(
-            random_state=0, threads=THREADS, seen_column=seen, verbose=verbose, **self.params
+            random_state=SEED, threads=THREADS, seen_column=seen, verbose=verbose, **self.params
         )
         self.model.fit(pairs, sequences=events if self.params["method"] == "sequence" else None)
         return self
@@ -211,7 +212,7 @@ class Implicit:
         bought = pairs.is_purchased.to_numpy(bool)
         self.seen = sp.csr_matrix((np.ones(bought.sum()), (u[bought], i[bought])), shape=shape)
         cls = AlternatingLeastSquares if self.kind == "als" else BayesianPersonalizedRanking
-        self.model = cls(random_state=0, num_threads=THREADS, **self.params)
+        self.model = cls(random_state=SEED, num_threads=THREADS, **self.params)
         self.model.fit(self.matrix, show_progress=False)
         return self
 
@@ -511,7 +512,10 @@ def main() -> None:
         default={},
         help="override sequence settings: '{\"steps\": 300}'",
     )
+    parser.add_argument("--seed", type=int, default=0, help="every model's random_state")
     args = parser.parse_args()
+    global SEED
+    SEED = args.seed
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for grid in (SEQUENCE_GRID_ML, SEQUENCE_GRID_DEMO):
         for params in grid:
