@@ -221,8 +221,7 @@ class SequenceRecommender(Estimator):
         self.sequence_types_ = tail.types
         self.sequence_gaps_ = tail.gaps
         self.seen_indptr_, self.seen_items_ = seen_items(seqs, self._target_codes())
-        real = seqs.items[seqs.items >= 2].astype(np.int64) - 2
-        self.popularity_ = np.bincount(real, minlength=len(self.products_)).astype(np.float64)
+        self.popularity_ = seqs.item_counts(len(self.products_)).astype(np.float64)
         self._index = pd.Index(self.customers_)
 
     # ------------------------------------------------------------------ scoring

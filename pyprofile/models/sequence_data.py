@@ -54,10 +54,19 @@ class Sequences:
         """Tokens per customer (the start token included)."""
         return np.diff(self.indptr)
 
+    @property
+    def owner(self) -> np.ndarray:
+        """Per token, the row of its customer."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), self.lengths)
+
+    def item_counts(self, n_items: int) -> np.ndarray:
+        """Occurrences of every product (index ``0 .. n_items - 1``) in the sequences."""
+        real = self.items[self.items >= 2].astype(np.int64) - 2
+        return np.bincount(real, minlength=n_items)
+
     def subset(self, keep: np.ndarray) -> Sequences:
         """The tokens where the boolean ``keep`` (one per token) is true, same customers."""
-        owner = np.repeat(np.arange(len(self)), self.lengths)
-        counts = np.bincount(owner[keep], minlength=len(self))
+        counts = np.bincount(self.owner[keep], minlength=len(self))
         indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
         return Sequences(
             self.customers, indptr, self.items[keep], self.types[keep], self.gaps[keep]
@@ -205,7 +214,7 @@ def next_targets(seqs: Sequences, codes: np.ndarray | None = None) -> np.ndarray
     idx = np.arange(len(seqs.items))
     at = np.searchsorted(where, idx, side="right")
     nxt = np.where(at < len(where), where[np.minimum(at, max(len(where) - 1, 0))], -1)
-    owner = np.repeat(np.arange(len(seqs)), seqs.lengths)
+    owner = seqs.owner
     same = (nxt >= 0) & (owner[np.maximum(nxt, 0)] == owner)
     return np.where(same, nxt, -1)
 
@@ -247,7 +256,7 @@ def last_windows(seqs: Sequences, rows: np.ndarray, length: int) -> dict[str, np
 def seen_items(seqs: Sequences, codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """CSR (indptr, product indices) of the distinct products of every customer's target
     events (:func:`is_target`: all events without ``codes``, e.g. only purchases with them)."""
-    owner = np.repeat(np.arange(len(seqs), dtype=np.int64), seqs.lengths)
+    owner = seqs.owner
     real = is_target(seqs, codes)
     width = int(seqs.items.max(initial=2)) + 1
     # one int64 key per (customer, product): sorting keys is far faster than unique rows

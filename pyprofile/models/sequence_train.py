@@ -86,11 +86,13 @@ def split_latest(
     """Hold out every customer's latest target event (:func:`is_target` with ``codes``) that
     has an event before it, with the events after it; score at most ``size`` customers whose
     held-out product is not among their earlier target events' products."""
-    latest = _latest_targets(seqs, codes)
+    owner = seqs.owner
+    where = np.flatnonzero(is_target(seqs, codes))
+    latest = np.full(len(seqs), -1, dtype=np.int64)  # per customer: latest target token
+    np.maximum.at(latest, owner[where], where)
     rows = np.flatnonzero(latest > seqs.indptr[:-1] + 1)  # the start token and an event before
     if len(rows) == 0 or size <= 0:
         return seqs, None
-    owner = np.repeat(np.arange(len(seqs)), seqs.lengths)
     cut = np.full(len(seqs), np.iinfo(np.int64).max)
     cut[rows] = latest[rows]
     train = seqs.subset(np.arange(len(seqs.items)) < cut[owner])
@@ -116,15 +118,6 @@ def split_latest(
     )
 
 
-def _latest_targets(seqs: Sequences, codes: np.ndarray | None) -> np.ndarray:
-    """Per customer, the flat index of the latest target token (-1: none)."""
-    owner = np.repeat(np.arange(len(seqs)), seqs.lengths)
-    where = np.flatnonzero(is_target(seqs, codes))
-    latest = np.full(len(seqs), -1, dtype=np.int64)
-    np.maximum.at(latest, owner[where], where)
-    return latest
-
-
 def _tensors(batch: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:
     return {name: torch.from_numpy(value).to(device) for name, value in batch.items()}
 
@@ -132,8 +125,7 @@ def _tensors(batch: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:
 def proposal(seqs: Sequences, n_items: int, device) -> torch.Tensor:
     """Log-probabilities of the sampled softmax's proposal: (count + 1) ** PROPOSAL_POWER of
     every product's occurrences in the training sequences, normalised."""
-    real = seqs.items[seqs.items >= 2].astype(np.int64) - 2
-    weight = (np.bincount(real, minlength=n_items) + 1.0) ** PROPOSAL_POWER
+    weight = (seqs.item_counts(n_items) + 1.0) ** PROPOSAL_POWER
     return torch.from_numpy(np.log(weight / weight.sum())).float().to(device)
 
 
