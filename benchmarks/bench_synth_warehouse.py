@@ -4,6 +4,8 @@ speed.
 
     # a whole synthetic warehouse from the 10k demo
     python benchmarks/bench_synth_warehouse.py --customers 10000 --seeds 0
+    # differentially private copies (per customer) at three budgets, and the non-private one
+    python benchmarks/bench_synth_warehouse.py --customers 10000 --epsilon inf 10 3 1
 
 Every run appends one JSON line per seed to ``--log`` and prints a markdown
 table. ``--db`` reuses a demo warehouse already built (``pyprofile demo-data`` + dbt staging
@@ -90,14 +92,21 @@ def bench_warehouse(args) -> None:
     src = Path(args.db) if args.db else demo_warehouse(args.customers)
     rows = []
     for seed in args.seeds:
-        out = Path(tempfile.mkdtemp()) / "synthetic.duckdb"
-        t0 = time.perf_counter()
-        summary = run_synth_warehouse(src, out, epochs=args.epochs, random_state=seed)
-        summary["total_seconds"] = time.perf_counter() - t0
-        label = f"seed {seed}"
-        log(args, {"label": label, "args": vars(args), **summary})
-        rows.append(warehouse_row(summary, label))
-        print(markdown(rows[-1:]), flush=True)
+        for epsilon in args.epsilon:
+            out = Path(tempfile.mkdtemp()) / "synthetic.duckdb"
+            t0 = time.perf_counter()
+            summary = run_synth_warehouse(
+                src,
+                out,
+                epochs=args.epochs,
+                random_state=seed,
+                epsilon=None if math.isinf(epsilon) else epsilon,
+            )
+            summary["total_seconds"] = time.perf_counter() - t0
+            label = f"seed {seed}, epsilon {epsilon:g}"
+            log(args, {"label": label, "args": vars(args), **summary})
+            rows.append(warehouse_row(summary, label))
+            print(markdown(rows[-1:]), flush=True)
     print(markdown(rows))
 
 
@@ -107,6 +116,13 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--epsilon",
+        type=float,
+        nargs="+",
+        default=[math.inf],
+        help="privacy budgets per customer (inf: no differential privacy)",
+    )
     parser.add_argument("--log", default="bench_synth_warehouse.jsonl")
     args = parser.parse_args()
     bench_warehouse(args)

@@ -585,9 +585,15 @@ def synth_warehouse(
     evaluate: Annotated[
         bool, typer.Option(help="Build features on the copy and write ml.synthetic_quality")
     ] = True,
+    epsilon: EpsilonOption = None,
+    delta: DeltaOption = None,
     seed: SeedOption = None,
 ):
-    """Write a synthetic copy of raw.* (customers, orders, items, products, events) to --out."""
+    """Write a synthetic copy of raw.* (customers, orders, items, products, events) to --out.
+
+    With --epsilon the copy is differentially private for each customer with all its rows;
+    --evaluate then writes quality figures measured against the real shop into the copy
+    (not covered by the guarantee): share a private copy built with --no-evaluate."""
     from pyprofile.flows.synth_warehouse import format_warehouse, run_synth_warehouse
 
     with _status("learning the shop and writing the synthetic warehouse"):
@@ -595,7 +601,14 @@ def synth_warehouse(
             _existing(db),
             out,
             evaluate=evaluate,
-            **_given(customers=customers, epochs=epochs, batch_size=batch_size, random_state=seed),
+            **_given(
+                customers=customers,
+                epochs=epochs,
+                batch_size=batch_size,
+                random_state=seed,
+                epsilon=epsilon,
+                delta=delta,
+            ),
         )
     console.print(_kv_table("synthetic warehouse", format_warehouse(summary)))
 

@@ -72,7 +72,7 @@ def spent(history: list[tuple[float, float, int]], delta: float) -> float:
     return float(accountant.get_epsilon(delta, alphas=ORDERS))
 
 
-def _solve(epsilon_of, target: float) -> float:
+def solve_noise(epsilon_of, target: float) -> float:
     """The smallest noise multiplier whose epsilon (decreasing in it) is at most ``target``."""
     lo, hi = 0.05, 1.0
     while epsilon_of(hi) > target:
@@ -105,16 +105,21 @@ class Budget:
         return spent(self.history, self.delta / 2)
 
 
-def plan(epsilon: float, delta: float, sample_rate: float, steps: int) -> Budget:
-    """Noise multipliers that spend exactly ``epsilon``: the summary alone costs
-    ``SUMMARY_SHARE`` of it, DP-SGD the rest (composed, not added)."""
+def check_budget(epsilon: float, delta: float) -> None:
+    """One clear line for an epsilon or delta that cannot be a privacy budget."""
     if not epsilon > 0 or not math.isfinite(epsilon):
         raise InputError(f"epsilon must be a positive number, got {epsilon}")
     if not 0 < delta < 1:
         raise InputError(f"delta must be between 0 and 1, got {delta}")
+
+
+def plan(epsilon: float, delta: float, sample_rate: float, steps: int) -> Budget:
+    """Noise multipliers that spend exactly ``epsilon``: the summary alone costs
+    ``SUMMARY_SHARE`` of it, DP-SGD the rest (composed, not added)."""
+    check_budget(epsilon, delta)
     half = delta / 2
-    summary = _solve(lambda s: spent([(s, 1.0, 2)], half), SUMMARY_SHARE * epsilon)
-    sgd = _solve(lambda s: spent([(summary, 1.0, 2), (s, sample_rate, steps)], half), epsilon)
+    summary = solve_noise(lambda s: spent([(s, 1.0, 2)], half), SUMMARY_SHARE * epsilon)
+    sgd = solve_noise(lambda s: spent([(summary, 1.0, 2), (s, sample_rate, steps)], half), epsilon)
     return Budget(epsilon, delta, summary, sgd, sample_rate, steps)
 
 

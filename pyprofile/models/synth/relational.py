@@ -72,6 +72,12 @@ class RelationalSynthesizer(Estimator):
 
     Parameters ``epochs``, ``batch_size`` and ``synthesizer_params`` go to the customer model
     (:class:`Synthesizer`). ``max_templates`` bounds the real session shapes kept per kind.
+
+    **Differential privacy** (``epsilon``, optional ``delta``; needs ``opacus``): the whole
+    fitted model, so every shop sampled from it, is (epsilon, delta)-DP for adding or removing
+    one customer with all its orders, lines and events (:mod:`.dp_timeline`: a private customer
+    model, a Gaussian release of the timeline statistics, session shapes from a noisy chain
+    instead of real sessions). ``epsilon_`` and ``delta_`` hold what was spent.
     """
 
     fitted_attribute: ClassVar[str] = "customer_model_"
@@ -90,7 +96,10 @@ class RelationalSynthesizer(Estimator):
         device: str = "auto",
         threads: int | None = 1,
         verbose: bool = False,
+        epsilon: float | None = None,
+        delta: float | None = None,
     ):
+        self.epsilon, self.delta = epsilon, delta
         self.epochs = epochs
         self.batch_size = batch_size
         self.synthesizer_params = synthesizer_params
@@ -117,11 +126,14 @@ class RelationalSynthesizer(Estimator):
         )
         ix = act.index_shop(shop)
         sessions = act.link_sessions(ix, self.purchase_event)
-        start = act.customer_start(ix, sessions)
-        table = self.training_table(shop.customers, customer_summary(ix, sessions, start))
         self.schemas_ = {k: v.schema for k, v in arrow.items()}
         self.products_ = arrow["products"]
         self.has_signup_ = "signup_at" in shop.customers
+        if self.epsilon is not None:
+            return self._fit_private(shop, ix, sessions)
+        self.epsilon_ = self.delta_ = None
+        start = act.customer_start(ix, sessions)
+        table = self.training_table(shop.customers, customer_summary(ix, sessions, start))
         self.customer_model_ = Synthesizer(**self._gan_params()).fit(table)
         rng = np.random.default_rng(self.random_state)
         self.timeline_ = TimelineModel.fit(
@@ -129,8 +141,42 @@ class RelationalSynthesizer(Estimator):
         )
         return self
 
+    def _fit_private(self, shop: act.Shop, ix, sessions) -> RelationalSynthesizer:
+        """(epsilon, delta)-DP for one customer: the timeline released first (it re-codes
+        statuses to the released ones), then the private customer model."""
+        from pyprofile.models.synth import dp, dp_timeline
+
+        n = ix.n_customers
+        delta = self.delta if self.delta is not None else min(1e-5, 1 / (10 * n))
+        dp.check_budget(self.epsilon, delta)
+        (gan_eps, gan_delta), (tl_eps, tl_delta) = dp_timeline.split_budget(self.epsilon, delta)
+        released = dp_timeline.fit_private(
+            ix,
+            sessions,
+            shop.products,
+            dp.secret_rng()[0],
+            epsilon=tl_eps,
+            delta=tl_delta,
+            purchase_event=self.purchase_event,
+            view_event=self.view_event,
+        )
+        start = act.customer_start(released.ix, sessions)
+        summary = customer_summary(released.ix, sessions, start, scale=released.scale)
+        table = self.training_table(shop.customers, summary)
+        params = {**self._gan_params(), "epsilon": gan_eps, "delta": gan_delta}
+        self.customer_model_ = Synthesizer(**params).fit(table)
+        self.timeline_ = released.timeline
+        self.epsilon_ = self.customer_model_.epsilon_ + released.epsilon
+        self.delta_ = self.customer_model_.delta_ + released.delta
+        return self
+
     def _gan_params(self) -> dict[str, Any]:
         params = dict(self.synthesizer_params or {})
+        if params.get("epsilon") is not None or params.get("delta") is not None:
+            raise InputError(
+                "pass epsilon and delta to the relational synthesizer itself: given to the "
+                "customer model alone they would leave the timelines unprotected"
+            )
         params.update(
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -210,7 +256,11 @@ class RelationalSynthesizer(Estimator):
                 if "tl_signup_lag_hours" in rows
                 else np.zeros(n)
             )
-            real_start = pd.to_datetime(rows["tl_start_at"]).notna().to_numpy()
+            real_start = (
+                pd.to_datetime(rows["tl_start_at"]).notna().to_numpy()
+                if "tl_start_at" in rows
+                else np.ones(n, bool)
+            )
             seconds = np.where(
                 real_start & np.isfinite(lag), start + np.maximum(lag, 0) * 3600, np.nan
             )
@@ -281,6 +331,7 @@ class RelationalSynthesizer(Estimator):
             "event_types": [jsonable(s) if s is not None else None for s in t.event_types],
             "has_discount": t.has_discount,
             "has_signup": self.has_signup_,
+            "privacy": [self.epsilon_, self.delta_],
         }
         return arrays, state
 
@@ -295,6 +346,7 @@ class RelationalSynthesizer(Estimator):
             if k.startswith("schema.")
         }
         self.has_signup_ = state["has_signup"]
+        self.epsilon_, self.delta_ = state.get("privacy", [None, None])
         part = {
             p: {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(p + ".")}
             for p in ("basket", "template", "calendar")
@@ -314,6 +366,8 @@ class RelationalSynthesizer(Estimator):
 def _ids(table: str, n: int | None, rows: np.ndarray | None = None) -> np.ndarray:
     """New ids: ``SYN-C0000001``... for rows 0..n-1, or for the given row numbers."""
     rows = np.arange(n) if rows is None else np.asarray(rows)
+    if not len(rows):
+        return np.zeros(0, dtype=object)
     width = 9 if table == "orders" else 7
     numbers = (rows + 1).astype(str)
     return np.char.add(ID_PREFIX[table], np.char.zfill(numbers, width)).astype(object)

@@ -47,15 +47,22 @@ class PriceScale:
     spread: float
 
 
-def line_z(ix: Indexed) -> tuple[np.ndarray, PriceScale]:
-    """Standardised log unit price of every line within its category, and the scale."""
-    n_cat = max(len(ix.categories), 1)
-    cat = ix.p_cat[ix.i_prod]
-    logp = np.log(np.maximum(ix.i_price, PRICE_FLOOR))
+def category_scale(cat: np.ndarray, logp: np.ndarray, n_cat: int) -> tuple[np.ndarray, ...]:
+    """Mean and standard deviation of ``logp`` per category code."""
     count = np.bincount(cat, minlength=n_cat).astype(float)
     mean = np.bincount(cat, weights=logp, minlength=n_cat) / np.maximum(count, 1)
     sq = np.bincount(cat, weights=logp**2, minlength=n_cat) / np.maximum(count, 1)
-    std = np.sqrt(np.maximum(sq - mean**2, 1e-6))
+    return mean, np.sqrt(np.maximum(sq - mean**2, 1e-6))
+
+
+def line_z(ix: Indexed, scale: PriceScale | None = None) -> tuple[np.ndarray, PriceScale]:
+    """Standardised log unit price of every line within its category, and the scale (the
+    lines' own, or the ``scale`` given: a private fit standardises by the catalogue's)."""
+    cat = ix.p_cat[ix.i_prod]
+    logp = np.log(np.maximum(ix.i_price, PRICE_FLOOR))
+    if scale is not None:
+        return (logp - scale.mean[cat]) / scale.std[cat], scale
+    mean, std = category_scale(cat, logp, max(len(ix.categories), 1))
     z = (logp - mean[cat]) / std[cat]
     cust = ix.o_cust[ix.i_order]
     per = np.bincount(cust, weights=z, minlength=ix.n_customers) / np.maximum(
@@ -87,8 +94,11 @@ def _window(group, seconds, n) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return count, lo, hi
 
 
-def customer_summary(ix: Indexed, sessions: Sessions, start: np.ndarray) -> pd.DataFrame:
-    """One row per customer (in customer order): the ``tl_`` columns above."""
+def customer_summary(
+    ix: Indexed, sessions: Sessions, start: np.ndarray, scale: PriceScale | None = None
+) -> pd.DataFrame:
+    """One row per customer (in customer order): the ``tl_`` columns above (price levels
+    against ``scale`` when given)."""
     n = ix.n_customers
     out = {"tl_start_at": _timestamps(start, ix.day0)}
     if np.isfinite(ix.signup).any():
@@ -98,7 +108,7 @@ def customer_summary(ix: Indexed, sessions: Sessions, start: np.ndarray) -> pd.D
     end_day = ix.n_days - 1
     out["tl_first_order_lag_days"] = _day(first) - _day(start)
     out["tl_order_recency_days"] = end_day - _day(last)
-    out.update(_basket_columns(ix, n))
+    out.update(_basket_columns(ix, n, scale))
     if ix.o_status is not None:
         for k in range(1, len(ix.statuses)):
             out[f"tl_status_{k}_orders"] = np.bincount(ix.o_cust[ix.o_status == k], minlength=n)
@@ -113,10 +123,10 @@ def customer_summary(ix: Indexed, sessions: Sessions, start: np.ndarray) -> pd.D
     return pd.DataFrame(out)
 
 
-def _basket_columns(ix: Indexed, n: int) -> dict[str, np.ndarray]:
+def _basket_columns(ix: Indexed, n: int, scale: PriceScale | None) -> dict[str, np.ndarray]:
     """Lines, price level and category shares per customer."""
     cust = ix.o_cust[ix.i_order]
-    z, _ = line_z(ix)
+    z, _ = line_z(ix, scale)
     orders = np.bincount(ix.o_cust, minlength=n)
     lines = np.bincount(cust, minlength=n)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -40,7 +40,7 @@ class Templates:
         return dict(vars(self))
 
 
-def _roles(ix: Indexed, sessions: Sessions) -> pd.DataFrame:
+def roles(ix: Indexed, sessions: Sessions) -> pd.DataFrame:
     """Events in session/time order with their session, role and rank."""
     order = sessions.order
     ev = pd.DataFrame(
@@ -67,7 +67,7 @@ def fit_templates(
     ix: Indexed, sessions: Sessions, rng: np.random.Generator, max_per_kind: int
 ) -> Templates:
     """At most ``max_per_kind`` purchase and browsing templates, drawn at random."""
-    ev = _roles(ix, sessions)
+    ev = roles(ix, sessions)
     n_sessions = len(sessions.s_start)
     order = sessions.s_order
     anchor = np.where(order >= 0, ix.o_sec[np.maximum(order, 0)], sessions.s_start)

@@ -133,13 +133,22 @@ class TimelineModel:
     def generate(self, summary: pd.DataFrame, rng: np.random.Generator) -> dict:
         """Orders, lines and events (integer-coded) of the customers in ``summary``."""
         c = self.calendar
-        start = _seconds_since(summary["tl_start_at"], c.day0)
+        if "tl_start_at" in summary:
+            start = _seconds_since(summary["tl_start_at"], c.day0)
+        else:  # a private customer model may leave it out (hidden by its noise)
+            start = self._starts(len(summary), rng)
         start = np.clip(np.nan_to_num(start, nan=0.0), 0, c.end_second).astype(np.int64)
         orders = self._orders(summary, start // SECONDS_PER_DAY, rng)
         lines = self._lines(summary, orders, rng)
         self._amounts(orders, lines, rng)
         events = self._events(summary, start // SECONDS_PER_DAY, orders, lines, rng)
         return {"start": start, "orders": orders, "lines": lines, "events": events}
+
+    def _starts(self, n: int, rng) -> np.ndarray:
+        """Start times drawn by the order intensity over the whole history."""
+        c = self.calendar
+        days = cal.DaySampler(c.order_days).days(rng, np.zeros(n, np.int64), np.full(n, c.n_days))
+        return cal.seconds_in_day(rng, days, c.order_hours, c.weekday0).astype(float)
 
     def _window(self, s, start_day, count, lag_col, recency_col, rng, days, hours, cap):
         """Times of ``count`` events per customer: the first on start + lag, the last on the
