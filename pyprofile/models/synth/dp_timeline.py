@@ -20,7 +20,8 @@ composition (their epsilons and deltas add up to the ones asked for):
    and the sessions' shapes: transitions between (event type, product role) states and the
    gaps between events, for purchase and browsing sessions. Order statuses and event types are
    released only when their noisy count clears a bar that a value held by one customer passes
-   with probability at most delta / 8 each.
+   with probability at most delta / 256 each (under a quarter of delta for the up to 72
+   values of both lists).
 
 The rest is post-processing of the released numbers: daily intensity (a weekly trend times a
 weekday factor), hour profiles, rate caps, popularity, quantiles, and session *templates*
