@@ -208,9 +208,9 @@ def test_generated_sessions_follow_the_released_chain():
     gaps = np.zeros((dp_timeline.MAX_EVENT_TYPES, len(dp_timeline.GAP_EDGES) - 1))
     minute = np.searchsorted(dp_timeline.GAP_EDGES, 60) - 1
     gaps[:, minute] = 100
-    ev = dp_timeline._generate(chain, gaps, 1, 3, np.random.default_rng(0))
+    ev = dp_timeline._generate(chain, gaps, 1, 3, np.random.default_rng(0), 4000)
     t = dp_timeline._assemble([ev])
-    assert len(t.kind) == dp_timeline.N_TEMPLATES
+    assert len(t.kind) == 4000
     assert (t.length == 4).all() and (t.lines == 1).all() and (t.others == 0).all()
     first = slice(0, 4)
     assert list(t.ev_type[first]) == [0, 1, 2, 3]
@@ -253,3 +253,19 @@ def test_summary_columns_hidden_by_the_noise_still_give_a_shop(shop, monkeypatch
     first, last = model.timeline_.calendar.day0, model.timeline_.calendar.n_days
     days = pc.divide(pc.cast(pc.cast(signup, pa.timestamp("us")), pa.int64()), 86_400 * 10**6)
     assert first <= pc.min(days).as_py() and pc.max(days).as_py() <= first + last + 1
+
+
+def test_walked_sessions_are_resampled_to_the_released_shapes():
+    """Walks of 1 to 6 events (no line events); a released shape histogram with all its mass
+    on 3 events keeps only 3-event sessions, in the templates' number."""
+    rng = np.random.default_rng(1)
+    length = rng.integers(1, 7, 5000)
+    s = np.repeat(np.arange(5000), length)
+    ev = {"s": s, "type": np.zeros(len(s), np.int64), "role": np.zeros(len(s), np.int64)}
+    ev["t"] = np.arange(len(s))
+    shape = np.zeros((dp_timeline.MAX_LINES + 1) * (dp_timeline.SESSION_LIMIT + 1))
+    shape[dp_timeline._shape_cell(np.array([0]), np.array([3]))] = 50.0
+    out = dp_timeline._resample(ev, shape, rng)
+    sizes = np.bincount(out["s"])
+    assert len(sizes) == dp_timeline.N_TEMPLATES and (sizes == 3).all()
+    assert (np.diff(out["t"])[np.diff(out["s"]) == 0] == 1).all()  # sessions kept whole

@@ -59,6 +59,8 @@ LOGP_RANGE = (-5.0, 15.0)  # clip for released log unit prices (no catalogue pri
 PRICE_COLUMNS = ("price", "unit_price", "list_price")
 SESSION_LIMIT = 60  # events in a generated session
 N_TEMPLATES = 4000  # generated sessions per kind
+CANDIDATES = 8  # chain walks per template kept: resampled to the released session shapes
+MAX_LINES = 10  # session shape cells: line products (capped) x events (capped)
 EMPTY_SHARE = 0.01  # chance that an empty cell of a histogram is taken as filled
 START, END = 0, 1
 
@@ -129,7 +131,9 @@ def fit_private(
         price = _noisy_price(noisy["price"], sd, ix)
     mean, std = category_scale(ix.p_cat, np.log(np.maximum(price, PRICE_FLOOR)), _n_cat(ix))
     scalars = _ratios(noisy["scalars"], sd)
-    scale = PriceScale(mean, std, scalars["spread"])
+    # the spread is released in log-price units: in units of the typical category's spread
+    typical = float(np.average(std, weights=np.bincount(ix.p_cat, minlength=len(std)) + 1e-9))
+    scale = PriceScale(mean, std, max(scalars["spread"] / max(typical, 1e-3), 0.05))
     timeline = TimelineModel(
         calendar=_calendar(noisy, sd, ix),
         baskets=_baskets(noisy, sd, ix, price, scale, scalars["dispersion"]),
@@ -333,6 +337,16 @@ def _session_blocks(b: Blocks, ix: Indexed, sessions: Sessions) -> None:
         inner = sel & ~first
         gap_cell = ev["type"].to_numpy(np.int64)[inner] * n_gaps + _bin(GAP_EDGES, gap[inner])
         b.add(f"{kind}_gaps", cust[inner], gap_cell, n_types * n_gaps)
+        # each session's shape: its line products and its events
+        lines = np.bincount(s[sel & (role == LINE)], minlength=len(sessions.s_start))
+        length = np.bincount(s[sel], minlength=len(sessions.s_start))
+        ids = np.unique(s[sel])
+        cells = _shape_cell(lines[ids], length[ids])
+        b.add(f"{kind}_shape", sessions.s_cust[ids], cells, (MAX_LINES + 1) * (SESSION_LIMIT + 1))
+
+
+def _shape_cell(lines: np.ndarray, length: np.ndarray) -> np.ndarray:
+    return np.minimum(lines, MAX_LINES) * (SESSION_LIMIT + 1) + np.minimum(length, SESSION_LIMIT)
 
 
 def _price_block(b: Blocks, ix: Indexed) -> None:
@@ -400,7 +414,6 @@ def _ratios(noisy: np.ndarray, sd: float) -> dict[str, float]:
         num, den = noisy[2 * j], noisy[2 * j + 1]
         ok = den > 3 * sd
         out[name] = float(np.clip(num / den, 0, 1) * scale + offset) if ok else default
-    out["spread"] = max(out["spread"], 0.05)
     return out
 
 
@@ -505,15 +518,43 @@ def _templates(noisy, sd, ix: Indexed, type_codes, purchase_event, rng) -> Templ
         name = "purchase" if kind else "browse"
         chain = _kept(noisy[f"{name}_chain"], sd).reshape(n_states, n_states) * allowed[None]
         gaps = _kept(noisy[f"{name}_gaps"], sd).reshape(MAX_EVENT_TYPES, -1)
-        parts.append(_generate(chain, gaps, kind, purchase_code, rng))
+        walked = _generate(chain, gaps, kind, purchase_code, rng, CANDIDATES * N_TEMPLATES)
+        parts.append(_resample(walked, _kept(noisy[f"{name}_shape"], sd), rng))
     templates = _assemble(parts)
     lookup = np.full(MAX_EVENT_TYPES, -1, np.int64)
     lookup[type_codes] = np.arange(len(type_codes))
     return replace(templates, ev_type=lookup[templates.ev_type])
 
 
-def _generate(chain: np.ndarray, gaps: np.ndarray, kind: int, purchase_code: int, rng) -> dict:
-    """``N_TEMPLATES`` sessions walked through the chain: events (session, type, role, time)."""
+def _resample(ev: dict, shape: np.ndarray, rng) -> dict:
+    """``N_TEMPLATES`` of the walked sessions, drawn so that their shapes (line events,
+    events) follow the released shape histogram (all walked sessions' shapes alike when the
+    release kept none of theirs)."""
+    if not len(ev["s"]):
+        return ev
+    n = int(ev["s"].max()) + 1
+    line = np.bincount(ev["s"][ev["role"] == LINE], minlength=n)
+    cell = _shape_cell(line, np.bincount(ev["s"], minlength=n))
+    seen = np.bincount(cell, minlength=len(shape))
+    weight = shape[cell] / seen[cell]
+    weight = weight if weight.sum() > 0 else np.ones(n)
+    pick = rng.choice(n, min(N_TEMPLATES, n), replace=True, p=weight / weight.sum())
+    counts = np.bincount(ev["s"], minlength=n)
+    starts = np.cumsum(counts) - counts  # events are sorted by session
+    size = counts[pick]
+    within = np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size)
+    rows = np.repeat(starts[pick], size) + within
+    new_id = np.repeat(np.arange(len(pick)), size)
+    out = {k: v[rows] for k, v in ev.items()}
+    out["s"] = new_id
+    return out
+
+
+def _generate(
+    chain: np.ndarray, gaps: np.ndarray, kind: int, purchase_code: int, rng, n_sessions: int
+) -> dict:
+    """``n_sessions`` sessions walked through the chain: events (session, type, role, time),
+    sorted by session and time."""
     out = {"s": [], "type": [], "role": [], "t": []}
     rows = chain.sum(1)
     if rows[START] <= 0:
@@ -522,9 +563,9 @@ def _generate(chain: np.ndarray, gaps: np.ndarray, kind: int, purchase_code: int
     cum[rows <= 0, END] = 1.0  # a state never left in the release ends the session
     gap_rows = gaps.sum(1)
     gap_cum = np.cumsum(gaps, 1) / np.where(gap_rows > 0, gap_rows, 1)[:, None]
-    state = np.full(N_TEMPLATES, START)
-    alive = np.arange(N_TEMPLATES)
-    clock = np.zeros(N_TEMPLATES)
+    state = np.full(n_sessions, START)
+    alive = np.arange(n_sessions)
+    clock = np.zeros(n_sessions)
     for step in range(SESSION_LIMIT):
         nxt = np.minimum((rng.random(len(alive))[:, None] > cum[state[alive]]).sum(1), len(cum) - 1)
         go = nxt != END
