@@ -141,6 +141,7 @@ def fit_ours(train, label, seed, args, params):
     info = {
         "fit_s": time.perf_counter() - t0,
         "best_epoch": model.best_epoch_,
+        "batch": model.batch_size_,
         "onehot_width": model.transformer_.output_dim_,
         "trace": [
             {"epoch": h["epoch"], "loss_d": h["loss_d"], "loss_moment": h["loss_moment"], **est}
@@ -320,7 +321,9 @@ def parse_args():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--eval-every", type=int, default=10)
-    ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument(
+        "--batch-size", type=int, default=None, help="rows per step (default: the library's)"
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument(
         "--variants",
@@ -345,7 +348,8 @@ def main():
         rows = pd.concat(pd.read_parquet(f"{p}.rows.parquet") for p in args.load)
         details = pd.concat(pd.read_parquet(f"{p}.details.parquet") for p in args.load)
     else:
-        print(f"epochs {args.epochs}, eval every {args.eval_every}, batch {args.batch_size}")
+        batch = args.batch_size or "auto (the library's default)"
+        print(f"epochs {args.epochs}, eval every {args.eval_every}, batch {batch}")
         runs = [run_dataset(name, args) for name in args.datasets]
         rows = pd.concat([r for r, _ in runs], ignore_index=True)
         details = pd.concat([d for _, d in runs], ignore_index=True)

@@ -434,3 +434,18 @@ def test_tables_over_max_rows_are_learnt_from_a_stratified_sample(data):
         Synthesizer(epochs=1, max_rows=5).fit(data)
     with pytest.raises(InputError, match="max_steps"):
         Synthesizer(epochs=1, max_steps=0).fit(data)
+
+
+def test_batch_grows_with_the_category_levels_unless_given():
+    """``batch_size=None``: 500 rows for a table with few category levels, 1,000 once its
+    category columns have 100 levels together; an explicit batch is kept, and survives the
+    artifact."""
+    rng = np.random.default_rng(0)
+    narrow = pd.DataFrame({"a": rng.choice(list("xyz"), 400), "b": rng.normal(size=400)})
+    wide = pd.DataFrame({f"q{i}": rng.integers(0, 9, 400).astype(str) for i in range(12)})
+    fast = {"epochs": 1, "select_best": False}
+    assert Synthesizer(**fast).fit(narrow).batch_size_ == 500
+    model = Synthesizer(**fast).fit(wide)  # 12 columns x 9 levels = 108 levels
+    assert model.batch_size_ == 1000
+    assert Synthesizer.from_artifact(model.to_artifact()).batch_size_ == 1000
+    assert Synthesizer(**fast, batch_size=200).fit(wide).batch_size_ == 200

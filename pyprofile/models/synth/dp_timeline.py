@@ -156,9 +156,9 @@ def _catalogue_price(products: pd.DataFrame, n: int) -> np.ndarray | None:
     for name in PRICE_COLUMNS:
         if name in products:
             price = pd.to_numeric(products[name], errors="coerce").to_numpy(float)
-            if len(price) == n and np.isfinite(price).any():
-                fill = np.nanmedian(price)
-                return np.where(np.isfinite(price) & (price > 0), price, fill)
+            good = np.isfinite(price) & (price > 0)
+            if len(price) == n and good.any():
+                return np.where(good, price, np.median(price[good]))
     return None
 
 

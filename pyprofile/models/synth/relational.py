@@ -87,7 +87,7 @@ class RelationalSynthesizer(Estimator):
         self,
         *,
         epochs: int = 300,
-        batch_size: int = 500,
+        batch_size: int | None = None,
         synthesizer_params: dict | None = None,
         max_templates: int = 20_000,
         purchase_event: str = "purchase",

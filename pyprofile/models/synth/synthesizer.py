@@ -23,6 +23,8 @@ SAMPLE_CHUNK = 16384
 TAU = 0.2
 CALIBRATION_ROWS = 20_000  # enough for 1001 quantile knots, whatever the table's size
 CATEGORY_ROWS = 10_000  # generated rows the category offsets are fitted on
+DEFAULT_BATCH, WIDE_BATCH = 500, 1000  # rows per step; WIDE_BATCH from WIDE_LEVELS levels
+WIDE_LEVELS = 100
 
 
 class Synthesizer(Estimator):
@@ -49,6 +51,11 @@ class Synthesizer(Estimator):
       Telco's or the 10k demo's feature table take, so their quality is unchanged); tables over
       ``max_rows`` rows (200,000) are learnt from a seeded sample, stratified on ``label``.
       Training cost therefore stops growing with the table.
+    - **Batch** (``batch_size=None``): 500 rows, or 1,000 when the category columns have
+      ``WIDE_LEVELS`` (100) levels or more together — a 500-row batch then holds about five
+      rows per level, too few for the critic to see how two category columns go together
+      (pair trends on 40-90-column survey tables: benchmarks/results/synth_wide.md). A
+      private fit uses 500 (its sampling rate is fixed before any category is released).
 
     >>> synth = Synthesizer(epochs=300, random_state=0).fit(df, label="churn")
     >>> synth.sample(1000, conditions={"contract": "Two year"})
@@ -72,7 +79,7 @@ class Synthesizer(Estimator):
         self,
         *,
         epochs: int = 300,
-        batch_size: int = 500,
+        batch_size: int | None = None,
         max_steps: int | None = 6000,
         max_rows: int | None = 200_000,
         noise_dim: int = 128,
@@ -143,6 +150,7 @@ class Synthesizer(Estimator):
             table = table.take(pa.array(keep))
         self.n_training_rows_ = table.num_rows
         self._fit_transformer(table, discrete_columns, label)
+        self.batch_size_ = self._batch_size()
         self.device_ = resolve_device(self.device)
         matrix = self.transformer_.transform(table)
         codes = self.transformer_.category_codes(table)
@@ -182,10 +190,11 @@ class Synthesizer(Estimator):
             keep = np.flatnonzero(rng.random(table.num_rows) < self.max_rows / table.num_rows)
             table = table.take(pa.array(keep))
         n = self.n_training_rows_ = table.num_rows
+        self.batch_size_ = self.batch_size or DEFAULT_BATCH
         config = self._config()
         delta = self.delta if self.delta is not None else min(1e-5, 1 / (10 * n))
         budget = dp.plan(
-            self.epsilon, delta, min(self.batch_size / n, 1.0), dp_train.private_steps(n, config)
+            self.epsilon, delta, min(self.batch_size_ / n, 1.0), dp_train.private_steps(n, config)
         )
         summary = dp.PrivateSummary(budget.summary_noise, budget.delta, rng)
         self._fit_transformer(table, discrete_columns, label, private=summary)
@@ -267,7 +276,7 @@ class Synthesizer(Estimator):
     def _config(self) -> TrainConfig:
         return TrainConfig(
             epochs=self.epochs,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size_,
             max_steps=self.max_steps,
             lr_g=self.generator_lr,
             lr_d=self.discriminator_lr,
@@ -299,8 +308,15 @@ class Synthesizer(Estimator):
         """Rows per critic input: one in a private fit (a pack would couple rows' gradients)."""
         return 1 if self.epsilon is not None else self.pac
 
+    def _batch_size(self) -> int:
+        """The batch asked for, else by the category levels (class docstring, *Batch*)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        levels = sum(len(c["categories"]) for c in self.transformer_.columns_ if "categories" in c)
+        return WIDE_BATCH if levels >= WIDE_LEVELS else DEFAULT_BATCH
+
     def _validate(self, table: pa.Table, label):
-        if self.batch_size % self._pac or self.batch_size <= 0:
+        if self.batch_size is not None and (self.batch_size % self._pac or self.batch_size <= 0):
             raise InputError(
                 f"batch_size ({self.batch_size}) must be a multiple of pac ({self.pac})"
             )
@@ -521,6 +537,7 @@ class Synthesizer(Estimator):
             "history": self.history_,
             "best_epoch": self.best_epoch_,
             "n_training_rows": self.n_training_rows_,
+            "batch_size": self.batch_size_,
             "privacy": [self.epsilon_, self.delta_, self.noise_multiplier_],
         }
         return arrays, state
@@ -537,6 +554,7 @@ class Synthesizer(Estimator):
         self.history_ = state["history"]
         self.best_epoch_ = state["best_epoch"]
         self.n_training_rows_ = state.get("n_training_rows")  # None: saved before it was kept
+        self.batch_size_ = state.get("batch_size", self.batch_size)
         self.epsilon_, self.delta_, self.noise_multiplier_ = state.get("privacy", [None] * 3)
         self.device_ = resolve_device(self.device)
         self._build(_codes_from_counts(arrays["codes"]))
