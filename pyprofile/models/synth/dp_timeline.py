@@ -12,18 +12,18 @@ composition (their epsilons and deltas add up to the ones asked for):
    (a *block*) scaled to L2 norm 1, so one customer moves the concatenation of the B blocks
    by at most sqrt(B); every cell gets Gaussian noise of sd ``noise multiplier x sqrt(B)``, the
    multiplier set by opacus' RDP accountant at a quarter of delta. Blocks, all on public grids:
-   when orders and browsing sessions happen (interior events and exposure per week of the
-   history, per weekday; hour of day on weekdays and weekends; the customer's rate, on a log
+   when orders and browsing sessions happen (interior events and exposure per 28 days of
+   the history, per weekday; hour of day on weekdays and weekends; the customer's rate, on a log
    grid), which products are bought and viewed (each customer's distinct products), quantities,
    discount fractions and the amount-to-lines ratio (fixed histograms), a few per-customer
    ratios (share of orders with a session, spread of prices, over-dispersion of basket sizes),
-   and the sessions' shapes: transitions between (event type, product role) states and the
-   gaps between events, for purchase and browsing sessions. Order statuses and event types are
-   released only when their noisy count clears a bar that a value held by one customer passes
-   with probability at most delta / 256 each (under a quarter of delta for the up to 72
-   values of both lists).
+   and the sessions: transitions between (event type, product role) states, the gaps between
+   events and each session's shape (line events x events), for purchase and browsing
+   sessions. Order statuses and event types are released only when their noisy count clears
+   a bar that a value held by one customer passes with probability at most delta / 512 each
+   (under a quarter of delta over the up to 72 values of both lists).
 
-The rest is post-processing of the released numbers: daily intensity (a weekly trend times a
+The rest is post-processing of the released numbers: daily intensity (a 28-day trend times a
 weekday factor), hour profiles, rate caps, popularity, quantiles, and session *templates*
 generated from the noisy Markov chain (no real session is copied). Treated as public, not
 protected: the history's first and last day (the export's dates), the product catalogue (ids,
@@ -50,6 +50,7 @@ from pyprofile.models.synth.timeline import Calendar, TimelineModel
 
 TIMELINE_SHARE = 0.3  # of epsilon for the timeline; the customer model gets the rest
 MAX_EVENT_TYPES = 64
+PERIOD = 28  # days: the trend's resolution (weeks left too few events per cell for the noise)
 RATE_EDGES = np.geomspace(1 / 3650, 50, 41)  # events per day
 GAP_EDGES = np.r_[0.0, np.geomspace(1, 7 * SECONDS_PER_DAY, 48)]  # seconds between events
 QTY_MAX = 50
@@ -200,10 +201,10 @@ def _distinct(cust: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _time_blocks(b: Blocks, name: str, group, seconds, n_days: int, weekday0: int) -> None:
-    """Interior events per week, exposure per week, interior events per weekday (one block);
-    hour of day on weekdays and weekends (another)."""
+    """Interior events per period, exposure per period, interior events per weekday (one
+    block); hour of day on weekdays and weekends (another)."""
     n = b.n_customers
-    n_weeks = n_days // 7 + 1
+    n_periods = n_days // PERIOD + 1
     order = np.lexsort((seconds, group))
     g, day = group[order], seconds[order] // SECONDS_PER_DAY
     count = np.bincount(g, minlength=n)
@@ -213,18 +214,19 @@ def _time_blocks(b: Blocks, name: str, group, seconds, n_days: int, weekday0: in
     m = np.maximum(count - 2, 0)
     has = np.flatnonzero(m > 0)
     first, last = day[begin[has]], day[begin[has] + count[has] - 1]
-    w0, w1 = first // 7, last // 7
-    reps = w1 - w0 + 1
+    p0 = first // PERIOD
+    reps = last // PERIOD - p0 + 1
     cust = np.repeat(has, reps)
-    week = np.repeat(w0, reps) + np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
-    lo = np.maximum(np.repeat(first, reps), week * 7)
-    hi = np.minimum(np.repeat(last, reps), week * 7 + 6)
+    period = np.repeat(p0, reps) + np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
+    lo = np.maximum(np.repeat(first, reps), period * PERIOD)
+    hi = np.minimum(np.repeat(last, reps), period * PERIOD + PERIOD - 1)
     exposure = (hi - lo + 1) * np.repeat(m[has] / (last - first + 1.0), reps)
+    weekday = (weekday0 + day[inner]) % 7
     b.add(
         f"{name}_days",
         np.r_[g[inner], cust, g[inner]],
-        np.r_[day[inner] // 7, n_weeks + week, 2 * n_weeks + (weekday0 + day[inner]) % 7],
-        2 * n_weeks + 7,
+        np.r_[day[inner] // PERIOD, n_periods + period, 2 * n_periods + weekday],
+        2 * n_periods + 7,
         np.r_[np.ones(inner.sum()), exposure, np.ones(inner.sum())],
     )
     weekend = (weekday0 + day) % 7 >= 5
@@ -418,22 +420,21 @@ def _ratios(noisy: np.ndarray, sd: float) -> dict[str, float]:
 
 
 def _intensity(noisy: np.ndarray, sd: float, n_days: int, weekday0: int) -> np.ndarray:
-    """Daily intensity (mean 1): the weekly rate (interior events over exposure, 3-week moving
-    average) times the weekday factor."""
-    n_weeks = n_days // 7 + 1
-    counts, exposure = noisy[:n_weeks], noisy[n_weeks : 2 * n_weeks]
-    ok = exposure > 3 * sd
-    if ok.sum() >= 1:
-        raw = np.clip(counts, 0, None) / np.where(ok, exposure, 1)
-        weeks = np.arange(n_weeks)
-        trend = np.interp(weeks, weeks[ok], raw[ok])
-        trend = np.convolve(np.pad(trend, 1, mode="edge"), np.ones(3) / 3, mode="valid")
-    else:
-        trend = np.ones(n_weeks)
-    factor = np.clip(noisy[2 * n_weeks :], 0, None)
-    factor = factor / factor.mean() if factor.sum() > 7 * sd else np.ones(7)
+    """Daily intensity (mean 1): the rate per period (interior events over exposure, linear
+    between the periods' middles) times the weekday factor."""
+    n_periods = n_days // PERIOD + 1
+    counts, exposure = noisy[:n_periods], noisy[n_periods : 2 * n_periods]
     days = np.arange(n_days)
-    w = np.maximum(trend[days // 7] * np.maximum(factor[(weekday0 + days) % 7], 0.05), 1e-6)
+    ok = exposure > 3 * sd
+    if ok.any():
+        middle = np.arange(n_periods) * PERIOD + (PERIOD - 1) / 2
+        raw = np.clip(counts[ok], 0, None) / exposure[ok]
+        trend = np.interp(days, middle[ok], raw)
+    else:
+        trend = np.ones(n_days)
+    factor = np.clip(noisy[2 * n_periods :], 0, None)
+    factor = factor / factor.mean() if factor.sum() > 7 * sd else np.ones(7)
+    w = np.maximum(trend * np.maximum(factor[(weekday0 + days) % 7], 0.05), 1e-6)
     return w / w.mean()
 
 
