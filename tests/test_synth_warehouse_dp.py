@@ -275,3 +275,25 @@ def test_walked_sessions_are_resampled_to_the_released_shapes():
     sizes = np.bincount(out["s"])
     assert len(sizes) == dp_timeline.N_TEMPLATES and (sizes == 3).all()
     assert (np.diff(out["t"])[np.diff(out["s"]) == 0] == 1).all()  # sessions kept whole
+
+
+def test_a_shop_without_events_statuses_discounts_or_prices_gets_a_private_copy(shop):
+    """Optional columns and tables absent: their blocks are empty (zeros, not a crash), unit
+    prices come from the noisy per-product release instead of the catalogue."""
+    bare = {
+        "customers": shop["customers"],
+        "orders": shop["orders"].drop_columns(["status", "discount"]),
+        "order_items": shop["order_items"],
+        "products": shop["products"].drop_columns(["price"]),
+    }
+    empty = dp_timeline.Blocks(4)
+    empty.add("x", [], [], 3)
+    assert empty.sums["x"].dtype == float and not empty.sums["x"].any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = RelationalSynthesizer(**FAST, epsilon=3.0).fit(**bare)
+    out = model.sample(100)
+    assert set(out) == {"customers", "orders", "order_items", "products"}
+    assert model.timeline_.statuses == [] and not model.timeline_.has_discount
+    prices = np.asarray(model.timeline_.baskets.p_price)
+    assert np.isfinite(prices).all() and (prices > 0).all()

@@ -84,11 +84,13 @@ class Blocks:
         value = np.ones(len(cust)) if value is None else np.asarray(value, float)
         key = cust * n_cells + np.clip(cell, 0, n_cells - 1)
         uniq, inverse = np.unique(key, return_inverse=True)
-        total = np.bincount(inverse, weights=value, minlength=len(uniq))
+        total = np.bincount(inverse, weights=value, minlength=len(uniq)).astype(float)
         owner = uniq // n_cells
         norm = np.sqrt(np.bincount(owner, weights=total**2, minlength=self.n_customers))[owner]
         scaled = np.divide(total, norm, out=np.zeros_like(total), where=norm > 0)
-        self.sums[name] = np.bincount(uniq % n_cells, weights=scaled, minlength=n_cells)
+        self.sums[name] = np.bincount(uniq % n_cells, weights=scaled, minlength=n_cells).astype(
+            float
+        )
 
     def release(self, noise_multiplier: float, rng) -> tuple[dict[str, np.ndarray], float]:
         """Every block plus Gaussian noise, and the noise's sd."""
