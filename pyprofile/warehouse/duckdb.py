@@ -171,11 +171,12 @@ class DuckDBWarehouse(Warehouse):
         self.require(name, columns or ())
         selected = ", ".join(quote(c) for c in columns) if columns else "*"
         # a cursor of its own: the stream stays valid while this connection runs other
-        # statements (e.g. writing what the batches become)
+        # statements (e.g. writing what the batches become). A relation streams; the reader
+        # of an executed (DB-API) result first copies every row of it
         cursor = self.con.cursor()
         try:
-            result = cursor.execute(f"select {selected} from {qualified(name)}")
-            yield from result.to_arrow_reader(batch_size)
+            relation = cursor.sql(f"select {selected} from {qualified(name)}")
+            yield from relation.to_arrow_reader(batch_size)
         finally:
             cursor.close()
 
