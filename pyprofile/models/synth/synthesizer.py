@@ -54,7 +54,7 @@ class Synthesizer(Estimator):
     - **Batch** (``batch_size=None``): 500 rows, or 1,000 when the category columns have
       ``WIDE_LEVELS`` (100) levels or more together — a 500-row batch then holds about five
       rows per level, too few for the critic to see how two category columns go together
-      (pair trends on 40-90-column survey tables: benchmarks/results/synth_wide.md). A
+      (pair trends on Caravan's 590 levels: benchmarks/results/synth_wide.md). A
       private fit uses 500 (its sampling rate is fixed before any category is released).
 
     >>> synth = Synthesizer(epochs=300, random_state=0).fit(df, label="churn")
