@@ -124,18 +124,25 @@ def fit_baskets(ix: Indexed, view_code: int | None) -> BasketModel:
     )
 
 
+def dispersion_terms(ix: Indexed) -> tuple[np.ndarray, ...]:
+    """Per customer: orders with lines, the within-customer sum of squares of extra lines
+    (beyond one) per order, and its expectation if the extra lines went to the customer's
+    orders uniformly at random (multinomial)."""
+    lines = np.bincount(ix.i_order, minlength=len(ix.o_sec))
+    has = lines > 0
+    cust, extra = ix.o_cust[has], lines[has] - 1.0
+    k = np.bincount(cust, minlength=ix.n_customers)
+    n = np.bincount(cust, weights=extra, minlength=ix.n_customers)
+    mean = n / np.maximum(k, 1)
+    within = np.bincount(cust, weights=(extra - mean[cust]) ** 2, minlength=ix.n_customers)
+    return k, within, n * (1 - 1 / np.maximum(k, 1))
+
+
 def _dispersion(ix: Indexed) -> float:
     """How much more a customer's lines vary from order to order than if its extra lines
     (beyond one per order) went to its orders uniformly at random: within-customer variance
     over the multinomial's, pooled over customers with two or more orders (at least 1)."""
-    lines = np.bincount(ix.i_order, minlength=len(ix.o_sec))
-    has = lines > 0
-    cust, extra = ix.o_cust[has], lines[has] - 1.0
-    k = np.bincount(cust)
-    n = np.bincount(cust, weights=extra)
-    mean = n / np.maximum(k, 1)
-    within = np.bincount(cust, weights=(extra - mean[cust]) ** 2)
-    expected = n * (1 - 1 / np.maximum(k, 1))
+    k, within, expected = dispersion_terms(ix)
     multi = k >= 2
     if expected[multi].sum() <= 0:
         return 1.0

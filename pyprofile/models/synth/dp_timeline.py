@@ -43,8 +43,8 @@ from scipy.special import ndtri
 
 from pyprofile.models.synth import dp
 from pyprofile.models.synth.activity import MAX_STATUSES, SECONDS_PER_DAY, Indexed, Sessions
-from pyprofile.models.synth.baskets import QUANTILES, SMOOTHING, BasketModel
-from pyprofile.models.synth.summary import PRICE_FLOOR, PriceScale, category_scale, line_z
+from pyprofile.models.synth.baskets import QUANTILES, SMOOTHING, BasketModel, dispersion_terms
+from pyprofile.models.synth.summary import PRICE_FLOOR, PriceScale, category_scale
 from pyprofile.models.synth.templates import LINE, OTHER, Templates, roles
 from pyprofile.models.synth.timeline import Calendar, TimelineModel
 
@@ -169,12 +169,18 @@ def _blocks(ix: Indexed, sessions: Sessions, price_block: bool, view_event: str)
     b = Blocks(ix.n_customers)
     weekday0 = int((ix.day0 + 3) % 7)
     browse = sessions.s_order < 0
-    for name, group, seconds in (
-        ("orders", ix.o_cust, ix.o_sec),
-        ("sessions", sessions.s_cust[browse], sessions.s_start[browse]),
+    rate_cust, rate_cell = [], []
+    for k, (name, group, seconds) in enumerate(
+        (
+            ("orders", ix.o_cust, ix.o_sec),
+            ("sessions", sessions.s_cust[browse], sessions.s_start[browse]),
+        )
     ):
-        _time_blocks(b, name, group, seconds, ix.n_days, weekday0)
-    _rate_block(b, ix, sessions)
+        many, rate = _time_blocks(b, name, group, seconds, ix.n_days, weekday0)
+        rate_cust.append(many)
+        rate_cell.append(k * len(RATE_EDGES) + np.searchsorted(RATE_EDGES, rate))
+    # each customer's rate of orders and of browsing sessions, on a log grid
+    b.add("rates", np.concatenate(rate_cust), np.concatenate(rate_cell), 2 * len(RATE_EDGES))
     line_cust = ix.o_cust[ix.i_order]
     b.add("buy", *_distinct(line_cust, ix.i_prod), len(ix.p_cat))
     view_code = ix.event_types.index(view_event) if view_event in ix.event_types else -1
@@ -202,9 +208,10 @@ def _distinct(cust: np.ndarray, item: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return pairs[:, 0], pairs[:, 1]
 
 
-def _time_blocks(b: Blocks, name: str, group, seconds, n_days: int, weekday0: int) -> None:
+def _time_blocks(b: Blocks, name: str, group, seconds, n_days: int, weekday0: int):
     """Interior events per period, exposure per period, interior events per weekday (one
-    block); hour of day on weekdays and weekends (another)."""
+    block); hour of day on weekdays and weekends (another). Returns the customers with two
+    events or more and their rates ((events - 1) / window days)."""
     n = b.n_customers
     n_periods = n_days // PERIOD + 1
     order = np.lexsort((seconds, group))
@@ -234,26 +241,9 @@ def _time_blocks(b: Blocks, name: str, group, seconds, n_days: int, weekday0: in
     weekend = (weekday0 + day) % 7 >= 5
     hour = (seconds[order] % SECONDS_PER_DAY) // 3600
     b.add(f"{name}_hours", g, weekend * 24 + hour, 48)
-
-
-def _rate_block(b: Blocks, ix: Indexed, sessions: Sessions) -> None:
-    """Each customer's rate ((events - 1) / window days) of orders and of browsing sessions."""
-    cust, cell = [], []
-    browse = sessions.s_order < 0
-    for k, (group, seconds) in enumerate(
-        ((ix.o_cust, ix.o_sec), (sessions.s_cust[browse], sessions.s_start[browse]))
-    ):
-        day = seconds // SECONDS_PER_DAY
-        count = np.bincount(group, minlength=b.n_customers)
-        lo = np.full(b.n_customers, np.iinfo(np.int64).max)
-        hi = np.full(b.n_customers, -1)
-        np.minimum.at(lo, group, day)
-        np.maximum.at(hi, group, day)
-        many = np.flatnonzero(count > 1)
-        rate = (count[many] - 1) / (hi[many] - lo[many] + 1.0)
-        cust.append(many)
-        cell.append(k * len(RATE_EDGES) + np.searchsorted(RATE_EDGES, rate))
-    b.add("rates", np.concatenate(cust), np.concatenate(cell), 2 * len(RATE_EDGES))
+    many = np.flatnonzero(count > 1)
+    span = day[begin[many] + count[many] - 1] - day[begin[many]] + 1.0
+    return many, (count[many] - 1) / span
 
 
 def _amount_blocks(b: Blocks, ix: Indexed) -> None:
@@ -281,21 +271,14 @@ def _scalar_entries(ix: Indexed, sessions: Sessions):
     n = ix.n_customers
     orders = np.bincount(ix.o_cust, minlength=n)
     with_session = np.bincount(ix.o_cust[sessions.o_session >= 0], minlength=n)
-    z, _ = line_z(ix, _flat_scale(ix))
+    # the spread is released in log-price units (fit_private converts it to z units)
+    logp = np.log(np.maximum(ix.i_price, PRICE_FLOOR))
     line_cust = ix.o_cust[ix.i_order]
     lines = np.bincount(line_cust, minlength=n)
-    mean = np.bincount(line_cust, weights=z, minlength=n) / np.maximum(lines, 1)
-    var = np.bincount(line_cust, weights=(z - mean[line_cust]) ** 2, minlength=n)
+    mean = np.bincount(line_cust, weights=logp, minlength=n) / np.maximum(lines, 1)
+    var = np.bincount(line_cust, weights=(logp - mean[line_cust]) ** 2, minlength=n)
     sd = np.sqrt(var / np.maximum(lines, 1))
-    extra = np.bincount(ix.i_order, minlength=len(ix.o_sec)) - 1.0
-    has = extra >= 0
-    k = np.bincount(ix.o_cust[has], minlength=n)
-    total = np.bincount(ix.o_cust[has], weights=extra[has], minlength=n)
-    per = total / np.maximum(k, 1)
-    within = np.bincount(
-        ix.o_cust[has], weights=(extra[has] - per[ix.o_cust[has]]) ** 2, minlength=n
-    )
-    expected = total * (1 - 1 / np.maximum(k, 1))
+    k, within, expected = dispersion_terms(ix)
     ratio = np.divide(within, expected, out=np.ones(n), where=expected > 0)
     parts = [
         (orders > 0, with_session / np.maximum(orders, 1)),
@@ -311,35 +294,28 @@ def _scalar_entries(ix: Indexed, sessions: Sessions):
     return np.concatenate(cust), np.concatenate(cell), np.concatenate(value)
 
 
-def _flat_scale(ix: Indexed) -> PriceScale:
-    """A fixed, data-independent scale (log price as it is) for the spread's per-customer
-    deviations: the spread is relative to a customer's own mean, so only the unit matters."""
-    n_cat = _n_cat(ix)
-    return PriceScale(np.zeros(n_cat), np.ones(n_cat), 1.0)
-
-
 def _session_blocks(b: Blocks, ix: Indexed, sessions: Sessions) -> None:
     """Transitions between (type, role) states, and gaps before each event, per kind."""
     n_types = MAX_EVENT_TYPES
     n_states = 2 + 3 * n_types
     ev = roles(ix, sessions) if len(ix.e_sec) else pd.DataFrame(columns=["s", "t", "type", "role"])
-    s = ev["s"].to_numpy(np.int64)
-    purchase = sessions.s_order[s] >= 0 if len(s) else np.zeros(0, bool)
+    s, etype = ev["s"].to_numpy(np.int64), ev["type"].to_numpy(np.int64)
+    purchase = sessions.s_order[s] >= 0
     role = ev["role"].to_numpy(np.int64)
     role = np.where(~purchase & (role == LINE), OTHER, role)
-    state = 2 + ev["type"].to_numpy(np.int64) * 3 + role
-    cust = sessions.s_cust[s] if len(s) else np.zeros(0, np.int64)
-    first = np.r_[True, s[1:] != s[:-1]] if len(s) else np.zeros(0, bool)
-    last = np.r_[s[1:] != s[:-1], True] if len(s) else np.zeros(0, bool)
-    prev = np.where(first, START, np.r_[START, state[:-1]])
-    gap = np.diff(ev["t"].to_numpy(np.int64), prepend=0) if len(s) else np.zeros(0)
+    state = 2 + etype * 3 + role
+    cust = sessions.s_cust[s]
+    first, last = np.ones(len(s), bool), np.ones(len(s), bool)
+    first[1:] = last[:-1] = s[1:] != s[:-1]
+    prev = np.where(first, START, np.r_[START, state[:-1]][: len(s)])
+    gap = np.diff(ev["t"].to_numpy(np.int64), prepend=0)
     n_gaps = len(GAP_EDGES) - 1
     for kind, sel in (("purchase", purchase), ("browse", ~purchase)):
         trans_c = np.r_[cust[sel], cust[sel & last]]
         trans_cell = np.r_[prev[sel] * n_states + state[sel], state[sel & last] * n_states + END]
         b.add(f"{kind}_chain", trans_c, trans_cell, n_states * n_states)
         inner = sel & ~first
-        gap_cell = ev["type"].to_numpy(np.int64)[inner] * n_gaps + _bin(GAP_EDGES, gap[inner])
+        gap_cell = etype[inner] * n_gaps + _bin(GAP_EDGES, gap[inner])
         b.add(f"{kind}_gaps", cust[inner], gap_cell, n_types * n_gaps)
         # each session's shape: its line products and its events
         lines = np.bincount(s[sel & (role == LINE)], minlength=len(sessions.s_start))
@@ -512,7 +488,7 @@ def _templates(noisy, sd, ix: Indexed, type_codes, purchase_event, rng) -> Templ
     """Purchase and browsing templates generated from the noisy chains and gaps."""
     n_states = 2 + 3 * MAX_EVENT_TYPES
     allowed = np.zeros(n_states, bool)
-    allowed[[END]] = True
+    allowed[END] = True
     for c in type_codes:
         allowed[2 + 3 * c : 5 + 3 * c] = True
     purchase_code = ix.event_types.index(purchase_event) if purchase_event in ix.event_types else -1
