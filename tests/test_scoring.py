@@ -253,6 +253,40 @@ def test_churn_reasons_are_plain_words_with_the_customers_own_values(warehouse):
         assert text.startswith(f"last purchase {value('days', days)} ago (typical: ")
 
 
+def test_reasons_in_words_equal_wording_each_row_alone():
+    """Each distinct (code, value) is worded once: the same text as wording every row."""
+    from types import SimpleNamespace
+
+    from pyprofile.flows.scoring import _in_words
+    from pyprofile.models.dictionary import reason
+
+    rng = np.random.default_rng(0)
+    n = 500
+    X = pd.DataFrame(
+        {
+            "recency_days": rng.integers(0, 40, n).astype(float),
+            "monetary_total": rng.gamma(2.0, 50.0, n).round(2),
+        }
+    )
+    X.loc[rng.random(n) < 0.1, "recency_days"] = np.nan
+    codes = pd.Series(
+        rng.choice(["recency_days", "monetary_total", "region=north", None], n), dtype=object
+    )
+    model = SimpleNamespace(reference_={"recency_days": 9.0, "monetary_total": 120.0})
+    got = _in_words(model, X, codes, "$")
+    for i, code in enumerate(codes):
+        if code is None:
+            assert got[i] is None
+            continue
+        column, eq, level = code.partition("=")
+        said = (
+            reason(column, None, None, level=level)
+            if eq
+            else reason(column, X[column].iloc[i], model.reference_[column], currency="$")
+        )
+        assert got[i] == f"{said} → raises churn risk"
+
+
 def test_bgnbd_holdout_calibration_per_frequency(warehouse):
     _, summary, training, _ = warehouse
     table = pd.DataFrame(summary["clv_holdout"]["calibration_table"])

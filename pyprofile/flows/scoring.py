@@ -559,19 +559,30 @@ def _scores(
 def _in_words(model: PropensityModel, X: pd.DataFrame, codes: pd.Series, currency: str):
     """Reason codes (``days_since_last_visit``, ``region=north``) as sentences with the
     customer's value and the typical customer's: ``no visit for 41 days (typical: 9 days)
-    → raises churn risk``."""
+    → raises churn risk``. Each distinct (code, value) is put in words once."""
     out = np.full(len(codes), None, dtype=object)
-    for i, code in enumerate(codes.to_numpy()):
-        if code is None or (isinstance(code, float) and np.isnan(code)):
+    for code, rows in _groups(codes.to_numpy(dtype=object)):
+        column, eq, level = code.partition("=")
+        if eq:
+            out[rows] = f"{reason(column, None, None, level=level)} → raises churn risk"
             continue
-        column, eq, level = str(code).partition("=")
-        said = (
-            reason(column, None, None, level=level)
-            if eq
-            else reason(column, X[column].iloc[i], model.reference_.get(column), currency=currency)
-        )
-        out[i] = f"{said} → raises churn risk"
+        typical = model.reference_.get(column)
+        for value, where in _groups(X[column].to_numpy(dtype=object)[rows], keep_missing=True):
+            said = reason(column, value, typical, currency=currency)
+            out[rows[where]] = f"{said} → raises churn risk"
     return out
+
+
+def _groups(values: np.ndarray, keep_missing: bool = False):
+    """(value, positions) per distinct value; missing values (None, NaN) left out, or grouped
+    as one None with ``keep_missing``."""
+    which, distinct = pd.factorize(values, use_na_sentinel=True)
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(-1, len(distinct) + 1))
+    if keep_missing and bounds[1] > bounds[0]:
+        yield None, order[bounds[0] : bounds[1]]
+    for j, value in enumerate(distinct):
+        yield value, order[bounds[j + 1] : bounds[j + 2]]
 
 
 def _lifetime_scores(scoring: pd.DataFrame, lifetime: _Lifetime, discount_rate: float) -> dict:

@@ -45,26 +45,40 @@ class _Trees:
         self.right = arrays["gbm_right"].astype(np.int64)
         self.leaf = arrays["gbm_is_leaf"].astype(bool)
 
-    def leaf_values(
-        self, tree: int, D: np.ndarray, path: list[np.ndarray] | None = None
-    ) -> np.ndarray:
-        """The leaf value tree ``tree`` gives every row of ``D``; with ``path`` (a list), also
-        the split column each row meets at every depth appended to it (-1 once in its leaf)."""
+    def leaf_values(self, tree: int, D: np.ndarray) -> np.ndarray:
+        """The leaf value tree ``tree`` gives every row of ``D``."""
+        return self.value[self.walk(tree, self.roots(tree, D.shape[0]), D, np.arange(D.shape[0]))]
+
+    def roots(self, tree: int, n: int) -> np.ndarray:
+        return np.full(n, self.starts[tree], dtype=np.int64)
+
+    def walk(self, tree, node, D, rows, *, path=None, columns=None, reference=None):
+        """Walk ``node`` (one per row, in tree ``tree``) down to the leaves, reading row
+        ``rows[i]`` of ``D``, except design columns flagged by ``columns`` (a boolean mask),
+        read from ``reference``; returns the leaves. With ``path`` (a list), appends at each
+        depth the node every row is in (-1 once in its leaf) and whether it turned left."""
         start = self.starts[tree]
-        rows = np.arange(D.shape[0])
-        node = np.full(D.shape[0], start, dtype=np.int64)
-        active = ~self.leaf[node]
-        while active.any():
+        node = node.copy()
+        active = np.flatnonzero(~self.leaf[node])
+        while len(active):
             n = node[active]
-            if path is not None:
-                met = np.full(D.shape[0], -1, dtype=np.int64)
-                met[active] = self.feat[n]
-                path.append(met)
-            x = D[rows[active], self.feat[n]]
+            f = self.feat[n]
+            x = D[rows[active], f]
+            if columns is not None:
+                x = np.where(columns[f], reference[f], x)
             go_left = np.where(np.isnan(x), self.miss_left[n], x <= self.thr[n])
+            if path is not None:
+                at, left = np.full(len(node), -1, dtype=np.int64), np.zeros(len(node), bool)
+                at[active], left[active] = n, go_left
+                path.append((at, left))
             node[active] = start + np.where(go_left, self.left[n], self.right[n])
-            active = ~self.leaf[node]
-        return self.value[node]
+            active = active[~self.leaf[node[active]]]
+        return node
+
+    def turns_left(self, row: np.ndarray) -> np.ndarray:
+        """Per node (of every tree): whether the design row ``row`` goes left there."""
+        x = row[self.feat]
+        return np.where(np.isnan(x), self.miss_left, x <= self.thr)
 
     def split_features(self, tree: int) -> np.ndarray:
         """The design columns tree ``tree`` splits on."""
@@ -91,32 +105,51 @@ def occlusion_contributions(
     """(rows, n_groups): the raw score of each row minus its raw score with the design columns of
     group ``g`` (``groups[j] == g``) set to ``reference``'s.
 
-    Summed tree by tree: a tree that never splits on a group's columns gives both rows the same
-    leaf, and so does a tree whose path for the row meets no split on them, and a row whose
-    group columns already equal the reference's is unchanged: only the other trees and rows
-    are walked again — the same numbers as scoring every occluded table
-    in full, at a fraction of the cost.
+    Summed tree by tree. With group ``g`` occluded, a row follows its own path through a tree
+    until the first node that splits on g's columns where the reference turns the other way;
+    a row without such a node keeps its leaf. Only the rows that have one are walked again, from
+    the reference's side of that node, reading the reference's values for g's columns: the same
+    numbers as scoring every occluded table in full, at a fraction of the cost.
     """
     trees = _Trees(arrays)
-    out = np.zeros((D.shape[0], n_groups))
-    changed = {}
+    n = D.shape[0]
+    out = np.zeros((n, n_groups))
+    reference_left = trees.turns_left(reference)
     for t in range(len(trees.starts)):
         used = np.unique(groups[trees.split_features(t)])
         if not len(used):
             continue
-        path: list[np.ndarray] = []
-        base = trees.leaf_values(t, D, path)
-        path_groups = [np.where(met >= 0, groups[np.maximum(met, 0)], -1) for met in path]
+        path: list[tuple[np.ndarray, np.ndarray]] = []
+        base = trees.value[trees.walk(t, trees.roots(t, n), D, np.arange(n), path=path)]
+        # per depth: the group of the node where the row and the reference part ways, or -1
+        parts = []
+        for at, left in path:
+            node = np.maximum(at, 0)
+            apart = (at >= 0) & (left != reference_left[node])
+            parts.append(np.where(apart, groups[trees.feat[node]], -1))
+        mask = _groups_met(parts, n, n_groups)
         for g in used:
-            if g not in changed:
-                cols = np.flatnonzero(groups == g)
-                changed[g] = (cols, (D[:, cols] != reference[cols]).any(axis=1))
-            cols, differs = changed[g]
-            # only a row that meets a split on g on its path can land in another leaf
-            rows = np.flatnonzero(differs & np.logical_or.reduce([p == g for p in path_groups]))
+            word, bit = divmod(int(g), 64)
+            rows = np.flatnonzero((mask[:, word] >> np.uint64(bit)) & np.uint64(1))
             if not len(rows):
                 continue
-            occluded = D[rows]
-            occluded[:, cols] = reference[cols]
-            out[rows, g] += base[rows] - trees.leaf_values(t, occluded)
+            first = np.full(len(rows), -1, dtype=np.int64)
+            for depth in range(len(path) - 1, -1, -1):  # the shallowest such node wins
+                hit = parts[depth][rows] == g
+                first[hit] = path[depth][0][rows[hit]]
+            side = trees.starts[t] + np.where(
+                reference_left[first], trees.left[first], trees.right[first]
+            )
+            leaves = trees.walk(t, side, D, rows, columns=groups == g, reference=reference)
+            out[rows, g] += base[rows] - trees.value[leaves]
     return out
+
+
+def _groups_met(met: list[np.ndarray], n: int, n_groups: int) -> np.ndarray:
+    """(n, words) bitmask: bit g of row i is set when ``met[d][i] == g`` at some depth d."""
+    mask = np.zeros((n, (n_groups + 63) // 64), dtype=np.uint64)
+    for groups_at_depth in met:
+        rows = np.flatnonzero(groups_at_depth >= 0)
+        word, bit = np.divmod(groups_at_depth[rows], 64)
+        mask[rows, word] |= np.left_shift(np.uint64(1), bit.astype(np.uint64))
+    return mask
