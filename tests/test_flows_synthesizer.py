@@ -165,3 +165,43 @@ def test_private_run_records_what_it_spent_in_the_quality_table_and_registry():
         "differential privacy",
         f"epsilon {summary['dp_epsilon']:.3g}, delta 1e-05",
     ) in format_quality(summary)
+
+
+def test_large_tables_are_judged_on_samples_and_on_the_rows_learnt_from(monkeypatch):
+    """Above QUALITY_ROWS the SQL quality report compares seeded samples (the stored score is
+    the report on exactly those rows); above max_rows privacy is measured against the rows the
+    model learnt from."""
+    import pyarrow as pa
+
+    from pyprofile.flows import synthesizer as flow
+    from pyprofile.models.data import sample_rows
+    from pyprofile.models.synth import quality as q
+    from pyprofile.warehouse.quality import quality_report
+
+    monkeypatch.setattr(flow, "QUALITY_ROWS", 120)
+    seen = {}
+    real_privacy = q.privacy
+
+    def privacy(train, holdout, synthetic, columns, **kw):
+        seen["train"] = train
+        return real_privacy(train, holdout, synthetic, columns, **kw)
+
+    monkeypatch.setattr(q, "privacy", privacy)
+    wh = Warehouse.open(":memory:")
+    wh.write("features.customer_features", features())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = run_synthesizer(wh, rows=200, epochs=2, batch_size=50, max_rows=100)
+    assert len(seen["train"]) == 100  # of 240 training rows
+    source = wh.read("features.customer_features").drop_columns(["unused"])
+    written = wh.read("ml.synthetic_customers")
+    kinds = Synthesizer.from_artifact(load_model(wh, "synthesizer").artifact).column_kinds()
+    synthetic = written.select(list(kinds))
+    real = source.take(pa.array(sample_rows(source.num_rows, 120, 0)))
+    fake = synthetic.take(pa.array(sample_rows(synthetic.num_rows, 120, 1)))
+    with wh.scratch(real) as r, wh.scratch(fake) as s:
+        report = quality_report(wh, r, s, kinds)
+    assert summary["quality_score"] == pytest.approx(report.score, abs=1e-12)
+    with wh.scratch(source) as r, wh.scratch(synthetic) as s:
+        whole = quality_report(wh, r, s, kinds)
+    assert whole.score != pytest.approx(report.score, abs=1e-12)  # the sample is not the table

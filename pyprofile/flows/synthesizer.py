@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from pyprofile.errors import InputError
 from pyprofile.flows.publish import ModelEntry, observation_date, publish
+from pyprofile.models.data import sample_rows
 from pyprofile.models.synth import quality as q
 from pyprofile.models.synth.synthesizer import Synthesizer
 from pyprofile.warehouse import tables
@@ -26,6 +27,7 @@ from pyprofile.warehouse.engine import Warehouse
 from pyprofile.warehouse.quality import quality_report
 
 MIN_HOLDOUT_ROWS = 50
+QUALITY_ROWS = 100_000  # rows of each side the SQL quality report compares, at most
 PRIVACY_FILTER_EXTRA = 0.15  # sample this share more, so that filtering still leaves `rows`
 
 
@@ -89,7 +91,9 @@ def run_synthesizer(
     train = data.take(pa.array(train_idx))
     fit_seconds, notes = _fit(model, train, label)
     holdout = data.take(pa.array(hold_idx)).to_pandas() if len(hold_idx) else None
-    frames = {"train": train.to_pandas(), "holdout": holdout}
+    # privacy and utility compare with the rows the model learnt from (a sample above max_rows)
+    learned = train if model.learned_rows_ is None else train.take(pa.array(model.learned_rows_))
+    frames = {"train": learned.to_pandas(), "holdout": holdout}
     t0 = time.perf_counter()
     synthetic, dropped = _sample(model, rows, conditions, privacy_filter, frames)
     summary = {
@@ -110,7 +114,7 @@ def run_synthesizer(
         "dp_epsilon": model.epsilon_,
         "dp_delta": model.delta_,
     }
-    metric_rows = _evaluate(wh, table, model, synthetic, frames, summary)
+    metric_rows = _evaluate(wh, data, model, synthetic, frames, summary)
     return _publish(wh, model, source.schema, synthetic, metric_rows, summary)
 
 
@@ -149,10 +153,10 @@ def _sample(
     return synthetic.take(pa.array(chosen)), int((~keep).sum())
 
 
-def _evaluate(wh, table: str, model: Synthesizer, synthetic: pa.Table, frames, summary) -> list:
+def _evaluate(wh, source: pa.Table, model: Synthesizer, synthetic, frames, summary) -> list:
     """Quality (SQL), utility and privacy; adds them to ``summary``; the quality table rows."""
     kinds = model.column_kinds()
-    report = _quality(wh, table, synthetic, kinds)
+    report = _quality(wh, source, synthetic, kinds)
     summary.update(
         quality_score=report.score,
         column_shapes=report.column_shapes,
@@ -231,11 +235,19 @@ def _metric(group, name, value):
     }
 
 
-def _quality(wh: Warehouse, table: str, synthetic: pa.Table, kinds: dict[str, str]):
-    """SQL quality report of the synthetic rows against the whole source table (the synthetic
-    rows are only registered with the connection, never written to the file)."""
-    with wh.scratch(synthetic) as name:
-        return quality_report(wh, table, name, kinds)
+def _quality(wh: Warehouse, source: pa.Table, synthetic: pa.Table, kinds: dict[str, str]):
+    """SQL quality report of the synthetic rows against the source table, each cut to a seeded
+    sample of QUALITY_ROWS rows when larger (the scores are estimates whose sampling error is
+    then below a few thousandths, and their cost stops growing with the table); both are only
+    registered with the connection, never written to the file."""
+    real, fake = (_at_most(t, QUALITY_ROWS, seed) for seed, t in enumerate((source, synthetic)))
+    with wh.scratch(real) as real_name, wh.scratch(fake) as fake_name:
+        return quality_report(wh, real_name, fake_name, kinds)
+
+
+def _at_most(table: pa.Table, rows: int, seed: int) -> pa.Table:
+    keep = sample_rows(table.num_rows, rows, seed)
+    return table if keep is None else table.take(pa.array(keep))
 
 
 def _output(schema: pa.Schema, synthetic: pa.Table, version: str, as_of) -> pa.Table:

@@ -148,6 +148,7 @@ class Synthesizer(Estimator):
         keep = sample_rows(table.num_rows, self.max_rows, self.random_state, strata=strata)
         if keep is not None:
             table = table.take(pa.array(keep))
+        self.learned_rows_ = keep  # the rows of ``data`` learnt from (None: all of them)
         self.n_training_rows_ = table.num_rows
         self._fit_transformer(table, discrete_columns, label)
         self.batch_size_ = self._batch_size()
@@ -189,6 +190,7 @@ class Synthesizer(Estimator):
         if self.max_rows is not None and table.num_rows > self.max_rows:  # Poisson: private
             keep = np.flatnonzero(rng.random(table.num_rows) < self.max_rows / table.num_rows)
             table = table.take(pa.array(keep))
+        self.learned_rows_ = None  # a secret sample: the caller cannot tell which rows
         n = self.n_training_rows_ = table.num_rows
         self.batch_size_ = self.batch_size or DEFAULT_BATCH
         config = self._config()
