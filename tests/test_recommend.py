@@ -329,6 +329,27 @@ def test_auto_chooses_on_a_sample_of_customers_and_fits_the_winner_on_all(data):
         Recommender("auto", selection_customers=0).fit(data)
 
 
+def test_held_out_metrics_come_from_the_sampled_customers(warehouse, data):
+    """run_recommendations evaluates on the selection sample: its held-out metrics are those
+    of the same model fitted on exactly those customers' earlier interactions."""
+    from pyprofile.flows.recommendations import _holdout
+    from pyprofile.models.data import sample_rows
+    from pyprofile.models.ranking import time_split
+
+    cheap = {"min_support": 1, "factors": 4, "iterations": 5, "random_state": 3}
+    summary = run_recommendations(
+        warehouse, method="itemknn", selection_customers=12, embeddings=False, **cheap
+    )
+    users = np.unique(data["customer_id"])
+    chosen = users[sample_rows(len(users), 12, 3)]
+    train, test = time_split(data[data["customer_id"].isin(chosen)].reset_index(drop=True), 0.2)
+    probe = Recommender("itemknn", k=10, selection_customers=12, **cheap).fit(train)
+    expected = _holdout(probe, train, test, None, 10)
+    assert summary["metrics"] == pytest.approx(expected)
+    assert summary["metrics"]["test_interactions"] < 0.3 * len(data)  # 12 of 40 customers
+    assert summary["customers"] == 42  # the model published covers everyone
+
+
 def test_the_sequence_candidate_must_win_by_its_margin(data):
     """auto keeps a closed-form model unless the network beats it by sequence_margin."""
     from pyprofile.models.recommend import choose

@@ -3,11 +3,11 @@
 :func:`run_recommendations` is what the CLI (``pyprofile recommend``) and the dbt Python model
 call. It reads customer x product ``interactions`` (``customer_id``, ``product_id``,
 ``weight_column``, ``time_column``, plus ``seen_column`` when only some interactions, e.g.
-purchases, should exclude a product from a customer's recommendations) and holds out the
-latest ``test_fraction`` of each customer's. A :class:`~pyprofile.models.recommend.
-Recommender` fitted on the rest (``auto`` picks the model by validation NDCG@10 on an inner
-time split of that rest) is scored on the held-out part against popularity; then the chosen
-model is refitted on everything and, in one transaction, registered with its metrics while
+purchases, should exclude a product from a customer's recommendations) and, on a seeded sample
+of at most ``selection_customers`` customers (50,000), holds out the latest ``test_fraction``
+of each one's. A :class:`~pyprofile.models.recommend.Recommender` fitted on the rest (``auto``
+picks the model by validation NDCG@10 on an inner time split of that rest) is scored on the
+held-out part against popularity; then the chosen model is refitted on everything and, in one transaction, registered with its metrics while
 ``ml.recommendations`` and ``ml.product_similarities`` are replaced.
 
 Every customer of ``customers`` (and of the interactions) gets ``k`` rows; customers without
@@ -53,7 +53,15 @@ from pyprofile.flows.publish import (
     stamp,
 )
 from pyprofile.models.ranking import time_split
-from pyprofile.models.recommend import AUTO_CANDIDATES, ITEM, TIME, USER, WEIGHT, Recommender
+from pyprofile.models.recommend import (
+    AUTO_CANDIDATES,
+    ITEM,
+    TIME,
+    USER,
+    WEIGHT,
+    Recommender,
+    customer_sample,
+)
 from pyprofile.models.sequence_data import tokens_before
 from pyprofile.warehouse import tables
 from pyprofile.warehouse.engine import Warehouse
@@ -230,17 +238,22 @@ def _outputs(model: Recommender, everyone, k: int, similar_k: int, version: str,
 
 
 def _evaluate(data, catalogue, events, method: str, options: dict, test_fraction: float, k: int):
-    """Select (auto) on the earlier interactions only and score on the later ones.
+    """Select (auto) on the earlier interactions only and score on the later ones, on a seeded
+    sample of at most ``selection_customers`` customers (the customers auto compares the
+    candidates on), so that the evaluation costs the same on any base; the model published is
+    then fitted on everyone.
 
     Returns (method, its parameters, held-out metrics, auto's validation scores). The test
     part stays unseen by the selection; so do the segments, computed from the whole history,
     and each customer's events from their first held-out interaction on.
     """
+    probe = Recommender(method, **options)
+    data, events = customer_sample(data, events, probe.selection_customers, probe.random_state or 0)
     train, test = time_split(data, test_fraction)
     if test.empty:
         return method, {}, {"note": "too little history per customer for a held-out time split"}, []
     earlier = None if events is None else tokens_before(events, test)
-    probe = Recommender(method, **options).fit(train, products=catalogue, sequences=earlier)
+    probe.fit(train, products=catalogue, sequences=earlier)
     metrics = _holdout(probe, train, test, catalogue, k)
     return probe.method_, probe.selected_params_, metrics, probe.validation_
 

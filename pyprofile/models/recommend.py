@@ -325,7 +325,9 @@ class Recommender(Estimator):
         candidate sees each customer's events before their validation part only. Above
         ``selection_customers`` customers the comparison runs on a seeded sample of them, so
         choosing costs the same on any base; the winner is then fitted on everyone."""
-        frame, events = self._selection_sample(frame, events)
+        frame, events = customer_sample(
+            frame, events, self.selection_customers, self.random_state or 0
+        )
         inner, valid = time_split(frame, self.validation_fraction)
         scored = []
         users = valid[USER].unique()
@@ -360,18 +362,6 @@ class Recommender(Estimator):
             scored.append((spec, score["ndcg@10"]))
         spec = choose(scored, self.sequence_margin)
         return spec["method"], {k: v for k, v in spec.items() if k != "method"}
-
-    def _selection_sample(self, frame: pd.DataFrame, events: Any) -> tuple[pd.DataFrame, Any]:
-        """The interactions (and events) of at most ``selection_customers`` customers."""
-        users = sorted_unique(frame[USER].to_numpy())
-        keep = sample_rows(len(users), self.selection_customers, self.random_state or 0)
-        if keep is None:
-            return frame, events
-        chosen = users[keep]
-        frame = frame[frame[USER].isin(chosen)].reset_index(drop=True)
-        if events is not None:
-            events = events[events[USER].isin(chosen)].reset_index(drop=True)
-        return frame, events
 
     # ------------------------------------------------------------------ scoring
     def _scores(self, rows: np.ndarray) -> np.ndarray:
@@ -622,6 +612,21 @@ class Recommender(Estimator):
 # ---------------------------------------------------------------------- input handling
 # The sequence model's settings that come from the Recommender's own parameters.
 _SHARED_SEQUENCE_PARAMS = ("random_state", "device", "threads", "verbose")
+
+
+def customer_sample(
+    frame: pd.DataFrame, events: Any, customers: int | None, seed: int
+) -> tuple[pd.DataFrame, Any]:
+    """The interactions (and events) of a seeded sample of at most ``customers`` customers."""
+    users = sorted_unique(frame[USER].to_numpy())
+    keep = sample_rows(len(users), customers, seed)
+    if keep is None:
+        return frame, events
+    chosen = users[keep]
+    frame = frame[frame[USER].isin(chosen)].reset_index(drop=True)
+    if events is not None:
+        events = events[events[USER].isin(chosen)].reset_index(drop=True)
+    return frame, events
 
 
 def choose(scored: list[tuple[dict[str, Any], float | None]], sequence_margin: float) -> dict:
