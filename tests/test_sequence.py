@@ -489,6 +489,11 @@ def test_dbt_sequences_are_point_in_time_and_truncated(tmp_path):
     run_dbt("run", path, select=["+customer_event_sequences"], vars=settings)
     with Warehouse.open(path) as wh:
         first = wh.read("features.customer_event_sequences").to_pandas()
+        expected = _latest_tokens_in_pandas(wh, pd.Timestamp("2025-03-31"), 6)
+        got = first.drop(columns="as_of_date").sort_values(["customer_id", "position"])
+        pd.testing.assert_frame_equal(
+            got.reset_index(drop=True), expected, check_dtype=False, check_index_type=False
+        )
         # Everything after as_of goes: the table must not change.
         wh.execute("delete from raw.events where event_at >= timestamp '2025-04-01'")
         wh.execute(
@@ -507,3 +512,31 @@ def test_dbt_sequences_are_point_in_time_and_truncated(tmp_path):
     assert set(first.event_type) <= {"product_view", "add_to_cart", "purchase"}
     per_customer = first.groupby("customer_id")
     assert (per_customer.position.max() == per_customer.event_count.min().clip(upper=6)).all()
+
+
+def _latest_tokens_in_pandas(wh, as_of: pd.Timestamp, length: int) -> pd.DataFrame:
+    """The sequence model's rows computed independently: product events (not purchases) and
+    purchased order lines up to as_of, each customer's latest ``length`` by (time, product,
+    type), numbered from the earliest kept."""
+    events = wh.read("staging.stg_shop__events").to_pandas()
+    events = events[
+        events.product_id.notna()
+        & (events.event_type != "purchase")
+        & (events.event_at.dt.normalize() <= as_of)
+    ]
+    lines = wh.read("features.int_order_lines").to_pandas()
+    lines = lines[lines.is_purchase & (pd.to_datetime(lines.order_date) <= as_of)]
+    tokens = pd.concat(
+        [
+            events[["customer_id", "event_at", "product_id", "event_type"]],
+            lines[["customer_id", "ordered_at", "product_id"]]
+            .rename(columns={"ordered_at": "event_at"})
+            .assign(event_type="purchase"),
+        ]
+    )
+    tokens = tokens.sort_values(["customer_id", "event_at", "product_id", "event_type"])
+    tokens["event_count"] = tokens.groupby("customer_id").customer_id.transform("size")
+    kept = tokens.groupby("customer_id").tail(length).copy()
+    kept["position"] = kept.groupby("customer_id").cumcount() + 1
+    columns = ["customer_id", "position", "event_at", "product_id", "event_type", "event_count"]
+    return kept[columns].reset_index(drop=True)

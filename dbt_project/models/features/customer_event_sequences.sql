@@ -53,30 +53,8 @@ tokens as (
     select * from product_events
 ),
 
-numbered as (
-    select
-        customer_id,
-        event_at,
-        product_id,
-        event_type,
-        count(*) over (partition by customer_id) as event_count,
-        row_number() over (
-            partition by customer_id
-            order by event_at desc, product_id desc, event_type desc
-        ) as from_latest
-    from tokens
-),
-
 kept as (
-    select
-        customer_id,
-        event_at,
-        product_id,
-        event_type,
-        event_count,
-        least(event_count, {{ sequence_length }}) - from_latest + 1 as position
-    from numbered
-    where from_latest <= {{ sequence_length }}
+    {{ latest_tokens('tokens', sequence_length) }}
 )
 
 select
