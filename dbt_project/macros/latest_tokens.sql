@@ -33,33 +33,38 @@
     where from_latest <= {{ length }}
 {%- endmacro %}
 
-{#- DuckDB keeps each customer's top `length` in the aggregate (max(x, n)) instead of sorting
-    every token: the same rows, ordered by the struct's fields in turn. -#}
+{#- DuckDB first finds each customer's `length`-th latest time with a small top-n aggregate
+    (max(event_at, n): n timestamps per customer), then numbers only the tokens from that
+    time on: the same rows, one sort of about `length` tokens per customer instead of all. -#}
 {% macro duckdb__latest_tokens(tokens, length) -%}
     select
         customer_id,
-        token.event_at,
-        token.product_id,
-        token.event_type,
+        event_at,
+        product_id,
+        event_type,
         event_count,
-        len(latest) - from_latest + 1 as position
+        least(event_count, {{ length }}) - from_latest + 1 as position
     from (
         select
-            customer_id,
-            event_count,
-            latest,
-            unnest(latest) as token,
-            generate_subscripts(latest, 1) as from_latest
-        from (
+            t.customer_id,
+            t.event_at,
+            t.product_id,
+            t.event_type,
+            c.event_count,
+            row_number() over (
+                partition by t.customer_id
+                order by t.event_at desc, t.product_id desc, t.event_type desc
+            ) as from_latest
+        from {{ tokens }} as t
+        inner join (
             select
                 customer_id,
                 count(*) as event_count,
-                max(
-                    {'event_at': event_at, 'product_id': product_id, 'event_type': event_type},
-                    {{ length }}
-                ) as latest
+                list_min(max(event_at, {{ length }})) as cutoff
             from {{ tokens }}
             group by customer_id
-        ) as top
-    ) as kept
+        ) as c
+            on t.customer_id = c.customer_id and t.event_at >= c.cutoff
+    ) as numbered
+    where from_latest <= {{ length }}
 {%- endmacro %}
