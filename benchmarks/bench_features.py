@@ -117,6 +117,7 @@ for t in ("orders", "order_items", "events"):
     con.execute(f"insert into raw.{t} select * from held.{t}")
 con.execute("drop schema held cascade")
 con.execute("commit")
+print("{}")
 """
 
 
