@@ -90,10 +90,7 @@ def run_synthesizer(
     model = Synthesizer(random_state=random_state, device=device, verbose=verbose, **params)
     train = data.take(pa.array(train_idx))
     fit_seconds, notes = _fit(model, train, label)
-    holdout = data.take(pa.array(hold_idx)).to_pandas() if len(hold_idx) else None
-    # privacy and utility compare with the rows the model learnt from (a sample above max_rows)
-    learned = train if model.learned_rows_ is None else train.take(pa.array(model.learned_rows_))
-    frames = {"train": learned.to_pandas(), "holdout": holdout}
+    frames = _frames(model, train, data.take(pa.array(hold_idx)), label)
     t0 = time.perf_counter()
     synthetic, dropped = _sample(model, rows, conditions, privacy_filter, frames)
     summary = {
@@ -135,6 +132,17 @@ def _fit(model: Synthesizer, train: pa.Table, label: str | None) -> tuple[float,
         warnings.simplefilter("always")
         model.fit(train, label=label)
     return time.perf_counter() - t0, [str(w.message) for w in caught]
+
+
+def _frames(model: Synthesizer, train: pa.Table, holdout: pa.Table, label) -> dict:
+    """The training rows the model learnt from (a sample above ``max_rows``; all of them for a
+    private fit, whose sample is secret) and the held-out rows, for privacy and utility."""
+    keep = None if model.epsilon is not None else model.learning_sample(train, label)
+    learned = train if keep is None else train.take(pa.array(keep))
+    return {
+        "train": learned.to_pandas(),
+        "holdout": holdout.to_pandas() if holdout.num_rows else None,
+    }
 
 
 def _sample(

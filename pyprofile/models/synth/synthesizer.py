@@ -144,11 +144,9 @@ class Synthesizer(Estimator):
         if self.epsilon is not None:
             return self._fit_private(table, discrete_columns, label)
         self.epsilon_ = self.delta_ = self.noise_multiplier_ = None
-        strata = None if label is None else table[label].to_numpy(zero_copy_only=False)
-        keep = sample_rows(table.num_rows, self.max_rows, self.random_state, strata=strata)
+        keep = self.learning_sample(table, label)
         if keep is not None:
             table = table.take(pa.array(keep))
-        self.learned_rows_ = keep  # the rows of ``data`` learnt from (None: all of them)
         self.n_training_rows_ = table.num_rows
         self._fit_transformer(table, discrete_columns, label)
         self.batch_size_ = self._batch_size()
@@ -181,6 +179,13 @@ class Synthesizer(Estimator):
             )
         self.label_ = label
 
+    def learning_sample(self, data, label: str | None = None) -> np.ndarray | None:
+        """The rows of ``data`` a (non-private) ``fit`` learns from: sorted indices of the
+        seeded sample, stratified on ``label``, of ``max_rows`` rows, or None for all of them."""
+        table = as_arrow(data)
+        strata = None if label is None else table[label].to_numpy(zero_copy_only=False)
+        return sample_rows(table.num_rows, self.max_rows, self.random_state, strata=strata)
+
     def _fit_private(self, table: pa.Table, discrete_columns, label) -> Synthesizer:
         """A differentially private fit (:mod:`.dp`): the transformer from the private
         summary, the critic by DP-SGD, no checkpoint choice, no moment loss."""
@@ -190,7 +195,6 @@ class Synthesizer(Estimator):
         if self.max_rows is not None and table.num_rows > self.max_rows:  # Poisson: private
             keep = np.flatnonzero(rng.random(table.num_rows) < self.max_rows / table.num_rows)
             table = table.take(pa.array(keep))
-        self.learned_rows_ = None  # a secret sample: the caller cannot tell which rows
         n = self.n_training_rows_ = table.num_rows
         self.batch_size_ = self.batch_size or DEFAULT_BATCH
         config = self._config()
