@@ -7,8 +7,9 @@ purchases, should exclude a product from a customer's recommendations) and, on a
 of at most ``selection_customers`` customers (50,000), holds out the latest ``test_fraction``
 of each one's. A :class:`~pyprofile.models.recommend.Recommender` fitted on the rest (``auto``
 picks the model by validation NDCG@10 on an inner time split of that rest) is scored on the
-held-out part against popularity; then the chosen model is refitted on everything and, in one transaction, registered with its metrics while
-``ml.recommendations`` and ``ml.product_similarities`` are replaced.
+held-out part against popularity; then the chosen model is refitted on everything and, in one
+transaction, registered with its metrics while ``ml.recommendations`` and
+``ml.product_similarities`` are replaced.
 
 Every customer of ``customers`` (and of the interactions) gets ``k`` rows; customers without
 history get their segment's popular products (``segments``: a table with ``customer_id`` and
