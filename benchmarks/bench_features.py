@@ -91,7 +91,7 @@ print(json.dumps({"seconds": time.perf_counter() - t,
 
 # The last day of events, its orders and their lines, moved to schema ``held`` and back.
 HOLD = """
-import duckdb, sys
+import duckdb, json, sys
 con = duckdb.connect(sys.argv[1])
 day = con.execute("select max(cast(event_at as date)) from raw.events").fetchone()[0]
 con.execute("begin")
@@ -106,7 +106,7 @@ con.execute("delete from raw.order_items where order_id in (select order_id from
 con.execute("delete from raw.orders where cast(ordered_at as date) = ?", [day])
 con.execute("delete from raw.events where cast(event_at as date) = ?", [day])
 con.execute("commit")
-print(day)
+print(json.dumps({"day": str(day)}))
 """
 
 UNHOLD = """
@@ -132,11 +132,7 @@ def run_child(code: str, db: Path) -> tuple[dict, float]:
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     lines = out.stdout.strip().splitlines()
-    try:
-        result = json.loads(lines[-2])
-    except json.JSONDecodeError:
-        result = {"output": lines[-2]}
-    return result, float(lines[-1].split()[1])
+    return json.loads(lines[-2]), float(lines[-1].split()[1])
 
 
 def prepare(source: Path | None, workdir: Path, n: int) -> Path:
